@@ -1,0 +1,2 @@
+//! The yolo3 command (being written).
+fn main() {}

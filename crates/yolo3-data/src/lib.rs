@@ -1,0 +1,1 @@
+//! yolo3-data (being written).

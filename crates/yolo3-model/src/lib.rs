@@ -1,0 +1,1 @@
+//! yolo3-model (being written).

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what yolo3 needs beyond the Rust toolchain: libtorch, taken from the PyPI wheel
+# torch==2.13.0 (the version tch 0.26 binds), in a virtual environment kept outside the
+# checkout so that every clone and CI run on this machine reuses it.
+#
+#   YOLO3_VENV   where the environment lives (default: ~/.cache/yolo3/venv)
+#
+# Idempotent: when the right torch is already importable it only prints where it is.
+set -euo pipefail
+
+TORCH_VERSION=2.13.0
+venv=${YOLO3_VENV:-$HOME/.cache/yolo3/venv}
+python=${PYTHON:-python3}
+
+have_torch() {
+  [ -x "$venv/bin/python" ] &&
+    "$venv/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.split('+')[0]=='$TORCH_VERSION' else 1)" 2>/dev/null
+}
+
+if ! have_torch; then
+  echo "setup: installing torch==$TORCH_VERSION into $venv (about 3.5 GB, once per machine)" >&2
+  mkdir -p "$(dirname "$venv")"
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  # The wheel's CPU library links against its CUDA runtime packages, so install with
+  # dependencies; the same install then also runs on a GPU.
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+  have_torch || { echo "setup: torch $TORCH_VERSION is still not importable from $venv" >&2; exit 1; }
+fi
+"$venv/bin/python" -c "import torch, os; print('setup: libtorch', torch.__version__, 'at', os.path.join(os.path.dirname(torch.__file__), 'lib'))" >&2
