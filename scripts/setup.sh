@@ -14,7 +14,7 @@ python=${PYTHON:-python3}
 
 have_torch() {
   [ -x "$venv/bin/python" ] &&
-    "$venv/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.split('+')[0]=='$TORCH_VERSION' else 1)" 2>/dev/null
+    "$venv/bin/python" -c "import torch,numpy,sys; sys.exit(0 if torch.__version__.split('+')[0]=='$TORCH_VERSION' else 1)" 2>/dev/null
 }
 
 if ! have_torch; then
@@ -23,7 +23,7 @@ if ! have_torch; then
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
   # The wheel's CPU library links against its CUDA runtime packages, so install with
   # dependencies; the same install then also runs on a GPU.
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" numpy
   have_torch || { echo "setup: torch $TORCH_VERSION is still not importable from $venv" >&2; exit 1; }
 fi
 "$venv/bin/python" -c "import torch, os; print('setup: libtorch', torch.__version__, 'at', os.path.join(os.path.dirname(torch.__file__), 'lib'))" >&2
