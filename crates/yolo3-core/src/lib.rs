@@ -6,5 +6,7 @@
 //! engine can call it; `yolo3-model` wires it into libtorch's autograd.
 
 pub mod geometry;
+pub mod kmeans;
+pub mod metrics;
 
 pub use geometry::{BoxCxcywh, BoxXyxy, LabeledBox};

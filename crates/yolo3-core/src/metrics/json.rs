@@ -1,0 +1,147 @@
+//! Typed reading of loosely typed JSON with errors that name the file and the exact field.
+//!
+//! The COCO and VOC inputs are read through [`serde_json::Value`] rather than derived
+//! `Deserialize` impls so that every error says where it is (`annotations[17].bbox[2]`), which a
+//! derived impl only reports as a line and column.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use super::MetricsError;
+
+/// The location of a value: the input's name and the field path inside it.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub file: &'a str,
+}
+
+impl Ctx<'_> {
+    pub fn invalid(self, field: &str, reason: impl Into<String>) -> MetricsError {
+        MetricsError::InvalidField {
+            file: self.file.to_owned(),
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn missing(self, field: &str) -> MetricsError {
+        MetricsError::MissingField { file: self.file.to_owned(), field: field.to_owned() }
+    }
+
+    /// Parses `text` as JSON.
+    pub fn parse(self, text: &str) -> Result<Value, MetricsError> {
+        serde_json::from_str(text)
+            .map_err(|source| MetricsError::Json { file: self.file.to_owned(), source })
+    }
+
+    pub fn object<'v>(
+        self,
+        value: &'v Value,
+        field: &str,
+    ) -> Result<&'v Map<String, Value>, MetricsError> {
+        value.as_object().ok_or_else(|| {
+            self.invalid(field, format!("expected an object, found {}", kind(value)))
+        })
+    }
+
+    pub fn array<'v>(self, value: &'v Value, field: &str) -> Result<&'v [Value], MetricsError> {
+        value
+            .as_array()
+            .map(Vec::as_slice)
+            .ok_or_else(|| self.invalid(field, format!("expected an array, found {}", kind(value))))
+    }
+
+    /// The member `name` of `object`, which lives at `path`.
+    pub fn member<'v>(
+        self,
+        object: &'v Map<String, Value>,
+        path: &str,
+        name: &str,
+    ) -> Result<(&'v Value, String), MetricsError> {
+        let field = join(path, name);
+        match object.get(name) {
+            Some(value) => Ok((value, field)),
+            None => Err(self.missing(&field)),
+        }
+    }
+
+    pub fn f64(self, value: &Value, field: &str) -> Result<f64, MetricsError> {
+        match value.as_f64() {
+            Some(x) if x.is_finite() => Ok(x),
+            Some(_) => Err(self.invalid(field, "expected a finite number")),
+            None => Err(self.invalid(field, format!("expected a number, found {}", kind(value)))),
+        }
+    }
+
+    /// An integer id; a float with an integral value (`5.0`) is accepted too.
+    pub fn i64(self, value: &Value, field: &str) -> Result<i64, MetricsError> {
+        if let Some(x) = value.as_i64() {
+            return Ok(x);
+        }
+        match value.as_f64() {
+            Some(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.007_199_254_740_992e15 => {
+                Ok(x as i64)
+            }
+            _ => Err(self.invalid(field, format!("expected an integer, found {}", kind(value)))),
+        }
+    }
+
+    pub fn string(self, value: &Value, field: &str) -> Result<String, MetricsError> {
+        value
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| self.invalid(field, format!("expected a string, found {}", kind(value))))
+    }
+
+    /// A flag written as a JSON boolean or as the integers 0 / 1.
+    pub fn flag(self, value: &Value, field: &str) -> Result<bool, MetricsError> {
+        if let Some(b) = value.as_bool() {
+            return Ok(b);
+        }
+        match value.as_f64() {
+            Some(x) if x == 0.0 => Ok(false),
+            Some(x) if x == 1.0 => Ok(true),
+            _ => Err(self.invalid(field, format!("expected 0, 1, true or false, found {value}"))),
+        }
+    }
+
+    /// An array of exactly four finite numbers.
+    pub fn bbox(self, value: &Value, field: &str) -> Result<[f64; 4], MetricsError> {
+        let items = self.array(value, field)?;
+        if items.len() != 4 {
+            return Err(self.invalid(field, format!("expected 4 numbers, found {}", items.len())));
+        }
+        let mut out = [0.0; 4];
+        for (i, (slot, item)) in out.iter_mut().zip(items).enumerate() {
+            *slot = self.f64(item, &format!("{field}[{i}]"))?;
+        }
+        Ok(out)
+    }
+}
+
+/// Reads a file to a string, naming it in the error.
+pub(crate) fn read(path: &Path) -> Result<String, MetricsError> {
+    std::fs::read_to_string(path)
+        .map_err(|source| MetricsError::Io { path: path.to_path_buf(), source })
+}
+
+/// `path.name`, or `name` at the root.
+pub(crate) fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
