@@ -1,0 +1,444 @@
+//! The YOLOv3 loss of keras-yolo3 (`yolo_loss`), with its analytic gradient, in one fused pass.
+//!
+//! For each layer, image, cell and anchor slot, with `t` the raw prediction, `o` the object
+//! flag and `B` the batch size (`shared/golden/README.md`, "Loss semantics"):
+//! * `xy   = o * (2 - w*h) * (BCE(rx, t0) + BCE(ry, t1)) / B`
+//! * `wh   = o * (2 - w*h) * 0.5 * ((rw - t2)^2 + (rh - t3)^2) / B`
+//! * `conf = (o * BCE(1, t4) + (1 - o) * ignore * BCE(0, t4)) / B`
+//! * `cls  = o * sum_c BCE(y_c, t_{5+c}) / B`
+//!
+//! where `ignore = 1` iff the predicted box's best IoU with the image's true boxes on this layer
+//! (keras) or on every layer (darknet, [`IgnoreScope::Image`]) is below `ignore_thresh`, and is
+//! 1 when there are none. The mask is a comparison: no gradient flows through it.
+//!
+//! The pass works one (layer, image) block at a time, in parallel; a block's gradient is one
+//! contiguous slice in both layouts. It clears the slice, writes the objectness gradient of
+//! every non-object slot, then visits the few object cells. Sums are accumulated in `f64` and
+//! combined in a fixed order, so the result does not depend on the thread count.
+
+use rayon::prelude::*;
+
+use crate::error::CoreError;
+use crate::head::{HeadConfig, HeadInput};
+use crate::layout::{HeadShape, Layout, Strides};
+use crate::real::{bce_with_logits, Real};
+use crate::targets::{ObjectCell, Targets};
+
+/// Which true boxes a prediction's best IoU is taken over, for the ignore mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IgnoreScope {
+    /// The boxes assigned to the same layer of the same image (keras-yolo3).
+    #[default]
+    SameLayer,
+    /// Every valid box of the image, whatever its layer (darknet).
+    Image,
+}
+
+/// Options of the loss.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossOptions {
+    /// A non-object prediction whose best IoU reaches this is not penalised (keras: 0.5).
+    pub ignore_thresh: f64,
+    /// Which true boxes the ignore mask compares against.
+    pub ignore_scope: IgnoreScope,
+}
+
+impl Default for LossOptions {
+    fn default() -> Self {
+        Self { ignore_thresh: 0.5, ignore_scope: IgnoreScope::SameLayer }
+    }
+}
+
+/// The loss, its four components and each layer's share. All are divided by the batch size.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LossParts {
+    /// `xy + wh + confidence + class`.
+    pub total: f64,
+    /// Centre term.
+    pub xy: f64,
+    /// Size term.
+    pub wh: f64,
+    /// Objectness term.
+    pub confidence: f64,
+    /// Class term.
+    pub class: f64,
+    /// Per layer `[xy, wh, confidence, class]`.
+    pub layers: Vec<[f64; 4]>,
+}
+
+/// Computes the loss and writes `d loss / d prediction` into `grads` (one buffer per layer, in
+/// the same layout and shape as the predictions).
+pub fn yolo_loss<T: Real>(
+    config: &HeadConfig,
+    layout: Layout,
+    batch: usize,
+    preds: &[HeadInput<'_, T>],
+    targets: &Targets,
+    options: &LossOptions,
+    grads: &mut [&mut [T]],
+) -> Result<LossParts, CoreError> {
+    run(config, layout, batch, preds, targets, options, grads, None)
+}
+
+/// [`yolo_loss`] that also writes each slot's best IoU (`-inf` where there is no true box) into
+/// `best_iou`, one `(B, H, W, A)` buffer per layer. The ignore mask is `best_iou < thresh`.
+pub fn yolo_loss_with_best_iou<T: Real>(
+    config: &HeadConfig,
+    layout: Layout,
+    batch: usize,
+    preds: &[HeadInput<'_, T>],
+    targets: &Targets,
+    options: &LossOptions,
+    grads: &mut [&mut [T]],
+    best_iou: &mut [&mut [T]],
+) -> Result<LossParts, CoreError> {
+    run(config, layout, batch, preds, targets, options, grads, Some(best_iou))
+}
+
+/// One (layer, image) block of work.
+struct Block<'g, T> {
+    layer: usize,
+    image: usize,
+    grad: &'g mut [T],
+    best_iou: Option<&'g mut [T]>,
+}
+
+/// The per-layer constants a block needs.
+struct LayerCtx<'a, T> {
+    shape: HeadShape,
+    strides: Strides,
+    pred: &'a [T],
+    anchors: Vec<[T; 2]>,
+}
+
+fn run<T: Real>(
+    config: &HeadConfig,
+    layout: Layout,
+    batch: usize,
+    preds: &[HeadInput<'_, T>],
+    targets: &Targets,
+    options: &LossOptions,
+    grads: &mut [&mut [T]],
+    best_iou: Option<&mut [&mut [T]]>,
+) -> Result<LossParts, CoreError> {
+    let shapes = config.check_inputs(batch, preds, "predictions")?;
+    if grads.len() != shapes.len() {
+        return Err(CoreError::LayerCount {
+            what: "gradients",
+            expected: shapes.len(),
+            actual: grads.len(),
+        });
+    }
+    for (l, (g, s)) in grads.iter().zip(&shapes).enumerate() {
+        s.check_len("gradient", l, g.len())?;
+    }
+    if targets.batch != batch || targets.layers.len() != shapes.len() {
+        return Err(CoreError::ShapeMismatch {
+            what: "targets",
+            layer: 0,
+            expected: format!("batch {batch}, {} layers", shapes.len()),
+            actual: format!("batch {}, {} layers", targets.batch, targets.layers.len()),
+        });
+    }
+    if let Some(bi) = &best_iou {
+        if bi.len() != shapes.len() {
+            return Err(CoreError::LayerCount {
+                what: "best_iou",
+                expected: shapes.len(),
+                actual: bi.len(),
+            });
+        }
+        for (l, (b, s)) in bi.iter().zip(&shapes).enumerate() {
+            let want = s.batch * s.height * s.width * s.anchors;
+            if b.len() != want {
+                return Err(CoreError::ShapeMismatch {
+                    what: "best_iou",
+                    layer: l,
+                    expected: format!("{want} values"),
+                    actual: format!("{} values", b.len()),
+                });
+            }
+        }
+    }
+    if !(options.ignore_thresh.is_finite()) {
+        return Err(CoreError::InvalidOption {
+            name: "ignore_thresh",
+            value: options.ignore_thresh.to_string(),
+            reason: "must be finite",
+        });
+    }
+
+    let layers: Vec<LayerCtx<'_, T>> = shapes
+        .iter()
+        .zip(preds)
+        .enumerate()
+        .map(|(l, (shape, input))| LayerCtx {
+            shape: *shape,
+            strides: layout.strides(shape),
+            pred: input.data,
+            anchors: (0..shape.anchors)
+                .map(|a| {
+                    let [w, h] = config.anchors.slot(l, a);
+                    [T::from_f32(w), T::from_f32(h)]
+                })
+                .collect(),
+        })
+        .collect();
+
+    let mut blocks = Vec::with_capacity(batch * layers.len());
+    let best_layers: Vec<Option<&mut [T]>> = match best_iou {
+        Some(b) => b.iter_mut().map(|x| Some(&mut **x)).collect(),
+        None => (0..layers.len()).map(|_| None).collect(),
+    };
+    for (l, (g, best)) in grads.iter_mut().zip(best_layers).enumerate() {
+        let shape = &layers[l].shape;
+        let cells = shape.height * shape.width * shape.anchors;
+        let mut best_chunks: Vec<Option<&mut [T]>> =
+            best.map(|b| b.chunks_mut(cells.max(1)).map(Some).collect()).unwrap_or_default();
+        for (image, grad) in g.chunks_mut(shape.image_len().max(1)).enumerate().take(batch) {
+            let best_iou = best_chunks.get_mut(image).and_then(Option::take);
+            blocks.push(Block { layer: l, image, grad, best_iou });
+        }
+    }
+
+    let in_hw = [T::from_usize(config.input_h), T::from_usize(config.input_w)];
+    let inv_batch = T::ONE / T::from_usize(batch.max(1));
+    let results: Vec<Option<[f64; 4]>> = blocks
+        .into_par_iter()
+        .map(|block| {
+            let ctx = &layers[block.layer];
+            let truths = truth_boxes::<T>(targets, block.layer, block.image, options.ignore_scope);
+            block_loss(ctx, block, targets, &truths, in_hw, inv_batch, options.ignore_thresh)
+        })
+        .collect();
+
+    let not_finite = || {
+        first_non_finite(&layers).unwrap_or(CoreError::InvalidOption {
+            name: "targets",
+            value: "non-finite loss".into(),
+            reason: "the targets make the loss non-finite (a zero-size box?)",
+        })
+    };
+    let mut parts = LossParts { layers: vec![[0.0; 4]; layers.len()], ..LossParts::default() };
+    for (block, sums) in results.iter().enumerate() {
+        let sums = sums.as_ref().ok_or_else(not_finite)?;
+        let l = block / batch.max(1);
+        for (acc, v) in parts.layers[l].iter_mut().zip(sums) {
+            *acc += v;
+        }
+    }
+    for layer in &parts.layers {
+        parts.xy += layer[0];
+        parts.wh += layer[1];
+        parts.confidence += layer[2];
+        parts.class += layer[3];
+    }
+    parts.total = parts.xy + parts.wh + parts.confidence + parts.class;
+    if !parts.total.is_finite() {
+        return Err(not_finite());
+    }
+    Ok(parts)
+}
+
+/// The true boxes one block compares predictions with, as `[x_min, y_min, x_max, y_max, area]`
+/// in normalised coordinates.
+fn truth_boxes<T: Real>(
+    targets: &Targets,
+    layer: usize,
+    image: usize,
+    scope: IgnoreScope,
+) -> Vec<[T; 5]> {
+    let corners = |b: &[f32; 4]| {
+        let [x, y, w, h] = b.map(T::from_f32);
+        let (hw, hh) = (w * T::HALF, h * T::HALF);
+        [x - hw, y - hh, x + hw, y + hh, w * h]
+    };
+    match scope {
+        IgnoreScope::SameLayer => targets.cells(layer, image).iter().map(|c| corners(&c.xywh)).collect(),
+        IgnoreScope::Image => targets.truths.get(image).map_or_else(Vec::new, |t| t.iter().map(corners).collect()),
+    }
+}
+
+/// The best IoU of a predicted centre-form box with the true boxes, keras' `box_iou` formula.
+#[inline]
+fn best_iou<T: Real>(px: T, py: T, pw: T, ph: T, truths: &[[T; 5]]) -> T {
+    let (hw, hh) = (pw * T::HALF, ph * T::HALF);
+    let (x0, y0, x1, y1) = (px - hw, py - hh, px + hw, py + hh);
+    let area = pw * ph;
+    let mut best = T::NEG_INFINITY;
+    for t in truths {
+        let iw = (if x1 < t[2] { x1 } else { t[2] }) - (if x0 > t[0] { x0 } else { t[0] });
+        let ih = (if y1 < t[3] { y1 } else { t[3] }) - (if y0 > t[1] { y0 } else { t[1] });
+        let inter = iw.max0() * ih.max0();
+        let iou = inter / (area + t[4] - inter);
+        if iou > best {
+            best = iou;
+        }
+    }
+    best
+}
+
+/// Decodes slot `a` at `(row, col)` into a normalised centre-form box.
+#[inline]
+fn predicted_box<T: Real>(
+    ctx: &LayerCtx<'_, T>,
+    pred: &[T],
+    row: usize,
+    col: usize,
+    a: usize,
+    in_hw: [T; 2],
+) -> [T; 4] {
+    let s = &ctx.strides;
+    let base = a * ctx.shape.fields();
+    let at = |p: usize| pred[s.offset(base + p, row, col)];
+    let gw = T::from_usize(ctx.shape.width);
+    let gh = T::from_usize(ctx.shape.height);
+    let px = (crate::real::sigmoid(at(0)) + T::from_usize(col)) / gw;
+    let py = (crate::real::sigmoid(at(1)) + T::from_usize(row)) / gh;
+    let pw = at(2).exp() * ctx.anchors[a][0] / in_hw[1];
+    let ph = at(3).exp() * ctx.anchors[a][1] / in_hw[0];
+    [px, py, pw, ph]
+}
+
+fn block_loss<T: Real>(
+    ctx: &LayerCtx<'_, T>,
+    block: Block<'_, T>,
+    targets: &Targets,
+    truths: &[[T; 5]],
+    in_hw: [T; 2],
+    inv_batch: T,
+    ignore_thresh: f64,
+) -> Option<[f64; 4]> {
+    let Block { layer, image, grad, best_iou: mut best_out } = block;
+    let shape = &ctx.shape;
+    let s = ctx.strides;
+    let fields = shape.fields();
+    let image_len = shape.image_len();
+    let pred = &ctx.pred[image * image_len..(image + 1) * image_len];
+    let thresh = T::from_f64(ignore_thresh);
+    let objects: &[ObjectCell] = targets.cells(layer, image);
+
+    // Clearing the block and checking its inputs in one sweep: the loss reads only some of the
+    // values, but a NaN anywhere means the network is broken.
+    let mut finite = true;
+    for (g, &p) in grad.iter_mut().zip(pred) {
+        *g = T::ZERO;
+        finite &= p.is_finite();
+    }
+    if !finite {
+        return None;
+    }
+    let mut conf = 0.0f64;
+    let mut next_object = objects.iter().peekable();
+    for row in 0..shape.height {
+        for col in 0..shape.width {
+            for a in 0..shape.anchors {
+                let is_object = next_object
+                    .peek()
+                    .is_some_and(|o| (o.row, o.col, o.slot) == (row, col, a));
+                let slot_index = (row * shape.width + col) * shape.anchors + a;
+                if is_object {
+                    next_object.next();
+                    if let Some(out) = best_out.as_deref_mut() {
+                        let [px, py, pw, ph] = predicted_box(ctx, pred, row, col, a, in_hw);
+                        out[slot_index] = best_iou_or_none(px, py, pw, ph, truths);
+                    }
+                    continue;
+                }
+                let at4 = s.offset(a * fields + 4, row, col);
+                let (bce, sig) = bce_with_logits(T::ZERO, pred[at4]);
+                let best = if truths.is_empty() {
+                    T::NEG_INFINITY
+                } else {
+                    let [px, py, pw, ph] = predicted_box(ctx, pred, row, col, a, in_hw);
+                    best_iou(px, py, pw, ph, truths)
+                };
+                if let Some(out) = best_out.as_deref_mut() {
+                    out[slot_index] = best;
+                }
+                if best < thresh {
+                    conf += bce.to_f64();
+                    grad[at4] = sig * inv_batch;
+                }
+            }
+        }
+    }
+
+    let mut sums = [0.0f64, 0.0, conf, 0.0];
+    let (gh, gw) = (T::from_usize(shape.height), T::from_usize(shape.width));
+    for cell in objects {
+        let base = cell.slot * fields;
+        let at = |p: usize| s.offset(base + p, cell.row, cell.col);
+        let [y0, y1, y2, y3] = cell.xywh.map(T::from_f32);
+        let [aw, ah] = ctx.anchors[cell.slot];
+        let rx = y0 * gw - T::from_usize(cell.col);
+        let ry = y1 * gh - T::from_usize(cell.row);
+        let rw = (y2 / aw * in_hw[1]).ln();
+        let rh = (y3 / ah * in_hw[0]).ln();
+        let scale = T::from_f64(2.0) - y2 * y3;
+
+        let (bx, sx) = bce_with_logits(rx, pred[at(0)]);
+        let (by, sy) = bce_with_logits(ry, pred[at(1)]);
+        sums[0] += (scale * (bx + by)).to_f64();
+        grad[at(0)] = scale * (sx - rx) * inv_batch;
+        grad[at(1)] = scale * (sy - ry) * inv_batch;
+
+        let (dw, dh) = (rw - pred[at(2)], rh - pred[at(3)]);
+        sums[1] += (scale * T::HALF * (dw * dw + dh * dh)).to_f64();
+        grad[at(2)] = -scale * dw * inv_batch;
+        grad[at(3)] = -scale * dh * inv_batch;
+
+        let (bo, so) = bce_with_logits(T::ONE, pred[at(4)]);
+        sums[2] += bo.to_f64();
+        grad[at(4)] = (so - T::ONE) * inv_batch;
+
+        let mut class_sum = 0.0f64;
+        let mut set = cell.classes.iter().peekable();
+        for c in 0..shape.num_classes {
+            let z = if set.peek() == Some(&&c) {
+                set.next();
+                T::ONE
+            } else {
+                T::ZERO
+            };
+            let (bc, sc) = bce_with_logits(z, pred[at(5 + c)]);
+            class_sum += bc.to_f64();
+            grad[at(5 + c)] = (sc - z) * inv_batch;
+        }
+        sums[3] += class_sum;
+    }
+    let inv = inv_batch.to_f64();
+    Some(sums.map(|v| v * inv))
+}
+
+fn best_iou_or_none<T: Real>(px: T, py: T, pw: T, ph: T, truths: &[[T; 5]]) -> T {
+    if truths.is_empty() {
+        T::NEG_INFINITY
+    } else {
+        best_iou(px, py, pw, ph, truths)
+    }
+}
+
+/// Finds the first NaN or infinite prediction, to report where a non-finite loss came from.
+fn first_non_finite<T: Real>(layers: &[LayerCtx<'_, T>]) -> Option<CoreError> {
+    layers.iter().enumerate().find_map(|(l, ctx)| {
+        let pos = ctx.pred.iter().position(|v| !v.is_finite())?;
+        let shape = &ctx.shape;
+        let image = pos / shape.image_len();
+        let within = pos % shape.image_len();
+        let s = ctx.strides;
+        let (channel, row, col) = if s.col == 1 {
+            (within / s.channel, (within % s.channel) / s.row, within % s.row)
+        } else {
+            (within % s.col, within / s.row, (within % s.row) / s.col)
+        };
+        Some(CoreError::NonFinite {
+            layer: l,
+            image,
+            row,
+            col,
+            channel,
+            value: ctx.pred[pos].to_f64(),
+        })
+    })
+}
