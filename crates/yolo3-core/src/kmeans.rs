@@ -1,13 +1,13 @@
 //! Anchor selection by k-means on box sizes with the `1 - IoU` distance.
 //!
-//! YOLOv3's anchors are cluster centres of the training boxes' `(width, height)` pairs, where
+//! `YOLOv3`'s anchors are cluster centres of the training boxes' `(width, height)` pairs, where
 //! the distance between a box and a centre is `1 - IoU` of the two boxes placed with the same
 //! centre (so only the sizes matter and large boxes do not dominate, as they would with a
 //! Euclidean distance). This reproduces keras-yolo3's `kmeans.py` and darknet's
 //! `calc_anchors`:
 //!
-//! * IoU of sizes: `min(w1,w2) * min(h1,h2) / (w1*h1 + w2*h2 - min(w1,w2) * min(h1,h2))`.
-//! * Each box goes to the centre with the largest IoU (the first one on ties, as `np.argmin`).
+//! * `IoU` of sizes: `min(w1,w2) * min(h1,h2) / (w1*h1 + w2*h2 - min(w1,w2) * min(h1,h2))`.
+//! * Each box goes to the centre with the largest `IoU` (the first one on ties, as `np.argmin`).
 //! * Each centre becomes the per-coordinate **median** (keras-yolo3, the default; the mean of
 //!   the two middle values for an even count, as `np.median`) or **mean** (darknet) of its boxes.
 //!   A centre without boxes keeps its position.
@@ -71,7 +71,7 @@ impl Default for KmeansOptions {
 pub struct AnchorClusters {
     /// `(width, height)` of each anchor, by area ascending (width ascending on equal areas).
     pub anchors: Vec<[f64; 2]>,
-    /// Mean over the boxes of the IoU with their best anchor, in `(0, 1]`.
+    /// Mean over the boxes of the `IoU` with their best anchor, in `(0, 1]`.
     pub mean_iou: f64,
     /// Assignment rounds run.
     pub iterations: usize,
@@ -105,7 +105,7 @@ pub enum KmeansError {
     },
 }
 
-/// IoU of two boxes of sizes `a` and `b` sharing a centre.
+/// `IoU` of two boxes of sizes `a` and `b` sharing a centre.
 #[must_use]
 pub fn size_iou(a: [f64; 2], b: [f64; 2]) -> f64 {
     let inter = a[0].min(b[0]) * a[1].min(b[1]);
@@ -160,13 +160,15 @@ pub fn cluster_anchors(
         assignment = Some(nearest);
     }
 
-    let mean_iou =
-        sizes.par_iter().map(|&s| best_centre(s, &centres).1).sum::<f64>() / sizes.len() as f64;
+    // Collected in order, then summed sequentially: a parallel sum's order (and so its
+    // rounding) would depend on the thread count.
+    let best_ious: Vec<f64> = sizes.par_iter().map(|&s| best_centre(s, &centres).1).collect();
+    let mean_iou = best_ious.iter().sum::<f64>() / sizes.len() as f64;
     centres.sort_by(|a, b| (a[0] * a[1]).total_cmp(&(b[0] * b[1])).then(a[0].total_cmp(&b[0])));
     Ok(AnchorClusters { anchors: centres, mean_iou, iterations, converged })
 }
 
-/// Index of the centre with the largest IoU (first on ties) and that IoU.
+/// Index of the centre with the largest `IoU` (first on ties) and that `IoU`.
 fn best_centre(size: [f64; 2], centres: &[[f64; 2]]) -> (usize, f64) {
     let mut best = (0, f64::NEG_INFINITY);
     for (c, &centre) in centres.iter().enumerate() {
@@ -199,7 +201,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     if n % 2 == 1 {
         values[n / 2]
     } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
+        f64::midpoint(values[n / 2 - 1], values[n / 2])
     }
 }
 
@@ -311,24 +313,37 @@ mod tests {
 
     #[test]
     fn recovers_well_separated_clusters() {
-        for init in [KmeansInit::RandomBoxes, KmeansInit::PlusPlus] {
-            for seed in 0..10 {
-                let options = KmeansOptions { seed, init, ..KmeansOptions::default() };
+        let expected = [[10.0, 10.0], [50.0, 30.0], [120.0, 200.0]];
+        let recovered = |result: &AnchorClusters| {
+            result
+                .anchors
+                .iter()
+                .zip(expected)
+                .all(|(a, e)| (a[0] - e[0]).abs() < 1.0 && (a[1] - e[1]).abs() < 1.0)
+        };
+        // k-means++ starts with one centre per group for these seeds, so it must recover them.
+        for seed in 0..10 {
+            for update in [CentroidUpdate::Median, CentroidUpdate::Mean] {
+                let options = KmeansOptions {
+                    seed,
+                    update,
+                    init: KmeansInit::PlusPlus,
+                    ..Default::default()
+                };
                 let result = cluster_anchors(&three_groups(), 3, &options).unwrap();
-                // The random start may put two centres in one group; the converged result then
-                // still has a sensible IoU, but with a good start it is exact.
-                if result.mean_iou > 0.95 {
-                    let expected = [[10.0, 10.0], [50.0, 30.0], [120.0, 200.0]];
-                    for (a, e) in result.anchors.iter().zip(expected) {
-                        assert!((a[0] - e[0]).abs() < 1.0 && (a[1] - e[1]).abs() < 1.0, "{a:?}");
-                    }
-                }
-                assert!(result.converged);
+                assert!(result.converged && recovered(&result), "seed {seed}: {result:?}");
+                assert!(result.mean_iou > 0.95);
             }
         }
-        let options = KmeansOptions { init: KmeansInit::PlusPlus, ..KmeansOptions::default() };
-        let result = cluster_anchors(&three_groups(), 3, &options).unwrap();
-        assert!(result.mean_iou > 0.95, "{result:?}");
+        // A uniform start may put two centres in one group (a local optimum k-means cannot
+        // leave), but most seeds recover the groups.
+        let hits = (0..20)
+            .filter(|&seed| {
+                let options = KmeansOptions { seed, ..KmeansOptions::default() };
+                recovered(&cluster_anchors(&three_groups(), 3, &options).unwrap())
+            })
+            .count();
+        assert!(hits >= 5, "{hits} of 20 seeds recovered the groups");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! and recall at 1e-9 absolute, `-1` and `null` exactly, counts, `order`, `flags` and
 //! `det_status` exactly. All mismatches of all cases are reported together.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -75,7 +76,12 @@ impl Report {
         }
     }
 
-    fn exact<T: PartialEq + std::fmt::Debug>(&mut self, field: &str, actual: T, expected: T) {
+    fn exact<T: PartialEq + std::fmt::Debug + Copy>(
+        &mut self,
+        field: &str,
+        actual: T,
+        expected: T,
+    ) {
         if actual != expected {
             self.errors.push(format!("{field}: got {actual:?}, expected {expected:?}"));
         }
@@ -221,9 +227,9 @@ fn every_reference_case_matches_pycocotools_and_voc_eval() {
     if !failed.is_empty() {
         let mut message = format!("{} of {} cases differ:\n", failed.len(), reports.len());
         for r in failed {
-            message.push_str(&format!("{} ({} mismatches)\n", r.case, r.errors.len()));
+            let _ = writeln!(message, "{} ({} mismatches)", r.case, r.errors.len());
             for e in r.errors.iter().take(20) {
-                message.push_str(&format!("    {e}\n"));
+                let _ = writeln!(message, "    {e}");
             }
         }
         panic!("{message}");

@@ -2,14 +2,14 @@
 //!
 //! The conventions fixed here (each one changes published numbers if done differently):
 //!
-//! * Boxes are `[x, y, w, h]` in pixels. The IoU follows maskApi.c's `bbIou` operation order:
+//! * Boxes are `[x, y, w, h]` in pixels. The `IoU` follows maskApi.c's `bbIou` operation order:
 //!   `iw = min(dx+dw, gx+gw) - max(dx, gx)` (0 if `<= 0`), likewise `ih`, `i = iw*ih`,
 //!   `u = dw*dh + gw*gh - i`, or `u = dw*dh` for a crowd GT (intersection over the detection).
 //! * A GT's area for the area ranges is its annotation's `area` field, not `w*h`; a detection's
 //!   area is `w*h`. Area ranges are inclusive at both ends.
 //! * Detections are sorted by score, descending and stable (file order on ties), and cut to the
 //!   top `max_dets.last()` (100) per image **and category** before matching.
-//! * Matching is greedy in score order with `IoU >= t`; on equal IoU the later GT (in the list
+//! * Matching is greedy in score order with `IoU >= t`; on equal `IoU` the later GT (in the list
 //!   with non-ignored GTs first) wins; a non-ignored GT is always preferred over an ignored one;
 //!   a crowd GT can absorb any number of detections. An unmatched detection outside the area
 //!   range is ignored.
@@ -76,7 +76,7 @@ pub struct CocoAnnotation {
     /// Crowd region: ignored, matched by intersection over the detection area, any number of
     /// times.
     pub iscrowd: bool,
-    /// Extension: an ignored regular GT (matched once, by IoU, and never counted). Not read from
+    /// Extension: an ignored regular GT (matched once, by `IoU`, and never counted). Not read from
     /// JSON; see the module docs.
     #[serde(default)]
     pub ignore: bool,
@@ -120,7 +120,7 @@ pub struct AreaRange {
 /// Evaluation parameters. [`Default`] is pycocotools' default for `iouType='bbox'`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CocoParams {
-    /// IoU thresholds, `np.linspace(0.5, 0.95, 10)`.
+    /// `IoU` thresholds, `np.linspace(0.5, 0.95, 10)`.
     pub iou_thresholds: Vec<f64>,
     /// Recall thresholds, `np.linspace(0, 1, 101)`.
     pub recall_thresholds: Vec<f64>,
@@ -151,11 +151,11 @@ impl Default for CocoParams {
 /// The 12 numbers of `COCOeval.stats`, `-1` where undefined.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CocoStats {
-    /// AP at IoU .50:.95, all areas, 100 detections.
+    /// AP at `IoU` .50:.95, all areas, 100 detections.
     pub ap: f64,
-    /// AP at IoU .50.
+    /// AP at `IoU` .50.
     pub ap50: f64,
-    /// AP at IoU .75.
+    /// AP at `IoU` .75.
     pub ap75: f64,
     /// AP for small objects.
     pub ap_small: f64,
@@ -211,11 +211,11 @@ pub struct CocoCategoryResult {
     pub n_gt_crowd: usize,
     /// Detections of this category in the results list (before any cut).
     pub n_det: usize,
-    /// AP at IoU .50:.95.
+    /// AP at `IoU` .50:.95.
     pub ap: f64,
-    /// AP at IoU .50.
+    /// AP at `IoU` .50.
     pub ap50: f64,
-    /// AP at IoU .75.
+    /// AP at `IoU` .75.
     pub ap75: f64,
     /// AP, small objects.
     pub ap_small: f64,
@@ -235,11 +235,11 @@ pub struct CocoCategoryResult {
     pub ar_medium: f64,
     /// AR, large objects.
     pub ar_large: f64,
-    /// AP at each IoU threshold (all areas, 100 detections).
+    /// AP at each `IoU` threshold (all areas, 100 detections).
     pub ap_per_iou: Vec<f64>,
-    /// Recall at each IoU threshold (all areas, 100 detections).
+    /// Recall at each `IoU` threshold (all areas, 100 detections).
     pub recall_per_iou: Vec<f64>,
-    /// The sampled precision at IoU .50 for each recall threshold.
+    /// The sampled precision at `IoU` .50 for each recall threshold.
     pub precision_iou50: Vec<f64>,
 }
 
@@ -271,7 +271,7 @@ pub struct CocoEvaluation {
     pub stats: CocoStats,
     /// One entry per category, ascending id.
     pub per_category: Vec<CocoCategoryResult>,
-    /// One string per detection (input order), one character per IoU threshold, area `all`:
+    /// One string per detection (input order), one character per `IoU` threshold, area `all`:
     /// `T` matched, `F` unmatched, `I` ignored (matched to an ignored GT, or unmatched and
     /// outside the area range), `X` not evaluated (beyond the per-image-and-category cut, or
     /// of a category the ground truth does not list).
@@ -329,7 +329,7 @@ impl CocoEvaluation {
             .then(|| self.recall[((t * nk + k) * na + a) * nm + m])
     }
 
-    /// The raw PR curve of category index `k` at IoU index `t`, area index `a` and maxDets index
+    /// The raw PR curve of category index `k` at `IoU` index `t`, area index `a` and maxDets index
     /// `m`, or `None` if an index is out of range or the cell has no non-ignored GT (`-1`).
     #[must_use]
     pub fn pr_curve(&self, k: usize, t: usize, a: usize, m: usize) -> Option<PrCurve> {
@@ -913,7 +913,7 @@ fn accumulation_order(images: &[ImageEval], max_det: usize) -> Vec<(usize, usize
     entries
 }
 
-/// Step 10: recall and precision after each entry at IoU index `t`.
+/// Step 10: recall and precision after each entry at `IoU` index `t`.
 fn cumulative_pr(
     images: &[ImageEval],
     entries: &[(usize, usize)],

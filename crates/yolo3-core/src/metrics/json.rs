@@ -99,10 +99,13 @@ impl Ctx<'_> {
         if let Some(b) = value.as_bool() {
             return Ok(b);
         }
-        match value.as_f64() {
-            Some(x) if x == 0.0 => Ok(false),
-            Some(x) if x == 1.0 => Ok(true),
-            _ => Err(self.invalid(field, format!("expected 0, 1, true or false, found {value}"))),
+        let number = value.as_f64();
+        if number == Some(0.0) {
+            Ok(false)
+        } else if number == Some(1.0) {
+            Ok(true)
+        } else {
+            Err(self.invalid(field, format!("expected 0, 1, true or false, found {value}")))
         }
     }
 

@@ -3,9 +3,9 @@
 //! Published detector numbers are only comparable when they come from the same evaluator, so
 //! this module does not invent its own mAP. It fixes two:
 //!
-//! * [`coco`]: pycocotools' `COCOeval` for `iouType='bbox'` with default parameters. IoU
+//! * [`coco`]: pycocotools' `COCOeval` for `iouType='bbox'` with default parameters. `IoU`
 //!   thresholds `0.5:0.05:0.95` and recall thresholds `0:0.01:1` exactly as `np.linspace`
-//!   produces them, `>=` for IoU and recall, the GT `area` field for area ranges, the top-100
+//!   produces them, `>=` for `IoU` and recall, the GT `area` field for area ranges, the top-100
 //!   cut per (image, category), stable score ties (file order inside an image, ascending image id
 //!   across images), crowd GTs matched by intersection over the detection area, and `-1` for
 //!   "no ground truth".

@@ -6,12 +6,26 @@
 //! index `c` becomes category id `c`, image `i` becomes image id `i`.
 //!
 //! * `crowd` GTs are COCO crowd regions; `difficult` GTs are ignored regular GTs (matched once,
-//!   by IoU, never counted), the VOC meaning. Both are left out of `instances` and recall.
+//!   by `IoU`, never counted), the VOC meaning. Both are left out of `instances` and recall.
 //! * Per-class precision and recall are taken at the **maximum-F1 point** of the class's raw
-//!   PR curve at IoU 0.5 (all areas, 100 detections per image): the confidence threshold a user
+//!   PR curve at `IoU` 0.5 (all areas, 100 detections per image): the confidence threshold a user
 //!   would pick for that class. The first maximum wins on ties; with no true positive both are 0.
 //!   (The last detection's operating point is always available through
 //!   [`super::coco::CocoEvaluation::pr_curve`].)
+//!
+//! ```
+//! use yolo3_core::metrics::{evaluate_map, DetectedBox, GroundTruthBox, ImageBoxes};
+//! use yolo3_core::BoxXyxy;
+//!
+//! let bbox = BoxXyxy::new(10.0, 10.0, 60.0, 40.0);
+//! let images = vec![ImageBoxes {
+//!     ground_truth: vec![GroundTruthBox { bbox, class: 0, ..Default::default() }],
+//!     detections: vec![DetectedBox { bbox, score: 0.9, class: 0 }],
+//! }];
+//! let summary = evaluate_map(&images, 2).unwrap();
+//! assert!((summary.map50.unwrap() - 1.0).abs() < 1e-12);
+//! assert_eq!(summary.classes[1].ap50, None); // no ground truth: undefined, not 0
+//! ```
 
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +43,7 @@ pub struct GroundTruthBox {
     pub bbox: BoxXyxy,
     /// Class index, `0..num_classes`.
     pub class: usize,
-    /// VOC "difficult": ignored, matched once by IoU.
+    /// VOC "difficult": ignored, matched once by `IoU`.
     #[serde(default)]
     pub difficult: bool,
     /// COCO crowd region: ignored, matched any number of times by intersection over the
@@ -67,13 +81,13 @@ pub struct ClassSummary {
     pub images: usize,
     /// GTs of the class that count (neither crowd nor difficult).
     pub instances: usize,
-    /// Precision at the max-F1 point at IoU 0.5.
+    /// Precision at the max-F1 point at `IoU` 0.5.
     pub precision: f64,
-    /// Recall at the max-F1 point at IoU 0.5.
+    /// Recall at the max-F1 point at `IoU` 0.5.
     pub recall: f64,
-    /// AP at IoU 0.5; `None` without counted instances.
+    /// AP at `IoU` 0.5; `None` without counted instances.
     pub ap50: Option<f64>,
-    /// AP at IoU 0.50:0.95; `None` without counted instances.
+    /// AP at `IoU` 0.50:0.95; `None` without counted instances.
     pub ap50_95: Option<f64>,
 }
 
@@ -82,7 +96,7 @@ pub struct ClassSummary {
 pub struct MapSummary {
     /// COCO AP50 over the classes with counted instances; `None` if there are none.
     pub map50: Option<f64>,
-    /// COCO AP (IoU 0.50:0.95); `None` if no class has counted instances.
+    /// COCO AP (`IoU` 0.50:0.95); `None` if no class has counted instances.
     pub map50_95: Option<f64>,
     /// One row per class index.
     pub classes: Vec<ClassSummary>,

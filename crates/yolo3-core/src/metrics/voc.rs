@@ -334,7 +334,7 @@ pub fn evaluate_voc(
     Ok(VocEvaluation { options: *options, classes, map, map_all_classes })
 }
 
-/// voc_eval's overlap of a detection with a GT, in its operation order.
+/// `voc_eval`'s overlap of a detection with a GT, in its operation order.
 fn overlap(d: [f64; 4], g: [f64; 4], e: f64) -> f64 {
     let ixmin = g[0].max(d[0]);
     let iymin = g[1].max(d[1]);
