@@ -1,0 +1,305 @@
+//! The in-memory dataset every reader produces and every writer and loader consumes.
+//!
+//! Conventions fixed here:
+//! * boxes are [`LabeledBox`]es in **pixels of the original image**, corner form, continuous
+//!   coordinates (a box from 10 to 20 is 10 wide; `x_max` may equal the image width);
+//! * class indices are `0..class_names.len()`, contiguous;
+//! * `Sample::boxes` are the boxes to train on. Boxes a format marks as "not for training"
+//!   (COCO `iscrowd`, VOC `difficult` when skipped) are kept in `Sample::ignored` so evaluation
+//!   can treat them as "ignore" regions instead of false positives.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use yolo3_core::LabeledBox;
+
+use crate::error::{DataError, Location, Result};
+
+/// Size of an image in pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ImageSize {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// Why a box is in [`Sample::ignored`] rather than [`Sample::boxes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// COCO `iscrowd: 1`.
+    Crowd,
+    /// Pascal VOC `<difficult>1</difficult>` with [`DifficultPolicy::Skip`].
+    Difficult,
+}
+
+/// A box kept for evaluation but never trained on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IgnoredBox {
+    /// The box, in pixels of the image.
+    pub bbox: LabeledBox,
+    /// Why it is not trained on.
+    pub reason: IgnoreReason,
+}
+
+/// One image and its annotations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Path of the image file (absolute, or relative to the working directory).
+    pub image_path: PathBuf,
+    /// The format's image id, when it has one (COCO `id`).
+    pub image_id: Option<u64>,
+    /// Image size when known from the annotation or the image header.
+    pub image_size: Option<ImageSize>,
+    /// Boxes to train on, in pixels of this image.
+    pub boxes: Vec<LabeledBox>,
+    /// Parallel to `boxes`: whether each box is marked difficult (VOC with
+    /// [`DifficultPolicy::Keep`]); all `false` for formats without the flag.
+    pub difficult: Vec<bool>,
+    /// Boxes excluded from training but kept for evaluation.
+    pub ignored: Vec<IgnoredBox>,
+}
+
+impl Sample {
+    /// A sample with training boxes only (no flags, no ignored boxes).
+    #[must_use]
+    pub fn new(image_path: PathBuf, boxes: Vec<LabeledBox>) -> Self {
+        let difficult = vec![false; boxes.len()];
+        Self { image_path, image_id: None, image_size: None, boxes, difficult, ignored: Vec::new() }
+    }
+}
+
+/// An image listed by the annotations whose header could not be read. It is not in
+/// [`Dataset::samples`]; the summary lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnreadableImage {
+    /// The image path.
+    pub path: PathBuf,
+    /// The decoder's message.
+    pub reason: String,
+}
+
+/// A labelled image collection.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Dataset {
+    /// Class names; a box's `class` indexes this list.
+    pub class_names: Vec<String>,
+    /// The images with their boxes.
+    pub samples: Vec<Sample>,
+    /// Images named by the annotations that could not be read (excluded from `samples`).
+    pub unreadable: Vec<UnreadableImage>,
+}
+
+/// What to do with VOC boxes marked `difficult`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DifficultPolicy {
+    /// Keep them out of training (keras-yolo3's `voc_annotation.py` does this) but in
+    /// [`Sample::ignored`] for evaluation.
+    #[default]
+    Skip,
+    /// Train on them; [`Sample::difficult`] flags them.
+    Keep,
+}
+
+/// Validation options shared by the readers.
+///
+/// Boxes are validated against the image size when it is known: a box that extends beyond the
+/// image by more than `bounds_tolerance` pixels is an error ([`DataError::BoxOutsideImage`])
+/// unless `clip` is set, in which case it is clipped and a warning is logged. Boxes within the
+/// tolerance are clipped to the image silently (annotation tools often write `x_max = width`
+/// or one pixel more). A box that is degenerate after clipping is dropped with a warning.
+/// Degenerate boxes as read (width or height <= 0), class ids out of range and non-finite
+/// numbers are always errors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadOptions {
+    /// Clip boxes that leave the image instead of failing.
+    pub clip: bool,
+    /// How far (pixels) a box may leave the image before it counts as outside.
+    pub bounds_tolerance: f32,
+    /// Read every image header (in parallel) to find unreadable images and learn the true image
+    /// size. keras `train.txt` has no sizes, so without headers its boxes are only checked for
+    /// degeneracy; for VOC and COCO the annotated size is used when this is off. The YOLO txt
+    /// reader always reads headers (it needs the size to convert normalised boxes).
+    pub read_image_headers: bool,
+    /// VOC `difficult` handling.
+    pub difficult: DifficultPolicy,
+    /// With a given class list, skip VOC objects whose name is not in it (keras-yolo3's
+    /// `voc_annotation.py` does) instead of failing with [`DataError::UnknownClass`].
+    pub skip_unknown_classes: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            clip: false,
+            bounds_tolerance: 1.0,
+            read_image_headers: true,
+            difficult: DifficultPolicy::Skip,
+            skip_unknown_classes: false,
+        }
+    }
+}
+
+/// Reads a class-name file: one name per line, surrounding whitespace trimmed, blank lines
+/// ignored (keras-yolo3 `classes.txt`, darknet `.names`). Duplicates are an error.
+pub fn read_class_names(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| DataError::io(path, "cannot read class names", e))?;
+    let mut names: Vec<String> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let name = line.trim();
+        if name.is_empty() {
+            continue;
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(DataError::Classes {
+                at: Location::line(path, i + 1),
+                message: format!("duplicate class name {name:?}"),
+            });
+        }
+        names.push(name.to_string());
+    }
+    if names.is_empty() {
+        return Err(DataError::Classes {
+            at: Location::file(path),
+            message: "no class names".into(),
+        });
+    }
+    Ok(names)
+}
+
+/// Writes class names one per line.
+pub fn write_class_names(path: &Path, names: &[String]) -> Result<()> {
+    let mut text = names.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).map_err(|e| DataError::io(path, "cannot write class names", e))
+}
+
+/// Counts printed before training.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatasetSummary {
+    /// Readable images.
+    pub images: usize,
+    /// Images with no training box (background images).
+    pub images_without_boxes: usize,
+    /// Training boxes in total.
+    pub boxes: usize,
+    /// `(class name, training boxes)` in class order.
+    pub per_class: Vec<(String, usize)>,
+    /// Ignored boxes by reason: crowd, difficult.
+    pub ignored_crowd: usize,
+    /// Difficult boxes excluded from training.
+    pub ignored_difficult: usize,
+    /// Difficult boxes kept for training.
+    pub difficult_kept: usize,
+    /// Unreadable images.
+    pub unreadable: Vec<UnreadableImage>,
+}
+
+impl Dataset {
+    /// Number of classes.
+    #[must_use]
+    pub fn num_classes(&self) -> usize {
+        self.class_names.len()
+    }
+
+    /// Counts images, boxes per class and unreadable files (no I/O).
+    #[must_use]
+    pub fn summary(&self) -> DatasetSummary {
+        let mut per_class = vec![0usize; self.class_names.len()];
+        let mut boxes = 0;
+        let mut images_without_boxes = 0;
+        let mut ignored_crowd = 0;
+        let mut ignored_difficult = 0;
+        let mut difficult_kept = 0;
+        for s in &self.samples {
+            if s.boxes.is_empty() {
+                images_without_boxes += 1;
+            }
+            for b in &s.boxes {
+                boxes += 1;
+                if let Some(c) = per_class.get_mut(b.class) {
+                    *c += 1;
+                }
+            }
+            difficult_kept += s.difficult.iter().filter(|d| **d).count();
+            for ig in &s.ignored {
+                match ig.reason {
+                    IgnoreReason::Crowd => ignored_crowd += 1,
+                    IgnoreReason::Difficult => ignored_difficult += 1,
+                }
+            }
+        }
+        DatasetSummary {
+            images: self.samples.len(),
+            images_without_boxes,
+            boxes,
+            per_class: self.class_names.iter().cloned().zip(per_class).collect(),
+            ignored_crowd,
+            ignored_difficult,
+            difficult_kept,
+            unreadable: self.unreadable.clone(),
+        }
+    }
+
+    /// A dataset with the samples at `indices` (same classes, no unreadable list).
+    #[must_use]
+    pub fn subset(&self, indices: &[usize]) -> Self {
+        Self {
+            class_names: self.class_names.clone(),
+            samples: indices.iter().map(|&i| self.samples[i].clone()).collect(),
+            unreadable: Vec::new(),
+        }
+    }
+
+    /// Image paths that appear in more than one sample (sorted).
+    #[must_use]
+    pub fn duplicate_images(&self) -> Vec<PathBuf> {
+        let mut seen: BTreeMap<&Path, usize> = BTreeMap::new();
+        for s in &self.samples {
+            *seen.entry(s.image_path.as_path()).or_default() += 1;
+        }
+        seen.into_iter().filter(|(_, n)| *n > 1).map(|(p, _)| p.to_path_buf()).collect()
+    }
+}
+
+impl fmt::Display for DatasetSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} images ({} without boxes), {} boxes, {} classes",
+            self.images,
+            self.images_without_boxes,
+            self.boxes,
+            self.per_class.len()
+        )?;
+        let width = self.per_class.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(5);
+        writeln!(f, "  {:>3}  {:<width$}  {:>8}", "id", "class", "boxes")?;
+        for (i, (name, n)) in self.per_class.iter().enumerate() {
+            writeln!(f, "  {i:>3}  {name:<width$}  {n:>8}")?;
+        }
+        if self.ignored_crowd + self.ignored_difficult > 0 {
+            writeln!(
+                f,
+                "  not trained on: {} crowd, {} difficult (kept for evaluation)",
+                self.ignored_crowd, self.ignored_difficult
+            )?;
+        }
+        if self.difficult_kept > 0 {
+            writeln!(f, "  difficult boxes trained on: {}", self.difficult_kept)?;
+        }
+        if self.unreadable.is_empty() {
+            write!(f, "  unreadable images: none")
+        } else {
+            write!(f, "  unreadable images: {}", self.unreadable.len())?;
+            for u in self.unreadable.iter().take(10) {
+                write!(f, "\n    {}: {}", u.path.display(), u.reason)?;
+            }
+            if self.unreadable.len() > 10 {
+                write!(f, "\n    ... and {} more", self.unreadable.len() - 10)?;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Image decoding and the network-input tensor layout.
+//!
+//! Images are decoded (JPEG or PNG, format guessed from the content) to 8-bit **RGB**
+//! ([`image::RgbImage`], row-major, interleaved). The network input is `f32` **CHW, RGB,
+//! values in `[0, 1]`** (`x / 255`, keras-yolo3's `np.array(image) / 255.`).
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use rayon::prelude::*;
+
+use crate::dataset::{ImageSize, UnreadableImage};
+use crate::error::{DataError, Result};
+
+/// Decodes an image file to RGB u8. The error names the file.
+pub fn load_rgb(path: &Path) -> Result<RgbImage> {
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| DataError::Image { path: path.to_path_buf(), source: e.into() })?;
+    let reader = reader
+        .with_guessed_format()
+        .map_err(|e| DataError::Image { path: path.to_path_buf(), source: e.into() })?;
+    let img =
+        reader.decode().map_err(|source| DataError::Image { path: path.to_path_buf(), source })?;
+    Ok(img.into_rgb8())
+}
+
+/// Reads an image's size from its header without decoding the pixels.
+pub fn image_size(path: &Path) -> Result<ImageSize> {
+    let (width, height) = image::image_dimensions(path)
+        .map_err(|source| DataError::Image { path: path.to_path_buf(), source })?;
+    Ok(ImageSize { width, height })
+}
+
+/// Reads the headers of many images in parallel; `Err` entries name the unreadable files.
+pub(crate) fn image_sizes(paths: &[PathBuf]) -> Vec<Result<ImageSize, UnreadableImage>> {
+    paths
+        .par_iter()
+        .map(|p| {
+            image_size(p)
+                .map_err(|e| UnreadableImage { path: p.clone(), reason: source_message(&e) })
+        })
+        .collect()
+}
+
+/// The innermost useful message of an error (the decoder's), for summaries.
+fn source_message(e: &DataError) -> String {
+    match e {
+        DataError::Image { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Writes an RGB image as PNG (fast compression).
+pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
+    image
+        .save_with_format(path, image::ImageFormat::Png)
+        .map_err(|source| DataError::Image { path: path.to_path_buf(), source })
+}
+
+/// Appends an RGB image to `out` as CHW `f32` in `[0, 1]`.
+pub fn extend_chw(image: &RgbImage, out: &mut Vec<f32>) {
+    let (w, h) = image.dimensions();
+    let plane = (w * h) as usize;
+    let start = out.len();
+    out.resize(start + 3 * plane, 0.0);
+    let dst = &mut out[start..];
+    for (i, px) in image.as_raw().chunks_exact(3).enumerate() {
+        dst[i] = f32::from(px[0]) / 255.0;
+        dst[plane + i] = f32::from(px[1]) / 255.0;
+        dst[2 * plane + i] = f32::from(px[2]) / 255.0;
+    }
+}
+
+/// An RGB image as CHW `f32` in `[0, 1]`.
+#[must_use]
+pub fn to_chw(image: &RgbImage) -> Vec<f32> {
+    let mut out = Vec::new();
+    extend_chw(image, &mut out);
+    out
+}
+
+/// CHW `f32` in `[0, 1]` back to an RGB image (rounded, clamped); for inspection and tests.
+#[must_use]
+pub fn from_chw(chw: &[f32], width: u32, height: u32) -> RgbImage {
+    let plane = (width * height) as usize;
+    assert_eq!(chw.len(), 3 * plane, "CHW buffer does not match {width}x{height}");
+    let to_u8 = |v: f32| (v * 255.0).round().clamp(0.0, 255.0) as u8;
+    RgbImage::from_fn(width, height, |x, y| {
+        let i = (y * width + x) as usize;
+        image::Rgb([to_u8(chw[i]), to_u8(chw[plane + i]), to_u8(chw[2 * plane + i])])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chw_round_trip_and_layout() {
+        let img = RgbImage::from_fn(3, 2, |x, y| image::Rgb([x as u8 * 10, y as u8 * 20, 255]));
+        let chw = to_chw(&img);
+        assert_eq!(chw.len(), 18);
+        assert_eq!(chw[1], 10.0 / 255.0); // R plane, (x=1, y=0)
+        assert_eq!(chw[6 + 3], 20.0 / 255.0); // G plane, (x=0, y=1)
+        assert_eq!(chw[12], 1.0); // B plane
+        assert_eq!(from_chw(&chw, 3, 2), img);
+    }
+
+    #[test]
+    fn unreadable_image_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("broken.jpg");
+        std::fs::write(&p, b"not an image").unwrap();
+        let e = load_rgb(&p).unwrap_err();
+        assert!(e.to_string().contains("broken.jpg"), "{e}");
+        let e = load_rgb(&dir.path().join("missing.png")).unwrap_err();
+        assert!(e.to_string().contains("missing.png"), "{e}");
+    }
+}

@@ -1,0 +1,274 @@
+//! YOLO / ultralytics txt labels.
+//!
+//! One label file per image, one object per line: `class cx cy w h`, all but the class
+//! normalised to `[0, 1]` by the image width and height (a polygon line `class x1 y1 x2 y2 ...`
+//! of ultralytics segmentation labels is reduced to its bounding box). The label file of
+//! `.../images/.../name.jpg` is `.../labels/.../name.txt`: the **last** `images` component of
+//! the path becomes `labels` and the extension `.txt` (ultralytics' rule); an image path without
+//! an `images` component has its label file beside it. A missing label file means an image
+//! without objects. The image size comes from the image header, which is therefore always read.
+//!
+//! The image set is a folder (searched recursively, sorted) or a list file with one image path
+//! per line; relative paths in a list file resolve against the list file's folder.
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::path::{Component, Path, PathBuf};
+
+use rayon::prelude::*;
+use yolo3_core::BoxXyxy;
+
+use crate::dataset::{Dataset, ImageSize, ReadOptions, Sample};
+use crate::error::{DataError, Location, Result};
+use crate::image_io::image_size;
+use crate::validate::{check_box, parse_class, parse_number};
+
+/// Image file extensions the folder search collects. Formats the decoder does not support are
+/// collected too, so they show up as unreadable instead of disappearing.
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"];
+
+/// The label file of an image (see the module docs).
+#[must_use]
+pub fn label_path_for(image: &Path) -> PathBuf {
+    let comps: Vec<Component<'_>> = image.components().collect();
+    let last_images = comps.iter().rposition(|c| c.as_os_str() == OsStr::new("images"));
+    let mut out = PathBuf::new();
+    for (i, c) in comps.iter().enumerate() {
+        if Some(i) == last_images && i + 1 < comps.len() {
+            out.push("labels");
+        } else {
+            out.push(c.as_os_str());
+        }
+    }
+    out.set_extension("txt");
+    out
+}
+
+/// Image files under `dir`, recursively, sorted.
+pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let rd = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "cannot list folder", e))?;
+        for entry in rd {
+            let p = entry.map_err(|e| DataError::io(dir, "cannot list folder", e))?.path();
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if p
+                .extension()
+                .and_then(OsStr::to_str)
+                .is_some_and(|x| IMAGE_EXTENSIONS.iter().any(|e| x.eq_ignore_ascii_case(e)))
+            {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// Reads a list file of image paths (one per line, blank lines skipped).
+pub fn read_image_list(list: &Path) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(list)
+        .map_err(|e| DataError::io(list, "cannot read image list", e))?;
+    let base = list.parent().unwrap_or(Path::new(""));
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| base.join(l)).collect())
+}
+
+/// Reads a YOLO txt dataset. `images` is a folder of images or a list file; `class_names` come
+/// from a names file (see [`read_class_names`](crate::read_class_names)).
+pub fn read_yolo(
+    images: &Path,
+    class_names: Vec<String>,
+    options: &ReadOptions,
+) -> Result<Dataset> {
+    let paths = if images.is_dir() { list_images(images)? } else { read_image_list(images)? };
+    read_yolo_images(&paths, class_names, options)
+}
+
+/// Reads the YOLO labels of the given images.
+pub fn read_yolo_images(
+    images: &[PathBuf],
+    class_names: Vec<String>,
+    options: &ReadOptions,
+) -> Result<Dataset> {
+    let num_classes = class_names.len();
+    let results: Vec<Result<std::result::Result<Sample, crate::UnreadableImage>>> =
+        images.par_iter().map(|p| read_one(p, num_classes, options)).collect();
+    let mut dataset =
+        Dataset { class_names, samples: Vec::with_capacity(images.len()), unreadable: Vec::new() };
+    for r in results {
+        match r? {
+            Ok(s) => dataset.samples.push(s),
+            Err(u) => {
+                tracing::warn!(image = %u.path.display(), "unreadable image: {}", u.reason);
+                dataset.unreadable.push(u);
+            }
+        }
+    }
+    Ok(dataset)
+}
+
+fn read_one(
+    image: &Path,
+    num_classes: usize,
+    options: &ReadOptions,
+) -> Result<std::result::Result<Sample, crate::UnreadableImage>> {
+    let size = match image_size(image) {
+        Ok(s) => s,
+        Err(e) => {
+            let reason = match &e {
+                DataError::Image { source, .. } => source.to_string(),
+                other => other.to_string(),
+            };
+            return Ok(Err(crate::UnreadableImage { path: image.to_path_buf(), reason }));
+        }
+    };
+    let label = label_path_for(image);
+    let mut sample = Sample::new(image.to_path_buf(), Vec::new());
+    sample.image_size = Some(size);
+    let text = match std::fs::read_to_string(&label) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(sample)),
+        Err(e) => return Err(DataError::io(&label, "cannot read labels", e)),
+    };
+    let (w, h) = (f64::from(size.width), f64::from(size.height));
+    for (i, line) in text.lines().enumerate() {
+        let at = Location::line(&label, i + 1);
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.is_empty() {
+            continue;
+        }
+        let class = parse_class(fields[0], num_classes, &at, "class")?;
+        let bbox = if fields.len() == 5 {
+            let mut v = [0f64; 4];
+            for (k, name) in ["cx", "cy", "w", "h"].iter().enumerate() {
+                v[k] = parse_number(fields[k + 1], &at, name)?;
+            }
+            let (cx, cy, bw, bh) = (v[0] * w, v[1] * h, v[2] * w, v[3] * h);
+            BoxXyxy::new(
+                (cx - bw / 2.0) as f32,
+                (cy - bh / 2.0) as f32,
+                (cx + bw / 2.0) as f32,
+                (cy + bh / 2.0) as f32,
+            )
+        } else if fields.len() >= 7 && fields.len() % 2 == 1 {
+            let (mut x0, mut y0, mut x1, mut y1) =
+                (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+            for (k, pair) in fields[1..].chunks(2).enumerate() {
+                let x = parse_number(pair[0], &at, &format!("polygon x{}", k + 1))? * w;
+                let y = parse_number(pair[1], &at, &format!("polygon y{}", k + 1))? * h;
+                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+            }
+            BoxXyxy::new(x0 as f32, y0 as f32, x1 as f32, y1 as f32)
+        } else {
+            return Err(DataError::syntax(
+                at,
+                "line",
+                format!(
+                    "expected `class cx cy w h` (5 values) or a polygon, found {} values",
+                    fields.len()
+                ),
+            ));
+        };
+        if let Some(lb) = check_box(bbox, class, Some(size), options, &at, "box")? {
+            sample.boxes.push(lb);
+            sample.difficult.push(false);
+        }
+    }
+    Ok(Ok(sample))
+}
+
+/// How [`write_yolo`] places the images under `out_dir/images`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ImagePlacement {
+    /// Hard-link when possible, copy otherwise.
+    #[default]
+    LinkOrCopy,
+    /// Always copy.
+    Copy,
+}
+
+/// Writes `dataset` as a YOLO txt dataset: `out_dir/images/<name>`, `out_dir/labels/<name>.txt`
+/// and `out_dir/classes.txt`. File names that collide are prefixed with the sample index. Only
+/// training boxes are written (the format has no crowd/difficult flags). Returns the image
+/// paths written, in sample order.
+pub fn write_yolo(
+    dataset: &Dataset,
+    out_dir: &Path,
+    placement: ImagePlacement,
+) -> Result<Vec<PathBuf>> {
+    let img_dir = out_dir.join("images");
+    let lbl_dir = out_dir.join("labels");
+    for d in [&img_dir, &lbl_dir] {
+        std::fs::create_dir_all(d).map_err(|e| DataError::io(d, "cannot create folder", e))?;
+    }
+    crate::dataset::write_class_names(&out_dir.join("classes.txt"), &dataset.class_names)?;
+    let mut used = std::collections::HashSet::new();
+    let mut written = Vec::with_capacity(dataset.samples.len());
+    for (i, s) in dataset.samples.iter().enumerate() {
+        let name = s.image_path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = if used.insert(name.clone()) { name } else { format!("{i:06}_{name}") };
+        used.insert(name.clone());
+        let size = match s.image_size {
+            Some(sz) => sz,
+            None => image_size(&s.image_path)?,
+        };
+        let dst = img_dir.join(&name);
+        place(&s.image_path, &dst, placement)?;
+        let label = label_path_for(&dst);
+        std::fs::write(&label, yolo_lines(&s.boxes, size))
+            .map_err(|e| DataError::io(&label, "cannot write labels", e))?;
+        written.push(dst);
+    }
+    Ok(written)
+}
+
+/// The label-file text of `boxes` in an image of `size`.
+#[must_use]
+pub fn yolo_lines(boxes: &[yolo3_core::LabeledBox], size: ImageSize) -> String {
+    let (w, h) = (f64::from(size.width), f64::from(size.height));
+    let mut text = String::new();
+    for b in boxes {
+        let c = b.bbox.to_cxcywh();
+        let _ = writeln!(
+            text,
+            "{} {:.6} {:.6} {:.6} {:.6}",
+            b.class,
+            f64::from(c.cx) / w,
+            f64::from(c.cy) / h,
+            f64::from(c.w) / w,
+            f64::from(c.h) / h
+        );
+    }
+    text
+}
+
+fn place(src: &Path, dst: &Path, placement: ImagePlacement) -> Result<()> {
+    if dst.exists() {
+        std::fs::remove_file(dst).map_err(|e| DataError::io(dst, "cannot replace", e))?;
+    }
+    if placement == ImagePlacement::LinkOrCopy && std::fs::hard_link(src, dst).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(src, dst).map(|_| ()).map_err(|e| DataError::io(src, "cannot copy image", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_path_replaces_the_last_images_component() {
+        assert_eq!(
+            label_path_for(Path::new("/d/images/train/a.jpg")),
+            PathBuf::from("/d/labels/train/a.txt")
+        );
+        assert_eq!(
+            label_path_for(Path::new("images/x/images/b.png")),
+            PathBuf::from("images/x/labels/b.txt")
+        );
+        assert_eq!(label_path_for(Path::new("/d/pics/c.jpeg")), PathBuf::from("/d/pics/c.txt"));
+    }
+}
