@@ -1,1 +1,38 @@
-//! yolo3-model (being written).
+//! Darknet YOLOv3 models on libtorch: cfg parsing, `.weights` I/O, the network and
+//! checkpoints.
+//!
+//! * [`Config`] parses and validates a darknet `.cfg` (YOLOv3, tiny-YOLOv3, YOLOv3-SPP and
+//!   their relatives) into typed [`Layer`]s and the [`HeadSpec`]s decode and the loss need.
+//! * [`DarknetWeights`] reads and writes darknet `.weights` byte for byte, including partial
+//!   files such as `darknet53.conv.74`.
+//! * [`Darknet`] builds the network on a `tch` device, runs it with darknet's exact
+//!   inference semantics (or batch statistics for training), loads and exports weights,
+//!   splits its variables into body and heads, and saves self-contained safetensors
+//!   checkpoints.
+//!
+//! Layer indices everywhere are darknet's: 0-based, `[net]` not counted, `[yolo]` counted.
+//!
+//! ```no_run
+//! use yolo3_model::{Config, Darknet, DarknetWeights};
+//! # fn main() -> yolo3_model::Result<()> {
+//! let cfg = Config::from_file("yolov3-tiny.cfg")?;
+//! let weights = DarknetWeights::read("yolov3-tiny.weights", &cfg)?;
+//! let mut net = Darknet::new(cfg, tch::Device::Cpu)?;
+//! net.load_darknet_weights(&weights)?;
+//! let image = tch::Tensor::zeros([1, 3, 416, 416], (tch::Kind::Float, tch::Device::Cpu));
+//! let heads = tch::no_grad(|| net.forward_t(&image, false))?;
+//! assert_eq!(heads.len(), net.heads().len());
+//! # Ok(()) }
+//! ```
+
+pub mod cfg;
+pub mod checkpoint;
+pub mod error;
+pub mod network;
+pub mod weights;
+
+pub use cfg::{Activation, Config, HeadSpec, Layer, NetParams, Shape};
+pub use checkpoint::{CheckpointInfo, CHECKPOINT_FORMAT};
+pub use error::{ModelError, Result};
+pub use network::{Darknet, ParamGroups};
+pub use weights::{ConvLayout, DarknetWeights, WeightsHeader};

@@ -1,0 +1,169 @@
+//! Typed access to one raw section, with darknet's defaults and error context.
+//!
+//! Conventions: the first occurrence of a key wins (darknet's `option_find` scans from the
+//! top); numbers are parsed strictly (`1.5` is not an int); lists are comma-separated with
+//! empty items ignored; keys that no reader consumed are reported with `tracing::warn!` by
+//! [`SectionReader::finish`].
+
+use std::str::FromStr;
+
+use super::lexer::{Entry, RawSection};
+use crate::error::{ModelError, Result};
+
+/// Reads typed values from a section and remembers which keys were used.
+pub(crate) struct SectionReader<'a> {
+    pub file: &'a str,
+    pub section: &'a RawSection,
+}
+
+impl<'a> SectionReader<'a> {
+    pub fn new(file: &'a str, section: &'a RawSection) -> Self {
+        Self { file, section }
+    }
+
+    fn entry(&self, key: &str) -> Option<&'a Entry> {
+        let mut found = self.section.entries.iter().filter(|e| e.key == key);
+        let first = found.next()?;
+        first.used.set(true);
+        for dup in found {
+            dup.used.set(true);
+            tracing::warn!(
+                "{}:{}: [{}] duplicate `{key}` ignored (the first, line {}, wins as in darknet)",
+                self.file,
+                dup.line,
+                self.section.name,
+                first.line
+            );
+        }
+        Some(first)
+    }
+
+    /// An error about the value of `entry`.
+    pub fn value_error(&self, entry: &Entry, reason: impl Into<String>) -> ModelError {
+        ModelError::CfgValue {
+            file: self.file.to_owned(),
+            line: entry.line,
+            section: self.section.name.clone(),
+            key: entry.key.clone(),
+            value: entry.value.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An error about `key`, located at the key's line when present, else at the header.
+    pub fn key_error(&self, key: &str, reason: impl Into<String>) -> ModelError {
+        match self.section.entries.iter().find(|e| e.key == key) {
+            Some(entry) => self.value_error(entry, reason),
+            None => self.structure_error(usize::MAX, reason),
+        }
+    }
+
+    /// An error about the section as a whole; `layer` is its darknet index (or `usize::MAX`
+    /// for `[net]`, printed as such only in the message).
+    pub fn structure_error(&self, layer: usize, message: impl Into<String>) -> ModelError {
+        ModelError::CfgStructure {
+            file: self.file.to_owned(),
+            line: self.section.line,
+            layer,
+            section: self.section.name.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn parse<T: FromStr>(&self, entry: &Entry, what: &str) -> Result<T> {
+        entry.value.parse().map_err(|_| self.value_error(entry, format!("not {what}")))
+    }
+
+    /// The raw string value, if present.
+    pub fn text(&self, key: &str) -> Option<&'a str> {
+        self.entry(key).map(|e| e.value.as_str())
+    }
+
+    /// An integer, if present.
+    pub fn opt_int(&self, key: &str) -> Result<Option<i64>> {
+        self.entry(key).map(|e| self.parse(e, "an integer")).transpose()
+    }
+
+    /// An integer with a default.
+    pub fn int(&self, key: &str, default: i64) -> Result<i64> {
+        Ok(self.opt_int(key)?.unwrap_or(default))
+    }
+
+    /// A required integer.
+    pub fn req_int(&self, key: &str) -> Result<i64> {
+        self.opt_int(key)?.ok_or_else(|| self.missing(key))
+    }
+
+    /// An integer that must be at least `min`.
+    pub fn int_at_least(&self, key: &str, default: i64, min: i64) -> Result<i64> {
+        let v = self.int(key, default)?;
+        if v < min {
+            return Err(self.key_error(key, format!("must be at least {min}")));
+        }
+        Ok(v)
+    }
+
+    /// A float, if present.
+    pub fn opt_float(&self, key: &str) -> Result<Option<f64>> {
+        self.entry(key)
+            .map(|e| {
+                let v: f64 = self.parse(e, "a number")?;
+                if v.is_finite() {
+                    Ok(v)
+                } else {
+                    Err(self.value_error(e, "not a finite number"))
+                }
+            })
+            .transpose()
+    }
+
+    /// A float with a default.
+    pub fn float(&self, key: &str, default: f64) -> Result<f64> {
+        Ok(self.opt_float(key)?.unwrap_or(default))
+    }
+
+    /// A comma-separated list, if present.
+    pub fn opt_list<T: FromStr>(&self, key: &str, what: &str) -> Result<Option<Vec<T>>> {
+        let Some(entry) = self.entry(key) else { return Ok(None) };
+        entry
+            .value
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|_| self.value_error(entry, format!("`{s}` is not {what}"))))
+            .collect::<Result<Vec<T>>>()
+            .map(Some)
+    }
+
+    /// Rejects a key that changes the layer's meaning unless it has its default value.
+    pub fn reject_unless(&self, key: &str, default: f64, why: &str) -> Result<()> {
+        if let Some(entry) = self.entry(key) {
+            let v: f64 = self.parse(entry, "a number")?;
+            if v != default {
+                return Err(self.value_error(entry, format!("unsupported: {why}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn missing(&self, key: &str) -> ModelError {
+        ModelError::CfgMissingKey {
+            file: self.file.to_owned(),
+            line: self.section.line,
+            section: self.section.name.clone(),
+            key: key.to_owned(),
+        }
+    }
+
+    /// Warns about every key no reader consumed.
+    pub fn finish(&self) {
+        for e in self.section.entries.iter().filter(|e| !e.used.get()) {
+            tracing::warn!(
+                "{}:{}: [{}] unknown key `{}` ignored",
+                self.file,
+                e.line,
+                self.section.name,
+                e.key
+            );
+        }
+    }
+}

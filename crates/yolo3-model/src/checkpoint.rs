@@ -1,0 +1,166 @@
+//! Self-contained checkpoints: every variable and batch-norm buffer of a [`Darknet`] as
+//! safetensors, with the cfg text and the class names in the metadata.
+//!
+//! Conventions: tensor names are the `VarStore` names (see the network's conv module),
+//! float32, on disk in little-endian row-major order. Metadata keys: `format`
+//! ([`CHECKPOINT_FORMAT`]), `cfg` (the cfg text), `cfg_name`, `class_names` (a JSON array)
+//! and `extra` (a JSON object of caller strings such as the epoch). A checkpoint is written
+//! to a temporary file in the target folder and renamed over the target, so an existing
+//! finished checkpoint is never lost. Loading validates every name, dtype and shape before
+//! copying anything.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use tch::{Device, Kind, Tensor};
+
+use crate::cfg::Config;
+use crate::error::{ModelError, Result, TorchContext};
+use crate::network::Darknet;
+use crate::weights::write_atomically;
+
+/// Value of the `format` metadata key.
+pub const CHECKPOINT_FORMAT: &str = "yolo3-darknet-checkpoint/1";
+
+/// What a checkpoint stores besides the tensors and the cfg.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// Class names, index = class id.
+    pub class_names: Vec<String>,
+    /// Free-form caller data (epoch, optimizer step, ...).
+    pub extra: BTreeMap<String, String>,
+}
+
+fn io_read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| ModelError::Io { action: "reading", path: path.to_owned(), source })
+}
+
+fn meta_err(path: &Path, key: &str, message: impl Into<String>) -> ModelError {
+    ModelError::CheckpointMetadata { path: path.to_owned(), key: key.to_owned(), message: message.into() }
+}
+
+fn tensor_err(path: &Path, name: &str, message: impl Into<String>) -> ModelError {
+    ModelError::CheckpointTensor { path: path.to_owned(), name: name.to_owned(), message: message.into() }
+}
+
+/// The checkpoint's metadata, parsed.
+struct Header {
+    cfg_text: String,
+    cfg_name: String,
+    info: CheckpointInfo,
+}
+
+fn read_header(bytes: &[u8], path: &Path) -> Result<Header> {
+    let (_, metadata) = SafeTensors::read_metadata(bytes)
+        .map_err(|source| ModelError::CheckpointFormat { path: path.to_owned(), source })?;
+    let empty = HashMap::new();
+    let meta = metadata.metadata().as_ref().unwrap_or(&empty);
+    let get = |key: &str| meta.get(key).ok_or_else(|| meta_err(path, key, "missing"));
+    let format = get("format")?;
+    if format != CHECKPOINT_FORMAT {
+        return Err(meta_err(path, "format", format!("`{format}`, expected `{CHECKPOINT_FORMAT}`")));
+    }
+    let class_names = serde_json::from_str(get("class_names")?)
+        .map_err(|e| meta_err(path, "class_names", format!("not a JSON array of strings: {e}")))?;
+    let extra = match meta.get("extra") {
+        Some(s) => serde_json::from_str(s).map_err(|e| meta_err(path, "extra", format!("not a JSON object of strings: {e}")))?,
+        None => BTreeMap::new(),
+    };
+    Ok(Header {
+        cfg_text: get("cfg")?.clone(),
+        cfg_name: meta.get("cfg_name").cloned().unwrap_or_default(),
+        info: CheckpointInfo { class_names, extra },
+    })
+}
+
+impl Darknet {
+    /// Saves every variable and buffer with the cfg text and `info` to `path`.
+    pub fn save_checkpoint(&self, path: impl AsRef<Path>, info: &CheckpointInfo) -> Result<()> {
+        let path = path.as_ref();
+        let mut names: Vec<(String, Tensor)> = self.var_store().variables().into_iter().collect();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(names.len());
+        for (name, tensor) in names {
+            let t = tensor
+                .f_detach()
+                .and_then(|t| t.f_to_device(Device::Cpu))
+                .and_then(|t| t.f_to_kind(Kind::Float))
+                .and_then(|t| t.f_contiguous())
+                .torch(|| format!("reading `{name}` for the checkpoint"))?;
+            let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+            let mut bytes = vec![0u8; t.numel() * 4];
+            t.f_copy_data_u8(&mut bytes, t.numel()).torch(|| format!("copying `{name}`"))?;
+            data.push((name, shape, bytes));
+        }
+        let views = data
+            .iter()
+            .map(|(name, shape, bytes)| {
+                TensorView::new(Dtype::F32, shape.clone(), bytes)
+                    .map(|v| (name.as_str(), v))
+                    .map_err(|source| ModelError::CheckpointFormat { path: path.to_owned(), source })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // String lists and string maps always serialise.
+        let class_names = serde_json::to_string(&info.class_names).expect("strings serialise");
+        let extra = serde_json::to_string(&info.extra).expect("strings serialise");
+        let metadata = HashMap::from([
+            ("format".to_owned(), CHECKPOINT_FORMAT.to_owned()),
+            ("cfg".to_owned(), self.config().text().to_owned()),
+            ("cfg_name".to_owned(), self.config().name().to_owned()),
+            ("class_names".to_owned(), class_names),
+            ("extra".to_owned(), extra),
+        ]);
+        let bytes = safetensors::serialize(views, Some(metadata))
+            .map_err(|source| ModelError::CheckpointFormat { path: path.to_owned(), source })?;
+        write_atomically(path, &bytes)
+    }
+
+    /// Builds a network from a checkpoint's own cfg on `device` and loads its tensors.
+    pub fn from_checkpoint(path: impl AsRef<Path>, device: Device) -> Result<(Self, CheckpointInfo)> {
+        let path = path.as_ref();
+        let bytes = io_read(path)?;
+        let header = read_header(&bytes, path)?;
+        let name = if header.cfg_name.is_empty() { format!("{}#cfg", path.display()) } else { header.cfg_name.clone() };
+        let mut net = Self::new(Config::parse(&header.cfg_text, &name)?, device)?;
+        net.load_tensors(&bytes, path)?;
+        Ok((net, header.info))
+    }
+
+    /// Loads a checkpoint's tensors into this network, which must have the same variables.
+    /// The checkpoint's cfg text is not compared, only names, dtypes and shapes.
+    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<CheckpointInfo> {
+        let path = path.as_ref();
+        let bytes = io_read(path)?;
+        let header = read_header(&bytes, path)?;
+        self.load_tensors(&bytes, path)?;
+        Ok(header.info)
+    }
+
+    fn load_tensors(&mut self, bytes: &[u8], path: &Path) -> Result<()> {
+        let file = SafeTensors::deserialize(bytes).map_err(|source| ModelError::CheckpointFormat { path: path.to_owned(), source })?;
+        let vars = self.var_store().variables();
+        if let Some(extra) = file.names().into_iter().find(|n| !vars.contains_key(*n)) {
+            return Err(tensor_err(path, extra, "not a variable of this network"));
+        }
+        let mut loads = Vec::with_capacity(vars.len());
+        for (name, var) in &vars {
+            let view = file.tensor(name).map_err(|_| tensor_err(path, name, "missing from the checkpoint"))?;
+            if view.dtype() != Dtype::F32 {
+                return Err(tensor_err(path, name, format!("dtype {:?}, expected F32", view.dtype())));
+            }
+            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            if shape != var.size() {
+                return Err(tensor_err(path, name, format!("shape {shape:?}, the network has {:?}", var.size())));
+            }
+            loads.push((name, var, view, shape));
+        }
+        for (name, var, view, shape) in loads {
+            let context = || format!("loading `{name}`");
+            let values = Tensor::f_from_data_size(view.data(), &shape, Kind::Float).torch(context)?;
+            tch::no_grad(|| var.shallow_clone().f_copy_(&values)).torch(context)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! The one error type of the crate.
+//!
+//! Every variant carries the context a user needs to fix the input without a debugger: the
+//! file (cfg, weights or checkpoint), the line and key for cfg problems, the darknet layer
+//! index for network problems, and expected versus actual counts for size mismatches.
+//! Underlying errors (I/O, libtorch, safetensors) are kept as `#[source]`.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Everything that can go wrong while parsing cfgs, reading weights, building or running the
+/// network and handling checkpoints.
+#[derive(Debug, Error)]
+pub enum ModelError {
+    /// Reading or writing a file failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("reading", "writing", "renaming to").
+        action: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The operating system error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A cfg line is not `[section]`, `key=value`, a comment or blank.
+    #[error("{file}:{line}: {message}")]
+    CfgSyntax {
+        /// The cfg's name (its path, or a label for in-memory text).
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A `[section]` this crate does not implement.
+    #[error("{file}:{line}: unsupported section [{section}]")]
+    CfgUnsupportedSection {
+        /// The cfg's name.
+        file: String,
+        /// 1-based line number of the section header.
+        line: usize,
+        /// The section name without brackets.
+        section: String,
+    },
+
+    /// A key has a value that cannot be parsed or is not supported.
+    #[error("{file}:{line}: [{section}] {key}={value}: {reason}")]
+    CfgValue {
+        /// The cfg's name.
+        file: String,
+        /// 1-based line number of the key.
+        line: usize,
+        /// The section name.
+        section: String,
+        /// The key.
+        key: String,
+        /// The value as written (whitespace stripped).
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// A required key is missing from a section.
+    #[error("{file}:{line}: [{section}] needs `{key}`")]
+    CfgMissingKey {
+        /// The cfg's name.
+        file: String,
+        /// 1-based line number of the section header.
+        line: usize,
+        /// The section name.
+        section: String,
+        /// The missing key.
+        key: String,
+    },
+
+    /// The layers are individually valid but do not fit together (bad route or shortcut
+    /// index, channel or spatial mismatch, a `[yolo]` with the wrong input channels...).
+    #[error("{file}:{line}: layer {layer} [{section}]: {message}")]
+    CfgStructure {
+        /// The cfg's name.
+        file: String,
+        /// 1-based line number of the section header.
+        line: usize,
+        /// Darknet layer index (0-based, `[net]` not counted).
+        layer: usize,
+        /// The section name.
+        section: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The input size does not go through the network (spatial sizes stop matching at a
+    /// route or shortcut, or a layer's output becomes empty).
+    #[error("input {height}x{width}: layer {layer} [{section}]: {message}")]
+    InputSize {
+        /// Input height.
+        height: i64,
+        /// Input width.
+        width: i64,
+        /// Darknet layer index where it fails.
+        layer: usize,
+        /// The section name.
+        section: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The input tensor does not have the shape or kind the network expects.
+    #[error("bad input tensor: expected {expected}, got {actual}")]
+    InputTensor {
+        /// What was expected.
+        expected: String,
+        /// What was passed.
+        actual: String,
+    },
+
+    /// A `.weights` file is shorter than its header.
+    #[error("{}: {actual_bytes} bytes is shorter than the {expected_bytes}-byte darknet header", path.display())]
+    WeightsHeader {
+        /// The weights file.
+        path: PathBuf,
+        /// Bytes the header needs.
+        expected_bytes: u64,
+        /// Bytes in the file.
+        actual_bytes: u64,
+    },
+
+    /// A `.weights` file ends inside a convolutional layer.
+    #[error(
+        "{}: truncated inside conv #{conv} (layer {layer}): it needs the file to hold {expected_bytes} bytes \
+         ({expected_floats} floats for this conv), the file has {actual_bytes}",
+        path.display()
+    )]
+    WeightsTruncated {
+        /// The weights file.
+        path: PathBuf,
+        /// 0-based ordinal of the conv among the cfg's convs.
+        conv: usize,
+        /// Its darknet layer index.
+        layer: usize,
+        /// Floats that conv needs.
+        expected_floats: u64,
+        /// File size needed to hold this conv completely.
+        expected_bytes: u64,
+        /// Actual file size.
+        actual_bytes: u64,
+    },
+
+    /// A `.weights` file has bytes left after the cfg's last conv.
+    #[error(
+        "{}: {extra_bytes} trailing bytes: the cfg's {convs} convs need {expected_bytes} bytes, the file has {actual_bytes}",
+        path.display()
+    )]
+    WeightsTrailing {
+        /// The weights file.
+        path: PathBuf,
+        /// Number of convs in the cfg.
+        convs: usize,
+        /// File size the cfg needs.
+        expected_bytes: u64,
+        /// Actual file size.
+        actual_bytes: u64,
+        /// `actual_bytes - expected_bytes`.
+        extra_bytes: u64,
+    },
+
+    /// Weights given to a network do not match its convs.
+    #[error("weights for conv #{conv} (layer {layer}): {message}")]
+    WeightsMismatch {
+        /// 0-based ordinal of the conv.
+        conv: usize,
+        /// Its darknet layer index.
+        layer: usize,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A libtorch operation failed.
+    #[error("libtorch: {context}: {source}")]
+    Torch {
+        /// What was being done.
+        context: String,
+        /// libtorch's error.
+        #[source]
+        source: tch::TchError,
+    },
+
+    /// A checkpoint file is not valid safetensors.
+    #[error("{}: not a valid safetensors checkpoint: {source}", path.display())]
+    CheckpointFormat {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The safetensors error.
+        #[source]
+        source: safetensors::SafeTensorError,
+    },
+
+    /// A checkpoint's metadata is missing or malformed.
+    #[error("{}: checkpoint metadata `{key}`: {message}", path.display())]
+    CheckpointMetadata {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The metadata key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A checkpoint's tensors do not match the network built from its cfg.
+    #[error("{}: tensor `{name}`: {message}", path.display())]
+    CheckpointTensor {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The tensor name.
+        name: String,
+        /// What is wrong (missing, unexpected, shape or dtype).
+        message: String,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// Attaches a context string to a libtorch error.
+pub(crate) trait TorchContext<T> {
+    /// Maps a [`tch::TchError`] into [`ModelError::Torch`] with `context`.
+    fn torch(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> TorchContext<T> for std::result::Result<T, tch::TchError> {
+    fn torch(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| ModelError::Torch { context: context(), source })
+    }
+}

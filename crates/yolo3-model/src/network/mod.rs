@@ -1,0 +1,189 @@
+//! The darknet network built from a [`Config`] on libtorch.
+//!
+//! [`Darknet`] owns its `VarStore` (so checkpoints and optimizers see every variable) and runs
+//! the layers in darknet index order on NCHW float tensors. [`Darknet::forward_t`] returns the
+//! **raw** outputs of the layers feeding each `[yolo]` (no sigmoid, no exp), in cfg order,
+//! matching [`Config::heads`]. `train = false` is darknet's inference (running statistics,
+//! epsilon outside the square root); `train = true` uses batch statistics and updates the
+//! running ones (see [`ops`] for the exact conventions).
+//!
+//! Layer outputs are dropped as soon as no later layer needs them.
+
+mod conv;
+mod ops;
+mod params;
+mod transfer;
+
+use tch::{nn, Device, Kind, Tensor};
+
+pub use ops::{BN_INFERENCE_EPS, BN_MOMENTUM, BN_TRAIN_EPS, LEAKY_SLOPE};
+pub use params::ParamGroups;
+
+use crate::cfg::{Config, HeadSpec, Layer};
+use crate::error::{ModelError, Result, TorchContext};
+use conv::ConvBlock;
+
+/// A YOLOv3-family network: the cfg, its variables and the runtime layers.
+pub struct Darknet {
+    cfg: Config,
+    vs: nn::VarStore,
+    /// One entry per darknet layer; `Some` for convolutions.
+    convs: Vec<Option<ConvBlock>>,
+    /// For each layer, the last layer that reads its output (itself if none does).
+    last_use: Vec<usize>,
+    /// The constant leaky slope, on the network's device.
+    slope: Tensor,
+}
+
+impl std::fmt::Debug for Darknet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Darknet")
+            .field("cfg", &self.cfg.name())
+            .field("layers", &self.cfg.layers().len())
+            .field("device", &self.vs.device())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Darknet {
+    /// Builds the network for `cfg` on `device` with freshly initialised variables
+    /// (He-normal kernels, identity batch norm).
+    pub fn new(cfg: Config, device: Device) -> Result<Self> {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let mut convs = Vec::with_capacity(cfg.layers().len());
+        for (i, layer) in cfg.layers().iter().enumerate() {
+            convs.push(match layer {
+                Layer::Convolutional(c) => Some(
+                    ConvBlock::new(&root, i, c, cfg.input_channels(i))
+                        .torch(|| format!("creating the variables of conv layer {i}"))?,
+                ),
+                _ => None,
+            });
+        }
+        let n = cfg.layers().len();
+        let mut last_use: Vec<usize> = (0..n).collect();
+        for (i, layer) in cfg.layers().iter().enumerate() {
+            let mut reads = match layer {
+                Layer::Route(r) => r.layers.clone(),
+                Layer::Shortcut(s) => vec![s.from],
+                _ => Vec::new(),
+            };
+            if i > 0 && !matches!(layer, Layer::Route(_)) {
+                reads.push(i - 1);
+            }
+            for j in reads {
+                last_use[j] = last_use[j].max(i);
+            }
+        }
+        for head in cfg.heads() {
+            last_use[head.source_layer] = n;
+        }
+        let slope = Tensor::f_from_slice(&[LEAKY_SLOPE as f32])
+            .and_then(|t| t.f_to_device(device))
+            .torch(|| "creating the leaky slope".into())?;
+        Ok(Self { cfg, vs, convs, last_use, slope })
+    }
+
+    /// The cfg the network was built from.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Head metadata (anchors by mask, stride, classes), in output order.
+    #[must_use]
+    pub fn heads(&self) -> &[HeadSpec] {
+        self.cfg.heads()
+    }
+
+    /// The device holding the variables.
+    #[must_use]
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// The variable store (e.g. to build a `tch::nn::Optimizer`).
+    #[must_use]
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// Mutable access to the variable store.
+    pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+
+    pub(crate) fn conv_blocks(&self) -> impl Iterator<Item = (usize, &ConvBlock)> {
+        self.convs.iter().enumerate().filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
+    }
+
+    /// Runs the network on `xs` (`N x channels x H x W`, float32, on the network's device) and
+    /// returns the raw head outputs `N x anchors*(5+classes) x H/stride x W/stride` in cfg
+    /// order. `train` selects batch statistics (and running-stat updates) in batch norm.
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Vec<Tensor>> {
+        let size = xs.size();
+        let channels = self.cfg.net().channels;
+        let bad_input = || ModelError::InputTensor {
+            expected: format!("a float32 N x {channels} x H x W tensor on {:?}", self.device()),
+            actual: format!("{:?} {size:?} on {:?}", xs.kind(), xs.device()),
+        };
+        if size.len() != 4 || size[1] != channels || xs.kind() != Kind::Float || xs.device() != self.device() {
+            return Err(bad_input());
+        }
+        self.cfg.output_shapes(size[2], size[3])?;
+
+        let layers = self.cfg.layers();
+        let mut outputs: Vec<Option<Tensor>> = Vec::with_capacity(layers.len());
+        for (i, layer) in layers.iter().enumerate() {
+            let context = || format!("layer {i} [{}]", layer.section_name());
+            let input = if i == 0 { Some(xs) } else { outputs[i - 1].as_ref() };
+            let get = |j: usize| outputs[j].as_ref().expect("kept until its last use");
+            let out = match layer {
+                Layer::Convolutional(_) => {
+                    let block = self.convs[i].as_ref().expect("conv block for conv layer");
+                    Some(block.forward(input.expect("conv input"), train, &self.slope).torch(context)?)
+                }
+                Layer::Maxpool(m) => Some(ops::maxpool(input.expect("pool input"), m).torch(context)?),
+                Layer::Upsample(u) => Some(ops::upsample(input.expect("upsample input"), u.stride).torch(context)?),
+                Layer::Route(r) => Some(if let [j] = r.layers[..] {
+                    get(j).shallow_clone()
+                } else {
+                    let parts: Vec<&Tensor> = r.layers.iter().map(|&j| get(j)).collect();
+                    Tensor::f_cat(&parts, 1).torch(context)?
+                }),
+                Layer::Shortcut(s) => {
+                    let prev = input.expect("shortcut input");
+                    let from = get(s.from);
+                    let sum = if s.alpha == 1.0 && s.beta == 1.0 {
+                        prev.f_add(from)
+                    } else {
+                        prev.f_mul_scalar(s.alpha).and_then(|p| p.f_add(&from.f_mul_scalar(s.beta)?))
+                    };
+                    Some(sum.and_then(|t| ops::activate(t, s.activation, &self.slope)).torch(context)?)
+                }
+                Layer::Yolo(_) => None,
+            };
+            outputs.push(out);
+            // Free what no later layer reads.
+            for j in [i.checked_sub(1), Some(i)].into_iter().flatten() {
+                if self.last_use[j] <= i {
+                    outputs[j] = None;
+                }
+            }
+            if let Layer::Route(r) = layer {
+                for &j in &r.layers {
+                    if self.last_use[j] <= i {
+                        outputs[j] = None;
+                    }
+                }
+            }
+            if let Layer::Shortcut(s) = layer {
+                if self.last_use[s.from] <= i {
+                    outputs[s.from] = None;
+                }
+            }
+        }
+        Ok(self.cfg.heads().iter().map(|h| outputs[h.source_layer].take().expect("head output kept")).collect())
+    }
+}

@@ -1,0 +1,148 @@
+//! The darknet layer operations on libtorch tensors, one function per darknet semantic.
+//!
+//! Conventions fixed here (see `shared/models/README.md`):
+//! * inference batch norm is darknet's `(x - mean)/(sqrt(var) + 1e-6)*gamma + beta`, computed
+//!   as one fused per-channel affine `x*scale + shift` (`addcmul`) from the running stats;
+//!   libtorch's `batch_norm` would put the epsilon inside the square root;
+//! * training batch norm is libtorch's native `batch_norm` with batch statistics,
+//!   [`BN_TRAIN_EPS`] and [`BN_MOMENTUM`];
+//! * leaky ReLU has slope 0.1 through the native `prelu` kernel (forward and backward) with a
+//!   constant weight, because tch's `leaky_relu` fixes the slope at 0.01;
+//! * max pooling puts `padding/2` before the data and the rest after, and padded samples never
+//!   win (they are `-inf`).
+
+use tch::Tensor;
+
+use crate::cfg::{Activation, Maxpool};
+
+/// Darknet's inference batch-norm epsilon, added to the standard deviation.
+pub const BN_INFERENCE_EPS: f64 = 1e-6;
+
+/// Epsilon of training-mode batch norm, inside the square root as libtorch computes it
+/// (AlexeyAB darknet's and pjreddie's GPU value).
+pub const BN_TRAIN_EPS: f64 = 1e-5;
+
+/// Running-statistics update rate in libtorch's convention
+/// (`running = (1 - m)*running + m*batch`): darknet's `.99/.01` rolling average, also
+/// Keras' `momentum=0.99`.
+pub const BN_MOMENTUM: f64 = 0.01;
+
+/// Darknet's leaky ReLU slope.
+pub const LEAKY_SLOPE: f64 = 0.1;
+
+/// The batch-norm parameters and buffers of one conv.
+pub(crate) struct BatchNorm {
+    pub gamma: Tensor,
+    pub beta: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+}
+
+impl BatchNorm {
+    /// Applies batch norm to the conv output `xs`.
+    pub fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, tch::TchError> {
+        if train {
+            return xs.f_batch_norm(
+                Some(&self.gamma),
+                Some(&self.beta),
+                Some(&self.running_mean),
+                Some(&self.running_var),
+                true,
+                BN_MOMENTUM,
+                BN_TRAIN_EPS,
+                true,
+            );
+        }
+        let scale = self.gamma.f_div(&self.running_var.f_sqrt()?.f_add_scalar(BN_INFERENCE_EPS)?)?;
+        let shift = self.beta.f_sub(&self.running_mean.f_mul(&scale)?)?;
+        let channels = self.gamma.size()[0];
+        shift.f_view([1, channels, 1, 1])?.f_addcmul(xs, &scale.f_view([1, channels, 1, 1])?)
+    }
+}
+
+/// Applies a darknet activation; `slope` is the one-element [`LEAKY_SLOPE`] tensor.
+pub(crate) fn activate(xs: Tensor, activation: Activation, slope: &Tensor) -> Result<Tensor, tch::TchError> {
+    match activation {
+        Activation::Linear => Ok(xs),
+        Activation::Leaky => xs.f_prelu(slope),
+        Activation::Relu => xs.f_relu(),
+        Activation::Logistic => xs.f_sigmoid(),
+    }
+}
+
+/// Darknet max pooling.
+pub(crate) fn maxpool(xs: &Tensor, m: &Maxpool) -> Result<Tensor, tch::TchError> {
+    let size = xs.size();
+    let (h, w) = (size[2], size[3]);
+    let before = m.padding / 2;
+    // Padding after the data that the last window needs (negative: trailing rows unused).
+    let after = |x: i64| {
+        let out = (x + m.padding - m.size).div_euclid(m.stride) + 1;
+        ((out - 1) * m.stride + m.size - before - x).max(0)
+    };
+    let (after_h, after_w) = (after(h), after(w));
+    let k = [m.size, m.size];
+    let s = [m.stride, m.stride];
+    if after_h == before && after_w == before && 2 * before <= m.size {
+        // Symmetric: libtorch's own padding is -inf already.
+        return xs.f_max_pool2d(k, s, [before, before], [1, 1], false);
+    }
+    let padded = xs.f_pad([before, after_w, before, after_h], "constant", f64::NEG_INFINITY)?;
+    padded.f_max_pool2d(k, s, [0, 0], [1, 1], false)
+}
+
+/// Nearest-neighbour upsampling by an integer factor.
+pub(crate) fn upsample(xs: &Tensor, stride: i64) -> Result<Tensor, tch::TchError> {
+    let size = xs.size();
+    xs.f_upsample_nearest2d([size[2] * stride, size[3] * stride], None, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maxpool_size2_stride1_ignores_the_right_and_bottom_edge() {
+        let xs = Tensor::from_slice(&[1f32, -5., 3., -2., -7., -4., 0., -1., -9.]).view([1, 1, 3, 3]);
+        let out = maxpool(&xs, &Maxpool { size: 2, stride: 1, padding: 1 }).unwrap();
+        let v: Vec<f32> = Vec::try_from(out.flatten(0, -1)).unwrap();
+        assert_eq!(v, vec![1., 3., 3., 0., -1., -4., 0., -1., -9.]);
+    }
+
+    #[test]
+    fn maxpool_spp_keeps_the_size() {
+        let xs = Tensor::arange(49, (tch::Kind::Float, tch::Device::Cpu)).view([1, 1, 7, 7]);
+        let out = maxpool(&xs, &Maxpool { size: 5, stride: 1, padding: 4 }).unwrap();
+        assert_eq!(out.size(), vec![1, 1, 7, 7]);
+        assert_eq!(out.double_value(&[0, 0, 0, 0]), 16.0);
+        let out = maxpool(&xs, &Maxpool { size: 2, stride: 2, padding: 1 }).unwrap();
+        assert_eq!(out.size(), vec![1, 1, 4, 4], "darknet: (7 + 1 - 2)/2 + 1");
+        assert_eq!(out.double_value(&[0, 0, 3, 3]), 48.0);
+    }
+
+    #[test]
+    fn leaky_has_slope_0_1_and_a_native_backward() {
+        let slope = Tensor::from_slice(&[LEAKY_SLOPE as f32]);
+        let xs = Tensor::from_slice(&[-2f32, 3.]).set_requires_grad(true);
+        let ys = activate(xs.shallow_clone(), Activation::Leaky, &slope).unwrap();
+        let v: Vec<f32> = Vec::try_from(&ys).unwrap();
+        assert!((v[0] + 0.2).abs() < 1e-7 && v[1] == 3.0);
+        ys.sum(tch::Kind::Float).backward();
+        let g: Vec<f32> = Vec::try_from(xs.grad()).unwrap();
+        assert!((g[0] - 0.1).abs() < 1e-7 && g[1] == 1.0);
+    }
+
+    #[test]
+    fn inference_bn_puts_eps_outside_the_sqrt() {
+        let bn = BatchNorm {
+            gamma: Tensor::from_slice(&[2f32]),
+            beta: Tensor::from_slice(&[0.5f32]),
+            running_mean: Tensor::from_slice(&[1f32]),
+            running_var: Tensor::from_slice(&[4f32]),
+        };
+        let xs = Tensor::from_slice(&[3f32]).view([1, 1, 1, 1]);
+        let y = bn.forward(&xs, false).unwrap().double_value(&[0, 0, 0, 0]);
+        let expected = (3.0 - 1.0) / (2.0 + 1e-6) * 2.0 + 0.5;
+        assert!((y - expected).abs() < 1e-6, "{y} vs {expected}");
+    }
+}
