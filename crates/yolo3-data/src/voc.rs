@@ -26,7 +26,8 @@ use crate::validate::{check_box, parse_number};
 
 struct RawObject {
     name: String,
-    line: usize,
+    name_line: usize,
+    box_line: usize,
     index: usize,
     bbox: BoxXyxy,
     difficult: bool,
@@ -113,7 +114,7 @@ pub fn read_voc_files(
         let mut sample = Sample::new(f.image, Vec::new());
         sample.image_size = size;
         for o in f.objects {
-            let at = Location::line(&f.xml, o.line);
+            let at = Location::line(&f.xml, o.name_line);
             let field = format!("object {} name", o.index);
             let Some(class) = dataset.class_names.iter().position(|n| *n == o.name) else {
                 if given && options.skip_unknown_classes {
@@ -121,6 +122,7 @@ pub fn read_voc_files(
                 }
                 return Err(DataError::UnknownClass { at, field, name: o.name });
             };
+            let at = Location::line(&f.xml, o.box_line);
             let field = format!("object {} bndbox", o.index);
             let Some(lb) = check_box(o.bbox, class, size, options, &at, &field)? else { continue };
             if o.difficult && options.difficult == DifficultPolicy::Skip {
@@ -231,7 +233,14 @@ fn parse_file(xml: &Path) -> Result<RawFile> {
             v[k] = parse_number(text_of(n), &Location::line(xml, line_of(&doc, n)), &field)?;
         }
         let bbox = BoxXyxy::new((v[0] - 1.0) as f32, (v[1] - 1.0) as f32, v[2] as f32, v[3] as f32);
-        objects.push(RawObject { name, line: line_of(&doc, obj), index, bbox, difficult });
+        objects.push(RawObject {
+            name,
+            name_line: line_of(&doc, name_node),
+            box_line: line_of(&doc, bnd),
+            index,
+            bbox,
+            difficult,
+        });
     }
     Ok(RawFile { xml: xml.to_path_buf(), image, size, objects })
 }
