@@ -318,20 +318,21 @@ fn block_loss<T: Real>(
     let thresh = T::from_f64(ignore_thresh);
     let objects: &[ObjectCell] = targets.cells(layer, image);
 
-    // Clearing the block and checking its inputs in one sweep: the loss reads only some of the
-    // values, but a NaN anywhere means the network is broken.
+    // NCHW: clear the whole block up front (the objectness writes then hit one plane per slot).
+    // NHWC: clear each cell's channel vector just before its writes, while it is in cache.
+    let per_cell = s.channel == 1;
+    if !per_cell {
+        grad.fill(T::ZERO);
+    }
     let mut finite = true;
-    for (g, &p) in grad.iter_mut().zip(pred) {
-        *g = T::ZERO;
-        finite &= p.is_finite();
-    }
-    if !finite {
-        return None;
-    }
     let mut conf = 0.0f64;
     let mut next_object = objects.iter().peekable();
     for row in 0..shape.height {
         for col in 0..shape.width {
+            if per_cell {
+                let start = s.offset(0, row, col);
+                grad[start..start + shape.channels()].fill(T::ZERO);
+            }
             for a in 0..shape.anchors {
                 let is_object = next_object
                     .peek()
@@ -346,11 +347,19 @@ fn block_loss<T: Real>(
                     continue;
                 }
                 let at4 = s.offset(a * fields + 4, row, col);
-                let (bce, sig) = bce_with_logits(T::ZERO, pred[at4]);
+                let t4 = pred[at4];
+                let (bce, sig) = bce_with_logits(T::ZERO, t4);
                 let best = if truths.is_empty() {
+                    finite &= t4.is_finite();
                     T::NEG_INFINITY
                 } else {
                     let [px, py, pw, ph] = predicted_box(ctx, pred, row, col, a, in_hw);
+                    let raw = |p: usize| pred[s.offset(a * fields + p, row, col)];
+                    finite &= t4.is_finite()
+                        & raw(0).is_finite()
+                        & raw(1).is_finite()
+                        & raw(2).is_finite()
+                        & raw(3).is_finite();
                     best_iou(px, py, pw, ph, truths)
                 };
                 if let Some(out) = best_out.as_deref_mut() {
@@ -408,7 +417,8 @@ fn block_loss<T: Real>(
         sums[3] += class_sum;
     }
     let inv = inv_batch.to_f64();
-    Some(sums.map(|v| v * inv))
+    let sums = sums.map(|v| v * inv);
+    (finite && sums.iter().all(|v| v.is_finite())).then_some(sums)
 }
 
 fn best_iou_or_none<T: Real>(px: T, py: T, pw: T, ph: T, truths: &[[T; 5]]) -> T {

@@ -39,9 +39,10 @@ pub trait Real:
     /// Natural logarithm.
     #[must_use]
     fn ln(self) -> Self;
-    /// `ln(1 + self)`.
+    /// `ln(1 + self)` for `self` in `[0, 1]` (the tail of the stable BCE). `f32` goes through
+    /// `f64`'s `ln`, which is exact enough there and several times faster than `log1pf`.
     #[must_use]
-    fn ln_1p(self) -> Self;
+    fn ln_1p_unit(self) -> Self;
     /// Absolute value.
     #[must_use]
     fn abs(self) -> Self;
@@ -53,7 +54,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty) => {
+    ($t:ty, $ln_1p_unit:expr) => {
         impl Real for $t {
             const ONE: Self = 1.0;
             const HALF: Self = 0.5;
@@ -83,8 +84,8 @@ macro_rules! impl_real {
                 <$t>::ln(self)
             }
             #[inline]
-            fn ln_1p(self) -> Self {
-                <$t>::ln_1p(self)
+            fn ln_1p_unit(self) -> Self {
+                $ln_1p_unit(self)
             }
             #[inline]
             fn abs(self) -> Self {
@@ -102,8 +103,10 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f32);
-impl_real!(f64);
+// 1 + v is exact in f64 for v >= 2^-29; below that the result is < 2e-9 absolute and its
+// relative error does not reach the f32 loss.
+impl_real!(f32, |v: f32| (1.0 + f64::from(v)).ln() as f32);
+impl_real!(f64, f64::ln_1p);
 
 /// The logistic function, stable for large `|x|`.
 #[inline]
@@ -122,7 +125,7 @@ pub fn sigmoid<T: Real>(x: T) -> T {
 pub fn bce_with_logits<T: Real>(z: T, x: T) -> (T, T) {
     let e = (-x.abs()).exp();
     let relu = if x > T::ZERO { x } else { T::ZERO };
-    let loss = relu - x * z + e.ln_1p();
+    let loss = relu - x * z + e.ln_1p_unit();
     let sig = if x >= T::ZERO { T::ONE / (T::ONE + e) } else { e / (T::ONE + e) };
     (loss, sig)
 }

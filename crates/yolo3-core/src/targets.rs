@@ -255,12 +255,12 @@ mod tests {
     #[test]
     fn collision_overwrites_geometry_and_accumulates_classes() {
         let config = HeadConfig::new(64, 64, 3, Anchors::yolov3()).unwrap();
-        let boxes = [lb(10.0, 10.0, 20.0, 22.0, 2), lb(11.0, 11.0, 21.0, 23.0, 0)];
+        let boxes = [lb(10.0, 10.0, 20.0, 22.0, 2), lb(11.0, 10.0, 19.0, 22.0, 0)];
         let t = assign_targets(&config, &[&boxes]).unwrap();
         let cells: Vec<_> = t.layers.iter().flatten().collect();
         assert_eq!(cells.len(), 1);
         assert_eq!(cells[0].classes, vec![0, 2]);
-        assert_eq!(cells[0].xywh[0], 16.0 / 64.0);
+        assert_eq!(cells[0].xywh, [15.0 / 64.0, 16.0 / 64.0, 8.0 / 64.0, 12.0 / 64.0]);
         let dense = t.to_dense(&config, 2);
         let back = Targets::from_dense(
             &config,

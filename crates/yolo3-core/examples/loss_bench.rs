@@ -1,0 +1,83 @@
+//! Times the fused loss on the exact inputs `shared/peers/loss_bench.py --dump` wrote, so that
+//! Rust, TensorFlow and PyTorch are compared on identical data (`scripts/bench-loss.sh`).
+//!
+//! ```text
+//! cargo run --release -p yolo3-core --example loss_bench -- inputs.safetensors [runs] [warmup]
+//! ```
+//! Prints one JSON line with the median wall and CPU time, like the peer script.
+
+use std::time::Instant;
+
+use safetensors::SafeTensors;
+use yolo3_core::{Anchors, HeadConfig, HeadInput, Layout, LossOptions, Targets};
+
+fn f32s(st: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let view = st.tensor(name).unwrap_or_else(|e| panic!("tensor {name}: {e}"));
+    let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    (view.shape().to_vec(), data)
+}
+
+fn cpu_time() -> f64 {
+    // utime + stime of this process, from /proc (Linux), in seconds.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
+    ticks / 100.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let path = args.get(1).expect("usage: loss_bench INPUTS.safetensors [runs] [warmup]");
+    let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(25);
+    let warmup: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().unwrap_or_default();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let get = |k: &str| meta[k].parse::<usize>().unwrap();
+    let (_, anchors) = f32s(&st, "anchors");
+    let anchors = Anchors::with_default_mask(
+        anchors.chunks_exact(2).map(|p| [p[0], p[1]]).collect(),
+        yolo3_core::TinyMask::Keras,
+    )
+    .unwrap();
+    let config = HeadConfig::new(get("input_h"), get("input_w"), get("num_classes"), anchors).unwrap();
+    let layers = config.num_layers();
+    let preds: Vec<(Vec<usize>, Vec<f32>)> = (0..layers).map(|l| f32s(&st, &format!("pred_{l}"))).collect();
+    let batch = preds[0].0[0];
+    let y_true: Vec<Vec<f32>> = (0..layers).map(|l| f32s(&st, &format!("y_true_{l}")).1).collect();
+    let y_refs: Vec<&[f32]> = y_true.iter().map(Vec::as_slice).collect();
+    let targets = Targets::from_dense(&config, batch, &y_refs).unwrap();
+    let inputs: Vec<HeadInput<'_, f32>> = preds
+        .iter()
+        .map(|(s, p)| HeadInput { data: p, height: s[1], width: s[2], channels: s[3] })
+        .collect();
+    let mut grads: Vec<Vec<f32>> = preds.iter().map(|(_, p)| vec![0.0; p.len()]).collect();
+    let options = LossOptions { ignore_thresh: meta.get("ignore_thresh").map_or(0.5, |v| v.parse().unwrap()), ..LossOptions::default() };
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    let mut loss = 0.0;
+    for i in 0..warmup + runs {
+        let (t0, c0) = (Instant::now(), cpu_time());
+        let mut g: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
+        loss = yolo3_core::yolo_loss(&config, Layout::Nhwc, batch, &inputs, &targets, &options, &mut g)
+            .unwrap()
+            .total;
+        let (dt, dc) = (t0.elapsed().as_secs_f64(), cpu_time() - c0);
+        if i >= warmup {
+            wall.push(dt * 1e3);
+            cpu.push(dc * 1e3);
+        }
+    }
+    println!(
+        "{{\"framework\": \"rust\", \"threads\": {}, \"runs\": {runs}, \"loss\": {loss}, \"median_ms\": {:.3}, \"median_cpu_ms\": {:.3}, \"min_ms\": {:.3}}}",
+        rayon::current_num_threads(),
+        median(wall.clone()),
+        median(cpu),
+        wall.iter().copied().fold(f64::INFINITY, f64::min)
+    );
+}
