@@ -1,10 +1,10 @@
 //! Dataset format detection and one entry point that reads any supported format.
 //!
-//! Detection is by path only (no contents beyond the first line of a `.txt` file):
+//! Detection is by path only (no contents beyond the first lines of a `.txt` file):
 //! * a `.json` file is COCO;
 //! * an `.xml` file is a single VOC annotation;
-//! * a `.txt` file whose first non-blank line contains a comma is a keras-yolo3 `train.txt`,
-//!   otherwise a YOLO image list;
+//! * a `.txt` file with a comma in one of its first 100 non-blank lines is a keras-yolo3
+//!   `train.txt` (images without boxes have no comma), otherwise a YOLO image list;
 //! * a folder with `Annotations/` is a VOC folder;
 //! * a folder with `images/` (labels in `labels/`) is a YOLO dataset.
 //!
@@ -81,8 +81,12 @@ pub fn detect_format(path: &Path) -> Result<DatasetFormat> {
         "txt" => {
             let text =
                 std::fs::read_to_string(path).map_err(|e| DataError::io(path, "cannot read", e))?;
-            let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-            Ok(if first.contains(',') { DatasetFormat::Keras } else { DatasetFormat::Yolo })
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty()).take(100);
+            Ok(if lines.any(|l| l.contains(',')) {
+                DatasetFormat::Keras
+            } else {
+                DatasetFormat::Yolo
+            })
         }
         _ => Err(unknown("expected a .txt, .json or .xml file, or a VOC or YOLO folder")),
     }
