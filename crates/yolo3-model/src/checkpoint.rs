@@ -34,15 +34,27 @@ pub struct CheckpointInfo {
 }
 
 fn io_read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| ModelError::Io { action: "reading", path: path.to_owned(), source })
+    std::fs::read(path).map_err(|source| ModelError::Io {
+        action: "reading",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn meta_err(path: &Path, key: &str, message: impl Into<String>) -> ModelError {
-    ModelError::CheckpointMetadata { path: path.to_owned(), key: key.to_owned(), message: message.into() }
+    ModelError::CheckpointMetadata {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        message: message.into(),
+    }
 }
 
 fn tensor_err(path: &Path, name: &str, message: impl Into<String>) -> ModelError {
-    ModelError::CheckpointTensor { path: path.to_owned(), name: name.to_owned(), message: message.into() }
+    ModelError::CheckpointTensor {
+        path: path.to_owned(),
+        name: name.to_owned(),
+        message: message.into(),
+    }
 }
 
 /// The checkpoint's metadata, parsed.
@@ -60,12 +72,17 @@ fn read_header(bytes: &[u8], path: &Path) -> Result<Header> {
     let get = |key: &str| meta.get(key).ok_or_else(|| meta_err(path, key, "missing"));
     let format = get("format")?;
     if format != CHECKPOINT_FORMAT {
-        return Err(meta_err(path, "format", format!("`{format}`, expected `{CHECKPOINT_FORMAT}`")));
+        return Err(meta_err(
+            path,
+            "format",
+            format!("`{format}`, expected `{CHECKPOINT_FORMAT}`"),
+        ));
     }
     let class_names = serde_json::from_str(get("class_names")?)
         .map_err(|e| meta_err(path, "class_names", format!("not a JSON array of strings: {e}")))?;
     let extra = match meta.get("extra") {
-        Some(s) => serde_json::from_str(s).map_err(|e| meta_err(path, "extra", format!("not a JSON object of strings: {e}")))?,
+        Some(s) => serde_json::from_str(s)
+            .map_err(|e| meta_err(path, "extra", format!("not a JSON object of strings: {e}")))?,
         None => BTreeMap::new(),
     };
     Ok(Header {
@@ -99,7 +116,10 @@ impl Darknet {
             .map(|(name, shape, bytes)| {
                 TensorView::new(Dtype::F32, shape.clone(), bytes)
                     .map(|v| (name.as_str(), v))
-                    .map_err(|source| ModelError::CheckpointFormat { path: path.to_owned(), source })
+                    .map_err(|source| ModelError::CheckpointFormat {
+                        path: path.to_owned(),
+                        source,
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         // String lists and string maps always serialise.
@@ -118,11 +138,18 @@ impl Darknet {
     }
 
     /// Builds a network from a checkpoint's own cfg on `device` and loads its tensors.
-    pub fn from_checkpoint(path: impl AsRef<Path>, device: Device) -> Result<(Self, CheckpointInfo)> {
+    pub fn from_checkpoint(
+        path: impl AsRef<Path>,
+        device: Device,
+    ) -> Result<(Self, CheckpointInfo)> {
         let path = path.as_ref();
         let bytes = io_read(path)?;
         let header = read_header(&bytes, path)?;
-        let name = if header.cfg_name.is_empty() { format!("{}#cfg", path.display()) } else { header.cfg_name.clone() };
+        let name = if header.cfg_name.is_empty() {
+            format!("{}#cfg", path.display())
+        } else {
+            header.cfg_name.clone()
+        };
         let mut net = Self::new(Config::parse(&header.cfg_text, &name)?, device)?;
         net.load_tensors(&bytes, path)?;
         Ok((net, header.info))
@@ -139,26 +166,38 @@ impl Darknet {
     }
 
     fn load_tensors(&mut self, bytes: &[u8], path: &Path) -> Result<()> {
-        let file = SafeTensors::deserialize(bytes).map_err(|source| ModelError::CheckpointFormat { path: path.to_owned(), source })?;
+        let file = SafeTensors::deserialize(bytes)
+            .map_err(|source| ModelError::CheckpointFormat { path: path.to_owned(), source })?;
         let vars = self.var_store().variables();
         if let Some(extra) = file.names().into_iter().find(|n| !vars.contains_key(*n)) {
             return Err(tensor_err(path, extra, "not a variable of this network"));
         }
         let mut loads = Vec::with_capacity(vars.len());
         for (name, var) in &vars {
-            let view = file.tensor(name).map_err(|_| tensor_err(path, name, "missing from the checkpoint"))?;
+            let view = file
+                .tensor(name)
+                .map_err(|_| tensor_err(path, name, "missing from the checkpoint"))?;
             if view.dtype() != Dtype::F32 {
-                return Err(tensor_err(path, name, format!("dtype {:?}, expected F32", view.dtype())));
+                return Err(tensor_err(
+                    path,
+                    name,
+                    format!("dtype {:?}, expected F32", view.dtype()),
+                ));
             }
             let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
             if shape != var.size() {
-                return Err(tensor_err(path, name, format!("shape {shape:?}, the network has {:?}", var.size())));
+                return Err(tensor_err(
+                    path,
+                    name,
+                    format!("shape {shape:?}, the network has {:?}", var.size()),
+                ));
             }
             loads.push((name, var, view, shape));
         }
         for (name, var, view, shape) in loads {
             let context = || format!("loading `{name}`");
-            let values = Tensor::f_from_data_size(view.data(), &shape, Kind::Float).torch(context)?;
+            let values =
+                Tensor::f_from_data_size(view.data(), &shape, Kind::Float).torch(context)?;
             tch::no_grad(|| var.shallow_clone().f_copy_(&values)).torch(context)?;
         }
         Ok(())

@@ -55,9 +55,9 @@ pub enum ModelError {
         /// 1-based line number of the key.
         line: usize,
         /// The section name.
-        section: String,
+        section: &'static str,
         /// The key.
-        key: String,
+        key: &'static str,
         /// The value as written (whitespace stripped).
         value: String,
         /// Why it was rejected.
@@ -72,9 +72,9 @@ pub enum ModelError {
         /// 1-based line number of the section header.
         line: usize,
         /// The section name.
-        section: String,
+        section: &'static str,
         /// The missing key.
-        key: String,
+        key: &'static str,
     },
 
     /// The layers are individually valid but do not fit together (bad route or shortcut
@@ -88,7 +88,7 @@ pub enum ModelError {
         /// Darknet layer index (0-based, `[net]` not counted).
         layer: usize,
         /// The section name.
-        section: String,
+        section: &'static str,
         /// What is wrong.
         message: String,
     },
@@ -104,7 +104,7 @@ pub enum ModelError {
         /// Darknet layer index where it fails.
         layer: usize,
         /// The section name.
-        section: String,
+        section: &'static str,
         /// What is wrong.
         message: String,
     },

@@ -1,7 +1,7 @@
-//! Darknet YOLOv3 models on libtorch: cfg parsing, `.weights` I/O, the network and
+//! Darknet `YOLOv3` models on libtorch: cfg parsing, `.weights` I/O, the network and
 //! checkpoints.
 //!
-//! * [`Config`] parses and validates a darknet `.cfg` (YOLOv3, tiny-YOLOv3, YOLOv3-SPP and
+//! * [`Config`] parses and validates a darknet `.cfg` (`YOLOv3`, tiny-`YOLOv3`, `YOLOv3`-SPP and
 //!   their relatives) into typed [`Layer`]s and the [`HeadSpec`]s decode and the loss need.
 //! * [`DarknetWeights`] reads and writes darknet `.weights` byte for byte, including partial
 //!   files such as `darknet53.conv.74`.

@@ -41,7 +41,9 @@ impl WeightsHeader {
     /// Whether `seen` is stored on 64 bits (darknet's rule).
     #[must_use]
     pub fn has_wide_seen(&self) -> bool {
-        i64::from(self.major) * 10 + i64::from(self.minor) >= 2 && self.major < 1000 && self.minor < 1000
+        i64::from(self.major) * 10 + i64::from(self.minor) >= 2
+            && self.major < 1000
+            && self.minor < 1000
     }
 
     /// Header size in bytes: 20, or 16 with a 32-bit `seen`.
@@ -134,7 +136,10 @@ pub struct DarknetWeights {
     pub convs: Vec<ConvParams>,
 }
 
-fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ModelError + 'a {
+fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ModelError + 'a {
     move |source| ModelError::Io { action, path: path.to_owned(), source }
 }
 
@@ -149,12 +154,18 @@ impl DarknetWeights {
     /// Parses file content for the given convs; `path` only labels errors.
     pub fn from_bytes(bytes: &[u8], layouts: &[ConvLayout], path: &Path) -> Result<Self> {
         let actual_bytes = bytes.len() as u64;
-        let header_err = |expected_bytes: u64| ModelError::WeightsHeader { path: path.to_owned(), expected_bytes, actual_bytes };
-        let i32_at = |o: usize| i32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        let header_err = |expected_bytes: u64| ModelError::WeightsHeader {
+            path: path.to_owned(),
+            expected_bytes,
+            actual_bytes,
+        };
+        let i32_at =
+            |o: usize| i32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
         if bytes.len() < 12 {
             return Err(header_err(16));
         }
-        let mut header = WeightsHeader { major: i32_at(0), minor: i32_at(4), revision: i32_at(8), seen: 0 };
+        let mut header =
+            WeightsHeader { major: i32_at(0), minor: i32_at(4), revision: i32_at(8), seen: 0 };
         let header_len = header.byte_len();
         if bytes.len() < header_len {
             return Err(header_err(header_len as u64));
@@ -169,7 +180,11 @@ impl DarknetWeights {
         let mut convs = Vec::with_capacity(layouts.len());
         for (k, layout) in layouts.iter().enumerate() {
             if offset == bytes.len() {
-                tracing::info!("{}: partial weights: {k} of {} convs", path.display(), layouts.len());
+                tracing::info!(
+                    "{}: partial weights: {k} of {} convs",
+                    path.display(),
+                    layouts.len()
+                );
                 break;
             }
             let need = layout.float_count() * 4;
@@ -189,9 +204,11 @@ impl DarknetWeights {
             let mut take = |n: usize| floats.by_ref().take(n).collect::<Vec<f32>>();
             let n = layout.filters;
             let biases = take(n);
-            let batch_norm = layout
-                .batch_normalize
-                .then(|| BatchNormParams { scales: take(n), rolling_mean: take(n), rolling_variance: take(n) });
+            let batch_norm = layout.batch_normalize.then(|| BatchNormParams {
+                scales: take(n),
+                rolling_mean: take(n),
+                rolling_variance: take(n),
+            });
             let kernel = take(layout.kernel_len());
             convs.push(ConvParams { biases, batch_norm, kernel });
             offset += need;
@@ -213,7 +230,11 @@ impl DarknetWeights {
         let floats: usize = self
             .convs
             .iter()
-            .map(|c| c.biases.len() + c.kernel.len() + c.batch_norm.as_ref().map_or(0, |b| 3 * b.scales.len()))
+            .map(|c| {
+                c.biases.len()
+                    + c.kernel.len()
+                    + c.batch_norm.as_ref().map_or(0, |b| 3 * b.scales.len())
+            })
             .sum();
         let mut out = Vec::with_capacity(self.header.byte_len() + 4 * floats);
         let h = &self.header;
@@ -226,7 +247,10 @@ impl DarknetWeights {
             let seen = u32::try_from(h.seen).map_err(|_| ModelError::WeightsMismatch {
                 conv: 0,
                 layer: 0,
-                message: format!("seen={} does not fit the 32-bit field of a version {}.{} header", h.seen, h.major, h.minor),
+                message: format!(
+                    "seen={} does not fit the 32-bit field of a version {}.{} header",
+                    h.seen, h.major, h.minor
+                ),
             })?;
             out.extend_from_slice(&seen.to_le_bytes());
         }
@@ -319,12 +343,35 @@ mod tests {
         assert_eq!(partial.convs.len(), 1);
         let err = DarknetWeights::from_bytes(&file(&v02(), 70), &l, p).unwrap_err();
         assert!(
-            matches!(err, ModelError::WeightsTruncated { conv: 1, layer: 2, expected_bytes: 316, actual_bytes: 300, .. }),
+            matches!(
+                err,
+                ModelError::WeightsTruncated {
+                    conv: 1,
+                    layer: 2,
+                    expected_bytes: 316,
+                    actual_bytes: 300,
+                    ..
+                }
+            ),
             "{err}"
         );
         let err = DarknetWeights::from_bytes(&file(&v02(), 75), &l, p).unwrap_err();
-        assert!(matches!(err, ModelError::WeightsTrailing { expected_bytes: 316, actual_bytes: 320, extra_bytes: 4, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ModelError::WeightsTrailing {
+                    expected_bytes: 316,
+                    actual_bytes: 320,
+                    extra_bytes: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = DarknetWeights::from_bytes(&v02()[..14], &l, p).unwrap_err();
-        assert!(matches!(err, ModelError::WeightsHeader { expected_bytes: 20, actual_bytes: 14, .. }), "{err}");
+        assert!(
+            matches!(err, ModelError::WeightsHeader { expected_bytes: 20, actual_bytes: 14, .. }),
+            "{err}"
+        );
     }
 }

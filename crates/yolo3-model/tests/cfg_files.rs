@@ -30,7 +30,8 @@ fn all_shared_cfgs_parse() {
     for path in files {
         let cfg = Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
         let net = cfg.net();
-        cfg.output_shapes(net.height, net.width).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        cfg.output_shapes(net.height, net.width)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!cfg.heads().is_empty());
     }
 }
@@ -40,15 +41,17 @@ fn yolov3_structure() {
     let cfg = Config::from_file(common::models_dir().join("cfg/yolov3.cfg")).unwrap();
     assert_eq!(cfg.layers().len(), 107);
     assert_eq!((cfg.net().width, cfg.net().batch, cfg.net().subdivisions), (608, 64, 16));
-    assert_eq!(cfg.net().policy, LrPolicy::Steps { steps: vec![400_000, 450_000], scales: vec![0.1, 0.1] });
+    assert_eq!(
+        cfg.net().policy,
+        LrPolicy::Steps { steps: vec![400_000, 450_000], scales: vec![0.1, 0.1] }
+    );
     assert_eq!(cfg.net().saturation, 1.5);
     assert_eq!(cfg.conv_layers().len(), 75);
     let heads = cfg.heads();
-    assert_eq!(heads.iter().map(|h| (h.source_layer, h.yolo_layer, h.stride)).collect::<Vec<_>>(), vec![
-        (81, 82, 32),
-        (93, 94, 16),
-        (105, 106, 8)
-    ]);
+    assert_eq!(
+        heads.iter().map(|h| (h.source_layer, h.yolo_layer, h.stride)).collect::<Vec<_>>(),
+        vec![(81, 82, 32), (93, 94, 16), (105, 106, 8)]
+    );
     assert_eq!(heads[0].anchors, vec![[116.0, 90.0], [156.0, 198.0], [373.0, 326.0]]);
     assert_eq!(heads[2].mask, vec![0, 1, 2]);
     assert_eq!(heads[0].ignore_thresh, 0.7);
@@ -69,7 +72,11 @@ fn yolov3_structure() {
 fn tiny_and_spp_structure() {
     let tiny = Config::from_file(common::models_dir().join("cfg/yolov3-tiny.cfg")).unwrap();
     let shapes = tiny.output_shapes(416, 416).unwrap();
-    assert_eq!(shapes[11], Shape { c: 512, h: 13, w: 13 }, "size-2 stride-1 maxpool keeps the size");
+    assert_eq!(
+        shapes[11],
+        Shape { c: 512, h: 13, w: 13 },
+        "size-2 stride-1 maxpool keeps the size"
+    );
     assert_eq!(shapes[20].c, 384);
     assert_eq!(tiny.heads().iter().map(|h| h.stride).collect::<Vec<_>>(), vec![32, 16]);
     assert_eq!(tiny.heads()[1].anchors, vec![[10.0, 14.0], [23.0, 27.0], [37.0, 58.0]]);
@@ -85,7 +92,10 @@ fn tiny_and_spp_structure() {
     assert_eq!(spp.heads().iter().map(|h| h.source_layer).collect::<Vec<_>>(), vec![88, 100, 112]);
     assert_eq!(spp.heads().len(), 3);
 
-    let old = Config::from_file(common::models_dir().join("cfg/historical/yolov3-tiny.pjreddie-481d9d98-mask123.cfg")).unwrap();
+    let old = Config::from_file(
+        common::models_dir().join("cfg/historical/yolov3-tiny.pjreddie-481d9d98-mask123.cfg"),
+    )
+    .unwrap();
     assert_eq!(old.heads()[1].mask, vec![1, 2, 3]);
     assert_eq!(old.heads()[1].anchors[0], [23.0, 27.0]);
 }
@@ -114,7 +124,13 @@ fn bad_cfgs_name_the_file_and_line() {
     assert!(matches!(Config::from_file(&p).unwrap_err(), ModelError::CfgValue { .. }));
 
     let p = write("d.cfg", &text.replacen("filters=255", "filters=254", 1));
-    assert!(matches!(Config::from_file(&p).unwrap_err(), ModelError::CfgStructure { layer: 16, .. }));
+    assert!(matches!(
+        Config::from_file(&p).unwrap_err(),
+        ModelError::CfgStructure { layer: 16, .. }
+    ));
 
-    assert!(matches!(Config::from_file(dir.path().join("missing.cfg")).unwrap_err(), ModelError::Io { .. }));
+    assert!(matches!(
+        Config::from_file(dir.path().join("missing.cfg")).unwrap_err(),
+        ModelError::Io { .. }
+    ));
 }

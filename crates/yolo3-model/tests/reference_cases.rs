@@ -1,6 +1,8 @@
 //! Every shared model case: the network loaded with the case's cfg and weights reproduces
 //! the float64 darknet reference heads within `1e-4 + 2e-5*|ref|`.
 
+#![allow(clippy::print_stdout)]
+
 mod common;
 
 use tch::{Device, Kind};
@@ -27,8 +29,16 @@ fn heads_match_the_float64_darknet_reference() {
             let budget = reference.abs().to_kind(Kind::Double) * 2e-5 + 1e-4;
             let ratio = (&diff / &budget).max().double_value(&[]);
             let worst = diff.max().double_value(&[]);
-            println!("{} head {k}: max |d| = {worst:.3e}, {:.0}% of the budget", path.display(), 100.0 * ratio);
-            assert!(ratio <= 1.0, "{} head {k}: max |d| = {worst:e} exceeds the tolerance ({ratio:.2}x)", path.display());
+            println!(
+                "{} head {k}: max |d| = {worst:.3e}, {:.0}% of the budget",
+                path.display(),
+                100.0 * ratio
+            );
+            assert!(
+                ratio <= 1.0,
+                "{} head {k}: max |d| = {worst:e} exceeds the tolerance ({ratio:.2}x)",
+                path.display()
+            );
             worst_overall = worst_overall.max(worst);
         }
     }

@@ -107,7 +107,10 @@ fn truncated_and_oversized_files_are_errors() {
     std::fs::write(&long, &bytes).unwrap();
     match DarknetWeights::read(&long, &cfg).unwrap_err() {
         ModelError::WeightsTrailing { expected_bytes, actual_bytes, extra_bytes, .. } => {
-            assert_eq!((expected_bytes, actual_bytes, extra_bytes), (original.len() as u64, bytes.len() as u64, 12));
+            assert_eq!(
+                (expected_bytes, actual_bytes, extra_bytes),
+                (original.len() as u64, bytes.len() as u64, 12)
+            );
         }
         other => panic!("{other}"),
     }
@@ -124,20 +127,36 @@ fn truncated_and_oversized_files_are_errors() {
         DarknetWeights::from_bytes(&original[..10], &layouts, Path::new("h")).unwrap_err(),
         ModelError::WeightsHeader { actual_bytes: 10, .. }
     ));
-    assert!(matches!(DarknetWeights::read(dir.path().join("nope"), &cfg).unwrap_err(), ModelError::Io { .. }));
+    assert!(matches!(
+        DarknetWeights::read(dir.path().join("nope"), &cfg).unwrap_err(),
+        ModelError::Io { .. }
+    ));
 }
 
 #[test]
 fn weights_for_another_cfg_are_rejected() {
-    let tiny = DarknetWeights::read(weights_path("yolov3-tiny-mini.weights"), &cfg("yolov3-tiny-mini.cfg")).unwrap();
+    let tiny = DarknetWeights::read(
+        weights_path("yolov3-tiny-mini.weights"),
+        &cfg("yolov3-tiny-mini.cfg"),
+    )
+    .unwrap();
     let mut net = Darknet::new(cfg("yolov3-mini.cfg"), Device::Cpu).unwrap();
-    assert!(matches!(net.load_darknet_weights(&tiny).unwrap_err(), ModelError::WeightsMismatch { .. }));
+    assert!(matches!(
+        net.load_darknet_weights(&tiny).unwrap_err(),
+        ModelError::WeightsMismatch { .. }
+    ));
 }
 
 #[test]
 fn old_headers_cannot_hold_a_large_seen() {
-    let w = DarknetWeights { header: WeightsHeader { major: 0, minor: 1, revision: 0, seen: 1 << 40 }, convs: Vec::new() };
+    let w = DarknetWeights {
+        header: WeightsHeader { major: 0, minor: 1, revision: 0, seen: 1 << 40 },
+        convs: Vec::new(),
+    };
     assert!(w.to_bytes().is_err());
-    let w = DarknetWeights { header: WeightsHeader { seen: 1 << 40, ..WeightsHeader::default() }, convs: Vec::new() };
+    let w = DarknetWeights {
+        header: WeightsHeader { seen: 1 << 40, ..WeightsHeader::default() },
+        convs: Vec::new(),
+    };
     assert_eq!(w.to_bytes().unwrap().len(), 20);
 }

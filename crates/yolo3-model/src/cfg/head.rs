@@ -16,13 +16,13 @@ pub struct HeadSpec {
     pub mask: Vec<usize>,
     /// `(w, h)` in pixels for each anchor slot, i.e. `anchors[mask[a]]`.
     pub anchors: Vec<[f32; 2]>,
-    /// Input pixels per output cell (32, 16, 8 for YOLOv3).
+    /// Input pixels per output cell (32, 16, 8 for `YOLOv3`).
     pub stride: i64,
     /// Number of classes.
     pub classes: i64,
-    /// IoU above which unassigned predictions are not pushed to background.
+    /// `IoU` above which unassigned predictions are not pushed to background.
     pub ignore_thresh: f64,
-    /// IoU above which darknet also assigns a truth.
+    /// `IoU` above which darknet also assigns a truth.
     pub truth_thresh: f64,
 }
 

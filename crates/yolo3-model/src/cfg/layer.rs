@@ -32,7 +32,9 @@ impl Activation {
             "logistic" => Ok(Self::Logistic),
             other => Err(r.key_error(
                 "activation",
-                format!("unsupported activation `{other}` (supported: linear, leaky, relu, logistic)"),
+                format!(
+                    "unsupported activation `{other}` (supported: linear, leaky, relu, logistic)"
+                ),
             )),
         }
     }
@@ -107,9 +109,9 @@ pub struct Yolo {
     pub num: usize,
     /// Crop jitter for augmentation.
     pub jitter: f64,
-    /// IoU above which a non-assigned prediction is not penalised as background.
+    /// `IoU` above which a non-assigned prediction is not penalised as background.
     pub ignore_thresh: f64,
-    /// IoU above which darknet also assigns the truth (1 disables it).
+    /// `IoU` above which darknet also assigns the truth (1 disables it).
     pub truth_thresh: f64,
     /// Random input resizing during training.
     pub random: bool,
@@ -146,11 +148,24 @@ impl Layer {
         }
     }
 
+    /// The canonical name of a supported layer section (darknet's aliases included).
+    pub(crate) fn kind_of(section: &str) -> Option<&'static str> {
+        Some(match section {
+            "convolutional" | "conv" => "convolutional",
+            "maxpool" | "max" => "maxpool",
+            "upsample" => "upsample",
+            "route" => "route",
+            "shortcut" => "shortcut",
+            "yolo" => "yolo",
+            _ => return None,
+        })
+    }
+
     /// Reads the section of darknet layer `index`. Returns `None` for an unsupported section.
     pub(crate) fn read(r: &SectionReader<'_>, index: usize) -> Result<Option<Self>> {
-        let layer = match r.section.name.as_str() {
-            "convolutional" | "conv" => Self::Convolutional(read_conv(r)?),
-            "maxpool" | "max" => Self::Maxpool(read_maxpool(r)?),
+        let layer = match r.kind {
+            "convolutional" => Self::Convolutional(read_conv(r)?),
+            "maxpool" => Self::Maxpool(read_maxpool(r)?),
             "upsample" => Self::Upsample(read_upsample(r)?),
             "route" => Self::Route(read_route(r, index)?),
             "shortcut" => Self::Shortcut(read_shortcut(r, index)?),
@@ -205,12 +220,15 @@ fn read_upsample(r: &SectionReader<'_>) -> Result<Upsample> {
 
 /// Resolves a darknet layer reference: negative is relative to `index`, and the result must
 /// be an earlier layer.
-fn resolve(r: &SectionReader<'_>, key: &str, index: usize, raw: i64) -> Result<usize> {
+fn resolve(r: &SectionReader<'_>, key: &'static str, index: usize, raw: i64) -> Result<usize> {
     let abs = if raw < 0 { index as i64 + raw } else { raw };
     if abs < 0 || abs >= index as i64 {
         return Err(r.key_error(
             key,
-            format!("index {raw} resolves to layer {abs}, outside the earlier layers 0..={}", index as i64 - 1),
+            format!(
+                "index {raw} resolves to layer {abs}, outside the earlier layers 0..={}",
+                index as i64 - 1
+            ),
         ));
     }
     Ok(abs as usize)
@@ -249,16 +267,21 @@ fn read_shortcut(r: &SectionReader<'_>, index: usize) -> Result<Shortcut> {
 
 fn read_yolo(r: &SectionReader<'_>) -> Result<Yolo> {
     let num = r.int_at_least("num", 1, 1)? as usize;
-    let mask: Vec<usize> = r.opt_list("mask", "an anchor index")?.unwrap_or_else(|| (0..num).collect());
+    let mask: Vec<usize> =
+        r.opt_list("mask", "an anchor index")?.unwrap_or_else(|| (0..num).collect());
     if mask.is_empty() {
         return Err(r.key_error("mask", "is empty"));
     }
     if let Some(bad) = mask.iter().find(|&&m| m >= num) {
         return Err(r.key_error("mask", format!("index {bad} is not below num={num}")));
     }
-    let flat: Vec<f32> = r.opt_list("anchors", "a number")?.ok_or_else(|| r.key_error("anchors", "missing"))?;
+    let flat: Vec<f32> =
+        r.opt_list("anchors", "a number")?.ok_or_else(|| r.key_error("anchors", "missing"))?;
     if flat.len() != 2 * num {
-        return Err(r.key_error("anchors", format!("{} numbers for num={num} anchors (need {})", flat.len(), 2 * num)));
+        return Err(r.key_error(
+            "anchors",
+            format!("{} numbers for num={num} anchors (need {})", flat.len(), 2 * num),
+        ));
     }
     if flat.iter().any(|a| !a.is_finite() || *a <= 0.0) {
         return Err(r.key_error("anchors", "anchor sizes must be positive"));

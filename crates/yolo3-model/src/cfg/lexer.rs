@@ -33,7 +33,8 @@ pub(crate) fn lex(text: &str, file: &str) -> Result<Vec<RawSection>> {
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let stripped: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
-        let syntax = |message: String| ModelError::CfgSyntax { file: file.to_owned(), line, message };
+        let syntax =
+            |message: String| ModelError::CfgSyntax { file: file.to_owned(), line, message };
         match stripped.chars().next() {
             None | Some('#' | ';') => {}
             Some('[') => {
@@ -45,9 +46,9 @@ pub(crate) fn lex(text: &str, file: &str) -> Result<Vec<RawSection>> {
                 sections.push(RawSection { name: name.to_owned(), line, entries: Vec::new() });
             }
             Some(_) => {
-                let (key, value) = stripped
-                    .split_once('=')
-                    .ok_or_else(|| syntax(format!("expected `key=value`, found `{}`", raw.trim())))?;
+                let (key, value) = stripped.split_once('=').ok_or_else(|| {
+                    syntax(format!("expected `key=value`, found `{}`", raw.trim()))
+                })?;
                 if key.is_empty() {
                     return Err(syntax(format!("empty key in `{}`", raw.trim())));
                 }

@@ -49,7 +49,11 @@ impl Config {
     pub fn parse(text: &str, name: &str) -> Result<Self> {
         let sections = lexer::lex(text, name)?;
         let Some((first, rest)) = sections.split_first() else {
-            return Err(ModelError::CfgSyntax { file: name.to_owned(), line: 1, message: "no [net] section".into() });
+            return Err(ModelError::CfgSyntax {
+                file: name.to_owned(),
+                line: 1,
+                message: "no [net] section".into(),
+            });
         };
         if first.name != "net" && first.name != "network" {
             return Err(ModelError::CfgSyntax {
@@ -58,27 +62,41 @@ impl Config {
                 message: format!("the first section must be [net], found [{}]", first.name),
             });
         }
-        let reader = SectionReader::new(name, first);
+        let reader = SectionReader::new(name, first, "net");
         let net = NetParams::read(&reader)?;
         reader.finish();
 
         let mut layers = Vec::with_capacity(rest.len());
         let mut lines = Vec::with_capacity(rest.len());
         for (index, section) in rest.iter().enumerate() {
-            let reader = SectionReader::new(name, section);
-            let layer = Layer::read(&reader, index)?.ok_or_else(|| ModelError::CfgUnsupportedSection {
+            let unsupported = || ModelError::CfgUnsupportedSection {
                 file: name.to_owned(),
                 line: section.line,
                 section: section.name.clone(),
-            })?;
+            };
+            let kind = Layer::kind_of(&section.name).ok_or_else(unsupported)?;
+            let reader = SectionReader::new(name, section, kind);
+            let layer = Layer::read(&reader, index)?.ok_or_else(unsupported)?;
             reader.finish();
             layers.push(layer);
             lines.push(section.line);
         }
         if layers.is_empty() {
-            return Err(ModelError::CfgSyntax { file: name.to_owned(), line: first.line, message: "no layers after [net]".into() });
+            return Err(ModelError::CfgSyntax {
+                file: name.to_owned(),
+                line: first.line,
+                message: "no layers after [net]".into(),
+            });
         }
-        let mut cfg = Self { name: name.to_owned(), text: text.to_owned(), net, layers, lines, channels: Vec::new(), heads: Vec::new() };
+        let mut cfg = Self {
+            name: name.to_owned(),
+            text: text.to_owned(),
+            net,
+            layers,
+            lines,
+            channels: Vec::new(),
+            heads: Vec::new(),
+        };
         cfg.validate()?;
         Ok(cfg)
     }
@@ -86,8 +104,11 @@ impl Config {
     /// Reads and parses a cfg file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ModelError::Io { action: "reading", path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            action: "reading",
+            path: path.to_owned(),
+            source,
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -146,7 +167,12 @@ impl Config {
     /// Darknet indices of the convolutional layers, in order (the order of `.weights`).
     #[must_use]
     pub fn conv_layers(&self) -> Vec<usize> {
-        self.layers.iter().enumerate().filter(|(_, l)| matches!(l, Layer::Convolutional(_))).map(|(i, _)| i).collect()
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| matches!(l, Layer::Convolutional(_)))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     fn structure_error(&self, layer: usize, message: impl Into<String>) -> ModelError {
@@ -154,7 +180,7 @@ impl Config {
             file: self.name.clone(),
             line: self.lines[layer],
             layer,
-            section: self.layers[layer].section_name().to_owned(),
+            section: self.layers[layer].section_name(),
             message: message.into(),
         }
     }
@@ -167,7 +193,8 @@ impl Config {
         let mut strides: Vec<f64> = Vec::with_capacity(self.layers.len());
         let mut heads = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
-            let (in_c, in_s) = if i == 0 { (self.net.channels, 1.0) } else { (channels[i - 1], strides[i - 1]) };
+            let (in_c, in_s) =
+                if i == 0 { (self.net.channels, 1.0) } else { (channels[i - 1], strides[i - 1]) };
             let refs: Vec<usize> = match layer {
                 Layer::Route(r) => r.layers.clone(),
                 Layer::Shortcut(s) => vec![s.from],
@@ -178,7 +205,9 @@ impl Config {
             }
             let reads_previous = !matches!(layer, Layer::Route(_));
             if reads_previous && i > 0 && matches!(self.layers[i - 1], Layer::Yolo(_)) {
-                return Err(self.structure_error(i, "reads the output of the [yolo] layer before it"));
+                return Err(
+                    self.structure_error(i, "reads the output of the [yolo] layer before it")
+                );
             }
             let (c, s) = match layer {
                 Layer::Convolutional(conv) => (conv.filters, in_s * conv.stride as f64),
@@ -189,7 +218,10 @@ impl Config {
                     if let Some(&j) = r.layers.iter().find(|&&j| strides[j] != s) {
                         return Err(self.structure_error(
                             i,
-                            format!("layers {} and {j} have different resolutions (strides {s} and {})", r.layers[0], strides[j]),
+                            format!(
+                                "layers {} and {j} have different resolutions (strides {s} and {})",
+                                r.layers[0], strides[j]
+                            ),
                         ));
                     }
                     (r.layers.iter().map(|&j| channels[j]).sum(), s)
@@ -219,7 +251,10 @@ impl Config {
                         ));
                     }
                     if in_s < 1.0 || in_s.fract() != 0.0 {
-                        return Err(self.structure_error(i, format!("input stride {in_s} is not a whole number of pixels")));
+                        return Err(self.structure_error(
+                            i,
+                            format!("input stride {in_s} is not a whole number of pixels"),
+                        ));
                     }
                     heads.push(HeadSpec {
                         yolo_layer: i,
@@ -247,12 +282,16 @@ impl Config {
     pub fn output_shapes(&self, height: i64, width: i64) -> Result<Vec<Shape>> {
         let mut shapes: Vec<Shape> = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
-            let input = if i == 0 { Shape { c: self.net.channels, h: height, w: width } } else { shapes[i - 1] };
+            let input = if i == 0 {
+                Shape { c: self.net.channels, h: height, w: width }
+            } else {
+                shapes[i - 1]
+            };
             let fail = |message: String| ModelError::InputSize {
                 height,
                 width,
                 layer: i,
-                section: layer.section_name().to_owned(),
+                section: layer.section_name(),
                 message,
             };
             let shape = match layer {
@@ -264,10 +303,14 @@ impl Config {
                     let out = |x: i64| (x + m.padding - m.size).div_euclid(m.stride) + 1;
                     Shape { c: input.c, h: out(input.h), w: out(input.w) }
                 }
-                Layer::Upsample(u) => Shape { c: input.c, h: input.h * u.stride, w: input.w * u.stride },
+                Layer::Upsample(u) => {
+                    Shape { c: input.c, h: input.h * u.stride, w: input.w * u.stride }
+                }
                 Layer::Route(r) => {
                     let first = shapes[r.layers[0]];
-                    if let Some(&j) = r.layers.iter().find(|&&j| (shapes[j].h, shapes[j].w) != (first.h, first.w)) {
+                    if let Some(&j) =
+                        r.layers.iter().find(|&&j| (shapes[j].h, shapes[j].w) != (first.h, first.w))
+                    {
                         return Err(fail(format!(
                             "cannot concatenate layer {} ({}x{}) with layer {j} ({}x{})",
                             r.layers[0], first.h, first.w, shapes[j].h, shapes[j].w
@@ -334,27 +377,51 @@ mod tests {
     fn errors_name_file_and_line() {
         let bad = TINY.replace("activation=leaky", "activation=mish");
         let err = Config::parse(&bad, "x.cfg").unwrap_err();
-        assert!(matches!(&err, ModelError::CfgValue { line: 11, key, .. } if key == "activation"), "{err}");
+        assert!(
+            matches!(&err, ModelError::CfgValue { line: 11, key, .. } if *key == "activation"),
+            "{err}"
+        );
         assert!(err.to_string().starts_with("x.cfg:11:"), "{err}");
 
         let bad = TINY.replace("[maxpool]", "[local]");
         let err = Config::parse(&bad, "x.cfg").unwrap_err();
-        assert!(matches!(&err, ModelError::CfgUnsupportedSection { line: 12, section, .. } if section == "local"), "{err}");
+        assert!(
+            matches!(&err, ModelError::CfgUnsupportedSection { line: 12, section, .. } if section == "local"),
+            "{err}"
+        );
 
         let bad = TINY.replace("classes=1", "classes=2");
-        assert!(matches!(Config::parse(&bad, "x").unwrap_err(), ModelError::CfgStructure { layer: 3, .. }));
+        assert!(matches!(
+            Config::parse(&bad, "x").unwrap_err(),
+            ModelError::CfgStructure { layer: 3, .. }
+        ));
 
         let bad = format!("{TINY}[route]\nlayers=-1,7\n");
-        assert!(matches!(Config::parse(&bad, "x").unwrap_err(), ModelError::CfgValue { line: 27, .. }));
+        assert!(matches!(
+            Config::parse(&bad, "x").unwrap_err(),
+            ModelError::CfgValue { line: 27, .. }
+        ));
 
         let bad = format!("{TINY}[route]\nlayers=-1\n");
-        assert!(matches!(Config::parse(&bad, "x").unwrap_err(), ModelError::CfgStructure { layer: 4, .. }), "route to a yolo layer");
+        assert!(
+            matches!(
+                Config::parse(&bad, "x").unwrap_err(),
+                ModelError::CfgStructure { layer: 4, .. }
+            ),
+            "route to a yolo layer"
+        );
 
         let bad = TINY.replace("filters=4", "filters=four");
-        assert!(matches!(Config::parse(&bad, "x").unwrap_err(), ModelError::CfgValue { line: 7, .. }));
+        assert!(matches!(
+            Config::parse(&bad, "x").unwrap_err(),
+            ModelError::CfgValue { line: 7, .. }
+        ));
 
         let bad = TINY.replace("filters=4\n", "");
-        assert!(matches!(Config::parse(&bad, "x").unwrap_err(), ModelError::CfgMissingKey { line: 5, .. }));
+        assert!(matches!(
+            Config::parse(&bad, "x").unwrap_err(),
+            ModelError::CfgMissingKey { line: 5, .. }
+        ));
 
         let bad = TINY.replace("anchors=1,2,3,4,5,6", "anchors=1,2,3,4,5");
         assert!(matches!(Config::parse(&bad, "x").unwrap_err(), ModelError::CfgValue { .. }));
@@ -373,13 +440,22 @@ mod tests {
     fn mismatched_resolutions_are_errors() {
         let conv = "[convolutional]\nfilters=2\nsize=3\nstride=2\npad=1\nactivation=leaky\n";
         let text = format!("[net]\nwidth=8\nheight=8\nchannels=3\n{conv}[upsample]\nstride=2\n[route]\nlayers=-1,-2\n");
-        assert!(matches!(Config::parse(&text, "t").unwrap_err(), ModelError::CfgStructure { layer: 2, .. }));
+        assert!(matches!(
+            Config::parse(&text, "t").unwrap_err(),
+            ModelError::CfgStructure { layer: 2, .. }
+        ));
 
         let same = conv.replace("stride=2", "stride=1");
         let text = format!("[net]\nwidth=8\nheight=8\nchannels=3\n{same}{conv}[upsample]\nstride=2\n[route]\nlayers=-1,0\n");
         let cfg = Config::parse(&text, "t").unwrap();
         assert_eq!(cfg.output_shapes(8, 8).unwrap()[3], Shape { c: 4, h: 8, w: 8 });
-        assert!(matches!(cfg.output_shapes(7, 8).unwrap_err(), ModelError::InputSize { layer: 3, .. }));
-        assert!(matches!(cfg.output_shapes(0, 5).unwrap_err(), ModelError::InputSize { layer: 0, .. }));
+        assert!(matches!(
+            cfg.output_shapes(7, 8).unwrap_err(),
+            ModelError::InputSize { layer: 3, .. }
+        ));
+        assert!(matches!(
+            cfg.output_shapes(0, 5).unwrap_err(),
+            ModelError::InputSize { layer: 0, .. }
+        ));
     }
 }

@@ -80,7 +80,7 @@ pub struct NetParams {
     pub saturation: f64,
     /// Exposure augmentation factor.
     pub exposure: f64,
-    /// Crop jitter when given in `[net]` (AlexeyAB); `[yolo]` has its own.
+    /// Crop jitter when given in `[net]` (`AlexeyAB` darknet); `[yolo]` has its own.
     pub jitter: Option<f64>,
 }
 
@@ -88,7 +88,8 @@ impl NetParams {
     pub(crate) fn read(r: &SectionReader<'_>) -> Result<Self> {
         let size = r.opt_int("size")?;
         let width = r.opt_int("width")?.or(size).ok_or_else(|| r.key_error("width", "missing"))?;
-        let height = r.opt_int("height")?.or(size).ok_or_else(|| r.key_error("height", "missing"))?;
+        let height =
+            r.opt_int("height")?.or(size).ok_or_else(|| r.key_error("height", "missing"))?;
         let channels = r.req_int("channels")?;
         for (key, v) in [("width", width), ("height", height), ("channels", channels)] {
             if v <= 0 {
@@ -117,13 +118,15 @@ impl NetParams {
             jitter: r.opt_float("jitter")?,
         };
         if params.batch % params.subdivisions != 0 {
-            return Err(r.key_error("subdivisions", format!("does not divide batch={}", params.batch)));
+            return Err(
+                r.key_error("subdivisions", format!("does not divide batch={}", params.batch))
+            );
         }
         Ok(params)
     }
 }
 
-fn non_negative(r: &SectionReader<'_>, key: &str, v: i64) -> Result<u64> {
+fn non_negative(r: &SectionReader<'_>, key: &'static str, v: i64) -> Result<u64> {
     u64::try_from(v).map_err(|_| r.key_error(key, "must not be negative"))
 }
 

@@ -14,11 +14,13 @@ use crate::error::{ModelError, Result};
 pub(crate) struct SectionReader<'a> {
     pub file: &'a str,
     pub section: &'a RawSection,
+    /// The canonical section name (`net`, `convolutional`, ...), used in errors.
+    pub kind: &'static str,
 }
 
 impl<'a> SectionReader<'a> {
-    pub fn new(file: &'a str, section: &'a RawSection) -> Self {
-        Self { file, section }
+    pub fn new(file: &'a str, section: &'a RawSection, kind: &'static str) -> Self {
+        Self { file, section, kind }
     }
 
     fn entry(&self, key: &str) -> Option<&'a Entry> {
@@ -39,21 +41,26 @@ impl<'a> SectionReader<'a> {
     }
 
     /// An error about the value of `entry`.
-    pub fn value_error(&self, entry: &Entry, reason: impl Into<String>) -> ModelError {
+    pub fn value_error(
+        &self,
+        key: &'static str,
+        entry: &Entry,
+        reason: impl Into<String>,
+    ) -> ModelError {
         ModelError::CfgValue {
             file: self.file.to_owned(),
             line: entry.line,
-            section: self.section.name.clone(),
-            key: entry.key.clone(),
+            section: self.kind,
+            key,
             value: entry.value.clone(),
             reason: reason.into(),
         }
     }
 
     /// An error about `key`, located at the key's line when present, else at the header.
-    pub fn key_error(&self, key: &str, reason: impl Into<String>) -> ModelError {
+    pub fn key_error(&self, key: &'static str, reason: impl Into<String>) -> ModelError {
         match self.section.entries.iter().find(|e| e.key == key) {
-            Some(entry) => self.value_error(entry, reason),
+            Some(entry) => self.value_error(key, entry, reason),
             None => self.structure_error(usize::MAX, reason),
         }
     }
@@ -65,37 +72,37 @@ impl<'a> SectionReader<'a> {
             file: self.file.to_owned(),
             line: self.section.line,
             layer,
-            section: self.section.name.clone(),
+            section: self.kind,
             message: message.into(),
         }
     }
 
-    fn parse<T: FromStr>(&self, entry: &Entry, what: &str) -> Result<T> {
-        entry.value.parse().map_err(|_| self.value_error(entry, format!("not {what}")))
+    fn parse<T: FromStr>(&self, key: &'static str, entry: &Entry, what: &str) -> Result<T> {
+        entry.value.parse().map_err(|_| self.value_error(key, entry, format!("not {what}")))
     }
 
     /// The raw string value, if present.
-    pub fn text(&self, key: &str) -> Option<&'a str> {
+    pub fn text(&self, key: &'static str) -> Option<&'a str> {
         self.entry(key).map(|e| e.value.as_str())
     }
 
     /// An integer, if present.
-    pub fn opt_int(&self, key: &str) -> Result<Option<i64>> {
-        self.entry(key).map(|e| self.parse(e, "an integer")).transpose()
+    pub fn opt_int(&self, key: &'static str) -> Result<Option<i64>> {
+        self.entry(key).map(|e| self.parse(key, e, "an integer")).transpose()
     }
 
     /// An integer with a default.
-    pub fn int(&self, key: &str, default: i64) -> Result<i64> {
+    pub fn int(&self, key: &'static str, default: i64) -> Result<i64> {
         Ok(self.opt_int(key)?.unwrap_or(default))
     }
 
     /// A required integer.
-    pub fn req_int(&self, key: &str) -> Result<i64> {
+    pub fn req_int(&self, key: &'static str) -> Result<i64> {
         self.opt_int(key)?.ok_or_else(|| self.missing(key))
     }
 
     /// An integer that must be at least `min`.
-    pub fn int_at_least(&self, key: &str, default: i64, min: i64) -> Result<i64> {
+    pub fn int_at_least(&self, key: &'static str, default: i64, min: i64) -> Result<i64> {
         let v = self.int(key, default)?;
         if v < min {
             return Err(self.key_error(key, format!("must be at least {min}")));
@@ -104,53 +111,55 @@ impl<'a> SectionReader<'a> {
     }
 
     /// A float, if present.
-    pub fn opt_float(&self, key: &str) -> Result<Option<f64>> {
+    pub fn opt_float(&self, key: &'static str) -> Result<Option<f64>> {
         self.entry(key)
             .map(|e| {
-                let v: f64 = self.parse(e, "a number")?;
+                let v: f64 = self.parse(key, e, "a number")?;
                 if v.is_finite() {
                     Ok(v)
                 } else {
-                    Err(self.value_error(e, "not a finite number"))
+                    Err(self.value_error(key, e, "not a finite number"))
                 }
             })
             .transpose()
     }
 
     /// A float with a default.
-    pub fn float(&self, key: &str, default: f64) -> Result<f64> {
+    pub fn float(&self, key: &'static str, default: f64) -> Result<f64> {
         Ok(self.opt_float(key)?.unwrap_or(default))
     }
 
     /// A comma-separated list, if present.
-    pub fn opt_list<T: FromStr>(&self, key: &str, what: &str) -> Result<Option<Vec<T>>> {
+    pub fn opt_list<T: FromStr>(&self, key: &'static str, what: &str) -> Result<Option<Vec<T>>> {
         let Some(entry) = self.entry(key) else { return Ok(None) };
         entry
             .value
             .split(',')
             .filter(|s| !s.is_empty())
-            .map(|s| s.parse().map_err(|_| self.value_error(entry, format!("`{s}` is not {what}"))))
+            .map(|s| {
+                s.parse().map_err(|_| self.value_error(key, entry, format!("`{s}` is not {what}")))
+            })
             .collect::<Result<Vec<T>>>()
             .map(Some)
     }
 
     /// Rejects a key that changes the layer's meaning unless it has its default value.
-    pub fn reject_unless(&self, key: &str, default: f64, why: &str) -> Result<()> {
+    pub fn reject_unless(&self, key: &'static str, default: f64, why: &str) -> Result<()> {
         if let Some(entry) = self.entry(key) {
-            let v: f64 = self.parse(entry, "a number")?;
+            let v: f64 = self.parse(key, entry, "a number")?;
             if v != default {
-                return Err(self.value_error(entry, format!("unsupported: {why}")));
+                return Err(self.value_error(key, entry, format!("unsupported: {why}")));
             }
         }
         Ok(())
     }
 
-    fn missing(&self, key: &str) -> ModelError {
+    fn missing(&self, key: &'static str) -> ModelError {
         ModelError::CfgMissingKey {
             file: self.file.to_owned(),
             line: self.section.line,
-            section: self.section.name.clone(),
-            key: key.to_owned(),
+            section: self.kind,
+            key,
         }
     }
 

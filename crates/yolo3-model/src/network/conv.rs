@@ -22,7 +22,12 @@ pub(crate) struct ConvBlock {
 
 impl ConvBlock {
     /// Creates the variables of conv `index` under `root`.
-    pub fn new(root: &nn::Path<'_>, index: usize, conv: &Convolutional, in_channels: i64) -> Result<Self, tch::TchError> {
+    pub fn new(
+        root: &nn::Path<'_>,
+        index: usize,
+        conv: &Convolutional,
+        in_channels: i64,
+    ) -> Result<Self, tch::TchError> {
         let layer = root.sub("layers").sub(index);
         let fan_in = (in_channels * conv.size * conv.size) as f64;
         let c = layer.sub("conv");
@@ -44,12 +49,31 @@ impl ConvBlock {
         } else {
             (Some(c.f_zeros("bias", &n)?), None)
         };
-        Ok(Self { weight, bias, bn, stride: conv.stride, padding: conv.padding, activation: conv.activation })
+        Ok(Self {
+            weight,
+            bias,
+            bn,
+            stride: conv.stride,
+            padding: conv.padding,
+            activation: conv.activation,
+        })
     }
 
     /// Convolution, batch norm (batch statistics when `train`), activation.
-    pub fn forward(&self, xs: &Tensor, train: bool, slope: &Tensor) -> Result<Tensor, tch::TchError> {
-        let ys = xs.f_conv2d(&self.weight, self.bias.as_ref(), [self.stride, self.stride], [self.padding, self.padding], [1, 1], 1)?;
+    pub fn forward(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        slope: &Tensor,
+    ) -> Result<Tensor, tch::TchError> {
+        let ys = xs.f_conv2d(
+            &self.weight,
+            self.bias.as_ref(),
+            [self.stride, self.stride],
+            [self.padding, self.padding],
+            [1, 1],
+            1,
+        )?;
         let ys = match &self.bn {
             Some(bn) => bn.forward(&ys, train)?,
             None => ys,

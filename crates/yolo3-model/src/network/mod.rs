@@ -128,7 +128,11 @@ impl Darknet {
             expected: format!("a float32 N x {channels} x H x W tensor on {:?}", self.device()),
             actual: format!("{:?} {size:?} on {:?}", xs.kind(), xs.device()),
         };
-        if size.len() != 4 || size[1] != channels || xs.kind() != Kind::Float || xs.device() != self.device() {
+        if size.len() != 4
+            || size[1] != channels
+            || xs.kind() != Kind::Float
+            || xs.device() != self.device()
+        {
             return Err(bad_input());
         }
         self.cfg.output_shapes(size[2], size[3])?;
@@ -142,10 +146,18 @@ impl Darknet {
             let out = match layer {
                 Layer::Convolutional(_) => {
                     let block = self.convs[i].as_ref().expect("conv block for conv layer");
-                    Some(block.forward(input.expect("conv input"), train, &self.slope).torch(context)?)
+                    Some(
+                        block
+                            .forward(input.expect("conv input"), train, &self.slope)
+                            .torch(context)?,
+                    )
                 }
-                Layer::Maxpool(m) => Some(ops::maxpool(input.expect("pool input"), m).torch(context)?),
-                Layer::Upsample(u) => Some(ops::upsample(input.expect("upsample input"), u.stride).torch(context)?),
+                Layer::Maxpool(m) => {
+                    Some(ops::maxpool(input.expect("pool input"), m).torch(context)?)
+                }
+                Layer::Upsample(u) => {
+                    Some(ops::upsample(input.expect("upsample input"), u.stride).torch(context)?)
+                }
                 Layer::Route(r) => Some(if let [j] = r.layers[..] {
                     get(j).shallow_clone()
                 } else {
@@ -158,9 +170,13 @@ impl Darknet {
                     let sum = if s.alpha == 1.0 && s.beta == 1.0 {
                         prev.f_add(from)
                     } else {
-                        prev.f_mul_scalar(s.alpha).and_then(|p| p.f_add(&from.f_mul_scalar(s.beta)?))
+                        prev.f_mul_scalar(s.alpha)
+                            .and_then(|p| p.f_add(&from.f_mul_scalar(s.beta)?))
                     };
-                    Some(sum.and_then(|t| ops::activate(t, s.activation, &self.slope)).torch(context)?)
+                    Some(
+                        sum.and_then(|t| ops::activate(t, s.activation, &self.slope))
+                            .torch(context)?,
+                    )
                 }
                 Layer::Yolo(_) => None,
             };
@@ -184,6 +200,11 @@ impl Darknet {
                 }
             }
         }
-        Ok(self.cfg.heads().iter().map(|h| outputs[h.source_layer].take().expect("head output kept")).collect())
+        Ok(self
+            .cfg
+            .heads()
+            .iter()
+            .map(|h| outputs[h.source_layer].take().expect("head output kept"))
+            .collect())
     }
 }

@@ -6,7 +6,7 @@
 //!   libtorch's `batch_norm` would put the epsilon inside the square root;
 //! * training batch norm is libtorch's native `batch_norm` with batch statistics,
 //!   [`BN_TRAIN_EPS`] and [`BN_MOMENTUM`];
-//! * leaky ReLU has slope 0.1 through the native `prelu` kernel (forward and backward) with a
+//! * leaky `ReLU` has slope 0.1 through the native `prelu` kernel (forward and backward) with a
 //!   constant weight, because tch's `leaky_relu` fixes the slope at 0.01;
 //! * max pooling puts `padding/2` before the data and the rest after, and padded samples never
 //!   win (they are `-inf`).
@@ -19,7 +19,7 @@ use crate::cfg::{Activation, Maxpool};
 pub const BN_INFERENCE_EPS: f64 = 1e-6;
 
 /// Epsilon of training-mode batch norm, inside the square root as libtorch computes it
-/// (AlexeyAB darknet's and pjreddie's GPU value).
+/// (`AlexeyAB` darknet's and pjreddie's GPU value).
 pub const BN_TRAIN_EPS: f64 = 1e-5;
 
 /// Running-statistics update rate in libtorch's convention
@@ -27,7 +27,7 @@ pub const BN_TRAIN_EPS: f64 = 1e-5;
 /// Keras' `momentum=0.99`.
 pub const BN_MOMENTUM: f64 = 0.01;
 
-/// Darknet's leaky ReLU slope.
+/// Darknet's leaky `ReLU` slope.
 pub const LEAKY_SLOPE: f64 = 0.1;
 
 /// The batch-norm parameters and buffers of one conv.
@@ -53,7 +53,8 @@ impl BatchNorm {
                 true,
             );
         }
-        let scale = self.gamma.f_div(&self.running_var.f_sqrt()?.f_add_scalar(BN_INFERENCE_EPS)?)?;
+        let scale =
+            self.gamma.f_div(&self.running_var.f_sqrt()?.f_add_scalar(BN_INFERENCE_EPS)?)?;
         let shift = self.beta.f_sub(&self.running_mean.f_mul(&scale)?)?;
         let channels = self.gamma.size()[0];
         shift.f_view([1, channels, 1, 1])?.f_addcmul(xs, &scale.f_view([1, channels, 1, 1])?)
@@ -61,7 +62,11 @@ impl BatchNorm {
 }
 
 /// Applies a darknet activation; `slope` is the one-element [`LEAKY_SLOPE`] tensor.
-pub(crate) fn activate(xs: Tensor, activation: Activation, slope: &Tensor) -> Result<Tensor, tch::TchError> {
+pub(crate) fn activate(
+    xs: Tensor,
+    activation: Activation,
+    slope: &Tensor,
+) -> Result<Tensor, tch::TchError> {
     match activation {
         Activation::Linear => Ok(xs),
         Activation::Leaky => xs.f_prelu(slope),
@@ -103,7 +108,8 @@ mod tests {
 
     #[test]
     fn maxpool_size2_stride1_ignores_the_right_and_bottom_edge() {
-        let xs = Tensor::from_slice(&[1f32, -5., 3., -2., -7., -4., 0., -1., -9.]).view([1, 1, 3, 3]);
+        let xs =
+            Tensor::from_slice(&[1f32, -5., 3., -2., -7., -4., 0., -1., -9.]).view([1, 1, 3, 3]);
         let out = maxpool(&xs, &Maxpool { size: 2, stride: 1, padding: 1 }).unwrap();
         let v: Vec<f32> = Vec::try_from(out.flatten(0, -1)).unwrap();
         assert_eq!(v, vec![1., 3., 3., 0., -1., -4., 0., -1., -9.]);

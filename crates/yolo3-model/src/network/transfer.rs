@@ -28,11 +28,19 @@ impl Darknet {
             return Err(ModelError::WeightsMismatch {
                 conv: layouts.len(),
                 layer: 0,
-                message: format!("{} convs given, the cfg has {}", weights.convs.len(), layouts.len()),
+                message: format!(
+                    "{} convs given, the cfg has {}",
+                    weights.convs.len(),
+                    layouts.len()
+                ),
             });
         }
         for (k, (params, layout)) in weights.convs.iter().zip(&layouts).enumerate() {
-            let mismatch = |message: String| ModelError::WeightsMismatch { conv: k, layer: layout.layer, message };
+            let mismatch = |message: String| ModelError::WeightsMismatch {
+                conv: k,
+                layer: layout.layer,
+                message,
+            };
             let n = layout.filters;
             if params.biases.len() != n || params.kernel.len() != layout.kernel_len() {
                 return Err(mismatch(format!(
@@ -47,7 +55,10 @@ impl Darknet {
             copy_into(&block.weight, &params.kernel).torch(context)?;
             match (&block.bn, &params.batch_norm, &block.bias) {
                 (Some(bn), Some(p), _) => {
-                    if [&p.scales, &p.rolling_mean, &p.rolling_variance].iter().any(|v| v.len() != n) {
+                    if [&p.scales, &p.rolling_mean, &p.rolling_variance]
+                        .iter()
+                        .any(|v| v.len() != n)
+                    {
                         return Err(mismatch(format!("batch-norm vectors must have {n} values")));
                     }
                     copy_into(&bn.beta, &params.biases).torch(context)?;
@@ -56,7 +67,11 @@ impl Darknet {
                     copy_into(&bn.running_var, &p.rolling_variance).torch(context)?;
                 }
                 (None, None, Some(bias)) => copy_into(bias, &params.biases).torch(context)?,
-                _ => return Err(mismatch("batch norm present in only one of the cfg and the weights".into())),
+                _ => {
+                    return Err(mismatch(
+                        "batch norm present in only one of the cfg and the weights".into(),
+                    ))
+                }
             }
         }
         Ok(weights.convs.len())
@@ -78,7 +93,9 @@ impl Darknet {
                     }),
                     kernel,
                 },
-                (None, Some(bias)) => ConvParams { biases: read_out(bias).torch(context)?, batch_norm: None, kernel },
+                (None, Some(bias)) => {
+                    ConvParams { biases: read_out(bias).torch(context)?, batch_norm: None, kernel }
+                }
                 (None, None) => unreachable!("a conv has either batch norm or a bias"),
             };
             convs.push(params);

@@ -18,7 +18,9 @@ pub fn models_dir() -> PathBuf {
 /// `shared/models/cases`.
 pub fn case_dirs() -> Vec<PathBuf> {
     match std::env::var("YOLO3_MODEL_CASES_DIRS") {
-        Ok(dirs) if !dirs.trim().is_empty() => dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect(),
+        Ok(dirs) if !dirs.trim().is_empty() => {
+            dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect()
+        }
         _ => vec![models_dir().join("cases")],
     }
 }
@@ -50,7 +52,10 @@ impl Case {
 
     /// A path from the metadata, relative to the parent of the case's folder.
     pub fn resolve(&self, key: &str) -> PathBuf {
-        let rel = self.metadata.get(key).unwrap_or_else(|| panic!("{}: no `{key}` in metadata", self.path.display()));
+        let rel = self
+            .metadata
+            .get(key)
+            .unwrap_or_else(|| panic!("{}: no `{key}` in metadata", self.path.display()));
         self.path.parent().and_then(Path::parent).expect("case folder has a parent").join(rel)
     }
 }

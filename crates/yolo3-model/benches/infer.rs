@@ -1,0 +1,63 @@
+//! Inference benchmark of `YOLOv3` and tiny-`YOLOv3` at 416x416, batch 1 and 8, on the CPU.
+//!
+//! Not a timed test: it prints one `RESULT <net> <batch> <median ms> <iterations>` line per
+//! configuration for `scripts/bench-model.sh`, which runs the `PyTorch` twin
+//! (`benches/torch_infer.py`) in the same go and prints the ratios. Variables are randomly
+//! initialised (the full `YOLOv3` weights are not shipped); timing does not depend on them.
+//! Threads: 2 (`YOLO3_BENCH_THREADS`). Iterations per configuration can be scaled with
+//! `YOLO3_BENCH_SCALE` (default 1).
+
+#![allow(clippy::print_stdout, missing_docs)]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use tch::{Device, Kind, Tensor};
+use yolo3_model::{Config, Darknet};
+
+/// (cfg file, label, batch, timed iterations).
+const RUNS: [(&str, &str, i64, usize); 4] = [
+    ("yolov3-tiny.cfg", "tiny-yolov3", 1, 20),
+    ("yolov3-tiny.cfg", "tiny-yolov3", 8, 6),
+    ("yolov3.cfg", "yolov3", 1, 5),
+    ("yolov3.cfg", "yolov3", 8, 2),
+];
+
+fn env_number(name: &str, default: f64) -> f64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        f64::midpoint(v[n / 2 - 1], v[n / 2])
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let threads = env_number("YOLO3_BENCH_THREADS", 2.0) as i32;
+    let scale = env_number("YOLO3_BENCH_SCALE", 1.0);
+    tch::set_num_threads(threads);
+    tch::manual_seed(0);
+    let cfg_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models/cfg"));
+    println!("# tch, libtorch threads = {}", tch::get_num_threads());
+    for (cfg_name, label, batch, iterations) in RUNS {
+        let net = Darknet::new(Config::from_file(cfg_dir.join(cfg_name))?, Device::Cpu)?;
+        let x = Tensor::rand([batch, 3, 416, 416], (Kind::Float, Device::Cpu));
+        let iterations = ((iterations as f64 * scale).round() as usize).max(1);
+        let _guard = tch::no_grad_guard();
+        net.forward_t(&x, false)?; // warm-up
+        let mut times = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let start = Instant::now();
+            let out = net.forward_t(&x, false)?;
+            drop(out);
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        println!("RESULT {label} {batch} {:.1} {iterations}", median(times));
+    }
+    Ok(())
+}

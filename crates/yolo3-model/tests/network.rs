@@ -1,0 +1,91 @@
+//! Network behaviour beyond the reference cases: output shapes of the three nets, training
+//! mode, freezing the body, and errors instead of panics on bad input.
+
+mod common;
+
+use tch::{Device, Kind, Tensor};
+use yolo3_model::{Config, Darknet, ModelError};
+
+fn net(cfg: &str) -> Darknet {
+    Darknet::new(
+        Config::from_file(common::models_dir().join("cfg").join(cfg)).unwrap(),
+        Device::Cpu,
+    )
+    .unwrap()
+}
+
+#[test]
+fn head_shapes_of_the_three_architectures() {
+    for (cfg, size, grids) in [
+        ("yolov3-tiny-mini.cfg", 160, vec![5, 10]),
+        ("yolov3-mini.cfg", 96, vec![3, 6, 12]),
+        ("yolov3-spp.cfg", 64, vec![2, 4, 8]),
+    ] {
+        let net = net(cfg);
+        let x = Tensor::rand([2, 3, size, size], (Kind::Float, Device::Cpu));
+        let out = tch::no_grad(|| net.forward_t(&x, false)).unwrap();
+        let got: Vec<Vec<i64>> = out.iter().map(Tensor::size).collect();
+        let want: Vec<Vec<i64>> =
+            net.heads().iter().zip(&grids).map(|(h, &g)| vec![2, h.channels(), g, g]).collect();
+        assert_eq!(got, want, "{cfg}");
+    }
+}
+
+#[test]
+fn training_mode_uses_batch_statistics_and_trains_only_unfrozen_layers() {
+    let net = net("yolov3-tiny-mini.cfg");
+    let x = Tensor::rand([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+    let mean_name = "layers.0.bn.running_mean";
+    let before = net.var_store().variables()[mean_name].copy();
+
+    net.set_body_trainable(false);
+    let groups = net.param_groups();
+    assert_eq!(groups.heads.len(), 4, "two head convs with kernel and bias");
+    assert!(groups.body.iter().all(|t| !t.requires_grad()));
+    assert!(groups.heads.iter().all(Tensor::requires_grad));
+
+    let out = net.forward_t(&x, true).unwrap();
+    let loss = out
+        .iter()
+        .map(|o| o.square().mean(Kind::Float))
+        .fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b);
+    loss.backward();
+    assert!(groups.heads.iter().all(|t| t.grad().defined()));
+    assert!(groups.body.iter().all(|t| !t.grad().defined()));
+    let after = net.var_store().variables()[mean_name].copy();
+    assert!(!before.equal(&after), "train mode updates the running statistics");
+
+    // Inference differs from training on a fresh net (batch vs running statistics).
+    let eval = tch::no_grad(|| net.forward_t(&x, false)).unwrap();
+    assert!(!eval[0].allclose(&out[0], 1e-4, 1e-4, false));
+
+    net.set_body_trainable(true);
+    assert!(net.param_groups().body.iter().all(Tensor::requires_grad));
+    net.set_layers_trainable(..10, false);
+    let layer0 = &net.var_store().variables()["layers.0.conv.weight"];
+    assert!(!layer0.requires_grad());
+    assert!(net.var_store().variables()["layers.21.conv.weight"].requires_grad());
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let net = net("yolov3-tiny-mini.cfg");
+    let wrong_channels = Tensor::zeros([1, 4, 64, 64], (Kind::Float, Device::Cpu));
+    assert!(matches!(
+        net.forward_t(&wrong_channels, false).unwrap_err(),
+        ModelError::InputTensor { .. }
+    ));
+    let wrong_kind = Tensor::zeros([1, 3, 64, 64], (Kind::Double, Device::Cpu));
+    assert!(matches!(
+        net.forward_t(&wrong_kind, false).unwrap_err(),
+        ModelError::InputTensor { .. }
+    ));
+    let three_d = Tensor::zeros([3, 64, 64], (Kind::Float, Device::Cpu));
+    assert!(matches!(net.forward_t(&three_d, false).unwrap_err(), ModelError::InputTensor { .. }));
+    // 40 is not a multiple of 32: the upsampled 2x2 grid cannot be concatenated with 3x3.
+    let odd = Tensor::zeros([1, 3, 40, 40], (Kind::Float, Device::Cpu));
+    assert!(matches!(
+        net.forward_t(&odd, false).unwrap_err(),
+        ModelError::InputSize { layer: 20, .. }
+    ));
+}
