@@ -1,0 +1,141 @@
+//! Writing pictures without ever leaving a half-written file: the image is encoded into a
+//! temporary file in the destination folder, flushed to disk and renamed over the destination
+//! (an atomic replace on the same file system). On failure the temporary file is removed and
+//! the destination is untouched.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use image::{ImageFormat, RgbImage};
+
+use crate::error::VizError;
+
+/// Distinguishes temporary files of concurrent saves within one process.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Saves `image` as PNG at `path` (whatever its extension), atomically.
+pub fn save_png(image: &RgbImage, path: &Path) -> Result<(), VizError> {
+    save_as(image, path, ImageFormat::Png)
+}
+
+/// Saves `image` atomically in the format named by the extension of `path` (`.png`, `.jpg` or
+/// `.jpeg`, any case; JPEG at the encoder's default quality).
+pub fn save_image(image: &RgbImage, path: &Path) -> Result<(), VizError> {
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let format = match ext.as_deref() {
+        Some("png") => ImageFormat::Png,
+        Some("jpg" | "jpeg") => ImageFormat::Jpeg,
+        _ => return Err(VizError::UnknownFormat { path: path.to_path_buf() }),
+    };
+    save_as(image, path, format)
+}
+
+fn save_as(image: &RgbImage, path: &Path, format: ImageFormat) -> Result<(), VizError> {
+    let temp = temporary_path(path);
+    let result = write_file(image, path, &temp, format).and_then(|()| {
+        fs::rename(&temp, path)
+            .map_err(|source| io_error(path, "cannot rename temporary file", source))
+    });
+    if result.is_err() {
+        // Best effort: the temporary file may not exist (creation failed).
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+fn write_file(
+    image: &RgbImage,
+    path: &Path,
+    temp: &Path,
+    format: ImageFormat,
+) -> Result<(), VizError> {
+    let file = File::create(temp)
+        .map_err(|source| io_error(path, "cannot create temporary file", source))?;
+    let mut writer = BufWriter::new(file);
+    image
+        .write_to(&mut writer, format)
+        .map_err(|source| VizError::Encode { path: path.to_path_buf(), source })?;
+    writer.flush().map_err(|source| io_error(path, "cannot write", source))?;
+    let file = writer.into_inner().map_err(|e| io_error(path, "cannot write", e.into_error()))?;
+    file.sync_all().map_err(|source| io_error(path, "cannot sync", source))
+}
+
+/// `dir/.name.tmp-<pid>-<n>` beside `path`.
+fn temporary_path(path: &Path) -> PathBuf {
+    let name =
+        path.file_name().map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+}
+
+fn io_error(path: &Path, action: &'static str, source: std::io::Error) -> VizError {
+    VizError::Io { path: path.to_path_buf(), action, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+    use std::error::Error as _;
+
+    fn sample() -> RgbImage {
+        RgbImage::from_fn(7, 5, |x, y| Rgb([x as u8 * 30, y as u8 * 40, 200]))
+    }
+
+    #[test]
+    fn png_round_trips_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chart.png");
+        save_png(&sample(), &path).unwrap();
+        let back = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(back, sample());
+        // Overwriting works too.
+        save_png(&RgbImage::new(2, 2), &path).unwrap();
+        assert_eq!(image::open(&path).unwrap().to_rgb8().dimensions(), (2, 2));
+        let names: Vec<_> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("chart.png")]);
+    }
+
+    #[test]
+    fn save_image_picks_the_format_from_the_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        let jpg = dir.path().join("a.JPG");
+        save_image(&sample(), &jpg).unwrap();
+        assert_eq!(image::ImageFormat::from_path(&jpg).unwrap(), ImageFormat::Jpeg);
+        assert_eq!(&fs::read(&jpg).unwrap()[..2], &[0xFF, 0xD8]);
+        let png = dir.path().join("b.png");
+        save_image(&sample(), &png).unwrap();
+        assert_eq!(image::open(&png).unwrap().to_rgb8(), sample());
+        let err = save_image(&sample(), &dir.path().join("c.bmp")).unwrap_err();
+        assert!(matches!(err, VizError::UnknownFormat { .. }));
+    }
+
+    #[test]
+    fn errors_name_the_path_and_keep_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-folder").join("x.png");
+        let err = save_png(&sample(), &path).unwrap_err();
+        assert!(err.to_string().contains("missing-folder"), "{err}");
+        assert!(err.source().is_some());
+        assert!(matches!(err, VizError::Io { .. }));
+    }
+
+    #[test]
+    fn failed_rename_cleans_up_the_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The destination is a non-empty folder: encoding succeeds, the rename fails.
+        let path = dir.path().join("taken.png");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), b"x").unwrap();
+        let err = save_png(&sample(), &path).unwrap_err();
+        assert!(
+            matches!(err, VizError::Io { action: "cannot rename temporary file", .. }),
+            "{err}"
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(fs::read(path.join("inside")).unwrap(), b"x");
+    }
+}
