@@ -1,2 +1,66 @@
-//! The yolo3 command (being written).
-fn main() {}
+//! `yolo3`: train, run and measure YOLOv3 detectors from the command line.
+//!
+//! Thin glue over the library crates: argument parsing (clap derive; the `///` comments are the
+//! help text), progress bars on stderr (hidden when stderr is not a terminal), logs through
+//! `tracing`, and errors printed with their whole chain. `main -> run -> ExitCode`.
+
+mod anchors_cmd;
+mod args;
+mod convert_cmd;
+mod detect_cmd;
+mod eval_cmd;
+mod progress;
+mod table;
+mod train_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Train, run and evaluate YOLOv3 object detectors (darknet cfg/weights, keras-yolo3's exact
+/// loss, libtorch on CPU or CUDA).
+#[derive(Debug, Parser)]
+#[command(name = "yolo3", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: args::Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a detector (with no arguments: the built-in synthetic dataset and small model).
+    Train(train_cmd::TrainArgs),
+    /// Detect objects in images or folders and write annotated images and predictions.
+    Detect(detect_cmd::DetectArgs),
+    /// Compute COCO and Pascal VOC mAP of a model on a dataset, or of a predictions file.
+    Eval(eval_cmd::EvalArgs),
+    /// Fit anchors to a dataset with k-means (1 - IoU distance) and write anchors.txt.
+    Anchors(anchors_cmd::AnchorsArgs),
+    /// Convert weights (darknet <-> safetensors) and annotations (to keras train.txt or YOLO txt).
+    Convert(convert_cmd::ConvertArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli.global.init_logging();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // `{:#}` prints the whole chain: "reading x: line 3: field 2: ...".
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Train(a) => train_cmd::run(a, &cli.global),
+        Command::Detect(a) => detect_cmd::run(a, &cli.global),
+        Command::Eval(a) => eval_cmd::run(a, &cli.global),
+        Command::Anchors(a) => anchors_cmd::run(a, &cli.global),
+        Command::Convert(a) => convert_cmd::run(a, &cli.global),
+    }
+}

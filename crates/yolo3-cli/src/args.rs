@@ -1,0 +1,57 @@
+//! Flags shared by every subcommand.
+
+use clap::Args;
+
+/// Verbosity and threads, for every subcommand.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// CPU threads for libtorch and the data pipeline (default: all cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+}
+
+impl Global {
+    /// Sets up `tracing` on stderr at the chosen level (`RUST_LOG` overrides it), and the
+    /// thread counts.
+    pub fn init_logging(&self) {
+        let level = match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "debug",
+            (false, _) => "trace",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+        if let Some(n) = self.threads {
+            tch::set_num_threads(n as i32);
+            let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        }
+    }
+
+    /// Whether to print informational lines (summaries, tables).
+    pub fn chatty(&self) -> bool {
+        !self.quiet
+    }
+}
+
+/// `--device`: where the network runs.
+#[derive(Debug, Args, Clone)]
+pub struct DeviceArg {
+    /// cpu, cuda (the first GPU) or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl DeviceArg {
+    /// The libtorch device, checked.
+    pub fn device(&self) -> anyhow::Result<tch::Device> {
+        yolo3_train::parse_device(&self.device).map_err(anyhow::Error::msg)
+    }
+}

@@ -1,0 +1,321 @@
+//! `yolo3 train`: flags to a [`TrainConfig`], progress bars as the observer, and the final
+//! per-class table.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use indicatif::ProgressBar;
+use yolo3_train::{
+    AnchorSource, BatchProgress, DataSource, EpochRow, ModelSource, Observer, OptimizerKind, Schedule,
+    TrainConfig,
+};
+
+use crate::args::Global;
+
+/// Optimizers.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OptimizerArg {
+    /// Adam (keras-yolo3).
+    Adam,
+    /// SGD with momentum 0.9 and weight decay 5e-4 on conv kernels (darknet).
+    Sgd,
+}
+
+/// Learning-rate schedules.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScheduleArg {
+    /// keras-yolo3: body frozen at 1e-3, then all layers at 1e-4 with reduce-on-plateau and
+    /// early stopping.
+    Keras,
+    /// darknet: burn-in then x0.1 steps at 80% and 90% of the epochs.
+    Darknet,
+    /// Warm-up then cosine decay.
+    Cosine,
+}
+
+/// Where anchors come from.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AnchorsArg {
+    /// As written in the cfg.
+    Cfg,
+    /// k-means on the training boxes.
+    Kmeans,
+}
+
+/// `yolo3 train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training annotations: keras train.txt, a Pascal VOC folder, a COCO JSON or a YOLO folder.
+    /// Without it, the built-in synthetic dataset is generated into the run folder.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Validation annotations (default: hold out --val-fraction of the training images).
+    #[arg(long)]
+    val: Option<PathBuf>,
+    /// Class-name file (one name per line), where the format needs one.
+    #[arg(long)]
+    classes: Option<PathBuf>,
+    /// Fraction of training images held out for validation when --val is absent.
+    #[arg(long, default_value_t = 0.1)]
+    val_fraction: f64,
+    /// Images of the synthetic training split (with no --data).
+    #[arg(long)]
+    synthetic_images: Option<usize>,
+    /// Darknet cfg of the network (default: the built-in narrow tiny-YOLOv3). Its classes,
+    /// head filters and (with --anchors kmeans) anchors are adapted to the dataset.
+    #[arg(long)]
+    cfg: Option<PathBuf>,
+    /// Width divisor of the built-in tiny-YOLOv3 (1 = official widths).
+    #[arg(long)]
+    width_divisor: Option<u32>,
+    /// Initial weights: darknet .weights (full, or partial like darknet53.conv.74) or a
+    /// .safetensors checkpoint.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Anchors: from the cfg or k-means on the training boxes (default: k-means).
+    #[arg(long, value_enum)]
+    anchors: Option<AnchorsArg>,
+    /// Anchors from a keras anchors.txt (overrides --anchors).
+    #[arg(long)]
+    anchors_file: Option<PathBuf>,
+    /// Square input side in pixels, a multiple of 32.
+    #[arg(long)]
+    input: Option<u32>,
+    /// Images per forward pass.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Images per optimizer step (gradients accumulate over nominal/batch passes).
+    #[arg(long)]
+    nominal_batch: Option<usize>,
+    /// Epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Optimizer.
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleArg>,
+    /// Peak learning rate (keras schedule: the frozen stage's; the unfrozen stage uses a tenth).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Epochs with the body frozen (keras schedule).
+    #[arg(long, default_value_t = 0)]
+    frozen_epochs: usize,
+    /// Turn keras-yolo3's random augmentation off (letterbox only).
+    #[arg(long)]
+    no_augment: bool,
+    /// Mosaic augmentation.
+    #[arg(long)]
+    mosaic: bool,
+    /// Multi-scale training: 320..608 by 32, changing every 10 batches.
+    #[arg(long)]
+    multi_scale: bool,
+    /// Ignore threshold of the loss (keras: 0.5).
+    #[arg(long)]
+    ignore_thresh: Option<f64>,
+    /// Ignore mask against every box of the image (darknet) instead of the layer's (keras).
+    #[arg(long)]
+    darknet_ignore: bool,
+    /// Seed of data order, augmentation and initialisation.
+    #[arg(long)]
+    seed: Option<u64>,
+    #[command(flatten)]
+    device: crate::args::DeviceArg,
+    /// Folder of the run folders.
+    #[arg(long, default_value = "runs/train")]
+    project: PathBuf,
+    /// Run name (exp, exp2, ... when taken).
+    #[arg(long, default_value = "exp")]
+    name: String,
+    /// Continue the run in this folder from its last checkpoint (other flags are ignored).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+}
+
+impl TrainArgs {
+    fn to_config(&self) -> TrainConfig {
+        let mut c = TrainConfig::default();
+        if let Some(train) = &self.data {
+            c.data = DataSource::Files {
+                train: train.clone(),
+                val: self.val.clone(),
+                classes: self.classes.clone(),
+                val_fraction: self.val_fraction,
+            };
+        } else if let (Some(n), DataSource::Synthetic { train_images, .. }) = (self.synthetic_images, &mut c.data) {
+            *train_images = n;
+        }
+        if let Some(cfg) = &self.cfg {
+            c.model = ModelSource::Cfg { path: cfg.clone() };
+            c.anchors = AnchorSource::Cfg;
+        }
+        if let (Some(d), ModelSource::TinyPreset { width_divisor }) = (self.width_divisor, &mut c.model) {
+            *width_divisor = d;
+        }
+        c.weights.clone_from(&self.weights);
+        match (self.anchors, &self.anchors_file) {
+            (_, Some(path)) => c.anchors = AnchorSource::File { path: path.clone() },
+            (Some(AnchorsArg::Cfg), None) => c.anchors = AnchorSource::Cfg,
+            (Some(AnchorsArg::Kmeans), None) => c.anchors = AnchorSource::Kmeans,
+            (None, None) => {}
+        }
+        if let Some(v) = self.input {
+            c.input = v;
+        }
+        if let Some(v) = self.batch {
+            c.batch = v;
+            c.nominal_batch = c.nominal_batch.max(v);
+        }
+        if let Some(v) = self.nominal_batch {
+            c.nominal_batch = v;
+        }
+        if let Some(v) = self.epochs {
+            c.epochs = v;
+        }
+        match self.optimizer {
+            Some(OptimizerArg::Adam) => c.optimizer = OptimizerKind::adam(),
+            Some(OptimizerArg::Sgd) => c.optimizer = OptimizerKind::sgd(),
+            None => {}
+        }
+        let steps_per_epoch = 1; // darknet steps are set in epochs below, scaled at run time
+        let _ = steps_per_epoch;
+        match self.schedule {
+            Some(ScheduleArg::Keras) => {
+                let mut s = Schedule::keras(self.frozen_epochs);
+                if let (Some(lr), Schedule::KerasTwoStage { frozen_lr, lr: unfrozen, .. }) = (self.lr, &mut s) {
+                    *frozen_lr = lr;
+                    *unfrozen = lr / 10.0;
+                }
+                c.schedule = s;
+            }
+            Some(ScheduleArg::Darknet) => {
+                c.schedule = Schedule::Darknet {
+                    lr: self.lr.unwrap_or(1e-3),
+                    burn_in: 100,
+                    steps: Vec::new(),
+                    scales: vec![0.1, 0.1],
+                };
+            }
+            Some(ScheduleArg::Cosine) | None => {
+                if let (Some(v), Schedule::Cosine { lr, .. }) = (self.lr, &mut c.schedule) {
+                    *lr = v;
+                }
+            }
+        }
+        c.augment = !self.no_augment;
+        c.mosaic = self.mosaic;
+        c.multi_scale = self.multi_scale;
+        if let Some(v) = self.ignore_thresh {
+            c.ignore_thresh = v;
+        }
+        c.darknet_ignore = self.darknet_ignore;
+        if let Some(v) = self.seed {
+            c.seed = v;
+        }
+        c.device.clone_from(&self.device.device);
+        c.project.clone_from(&self.project);
+        c.name.clone_from(&self.name);
+        c
+    }
+}
+
+/// Draws one bar per epoch and prints each epoch's results line.
+struct BarObserver {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+    val_bar: Option<ProgressBar>,
+}
+
+impl Observer for BarObserver {
+    fn message(&mut self, text: &str) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize) {
+        let bar = crate::progress::bar(batches as u64, self.quiet);
+        bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+        self.bar = Some(bar);
+    }
+
+    fn batch_end(&mut self, p: &BatchProgress) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(p.batch as u64);
+            bar.set_message(format!(
+                "xy {:.3} wh {:.3} conf {:.3} cls {:.3} | {:.1} img/s lr {:.1e} @{}",
+                p.parts[0], p.parts[1], p.parts[2], p.parts[3], p.images_per_sec, p.lr, p.input
+            ));
+        }
+    }
+
+    fn validation_start(&mut self, batches: usize) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let bar = crate::progress::bar(batches as u64, self.quiet);
+        bar.set_prefix("validating");
+        self.val_bar = Some(bar);
+    }
+
+    fn validation_batch(&mut self) {
+        if let Some(bar) = &self.val_bar {
+            bar.inc(1);
+        }
+    }
+
+    fn epoch_end(&mut self, r: &EpochRow) {
+        if let Some(bar) = self.val_bar.take() {
+            bar.finish_and_clear();
+        }
+        if !self.quiet {
+            eprintln!(
+                "epoch {:>3}: train loss {:.3} (xy {:.3} wh {:.3} conf {:.3} cls {:.3})  val loss {:.3}  P {:.3} R {:.3} mAP50 {:.3} mAP50-95 {:.3}  lr {:.1e}  {:.0}s",
+                r.epoch,
+                r.train.iter().sum::<f64>(),
+                r.train[0],
+                r.train[1],
+                r.train[2],
+                r.train[3],
+                r.val.iter().sum::<f64>(),
+                r.precision,
+                r.recall,
+                r.map50,
+                r.map50_95,
+                r.lr,
+                r.seconds
+            );
+        }
+    }
+}
+
+/// Runs `yolo3 train`.
+pub fn run(args: TrainArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let mut observer = BarObserver { quiet: !global.chatty(), bar: None, val_bar: None };
+    let summary = match &args.resume {
+        Some(dir) => yolo3_train::resume(dir, &mut observer)?,
+        None => {
+            let mut config = args.to_config();
+            if let Schedule::Darknet { steps, .. } = &mut config.schedule {
+                // Steps at 80% and 90% of the run, in optimizer steps (known once the data is
+                // read); the trainer takes them as epochs * steps-per-epoch estimates.
+                *steps = vec![usize::MAX, usize::MAX];
+            }
+            yolo3_train::train(config, &mut observer)?
+        }
+    };
+    if global.chatty() {
+        println!("{}", crate::table::per_class(&summary.best, &summary.class_names));
+        println!(
+            "run: {} ({:.1} min); best: {} (mAP50 {:.3}, mAP50-95 {:.3})",
+            summary.run_dir.display(),
+            summary.seconds / 60.0,
+            summary.best_checkpoint.display(),
+            summary.best.map50.unwrap_or(0.0),
+            summary.best.map50_95.unwrap_or(0.0)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,199 @@
+//! The resolved configuration of a training run, saved as `args.toml` in the run folder and
+//! read back by `--resume`. `TrainConfig::default()` is the embedded out-of-the-box run: a
+//! generated synthetic dataset and the built-in narrow tiny-YOLOv3 at 160 pixels on the CPU.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::optim::OptimizerKind;
+use crate::schedule::Schedule;
+
+/// Where the images and boxes come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DataSource {
+    /// The built-in synthetic shapes, generated into `<run>/data`.
+    Synthetic {
+        /// Training images.
+        train_images: usize,
+        /// Validation images.
+        val_images: usize,
+        /// Image side in pixels.
+        size: u32,
+        /// Generator seed.
+        seed: u64,
+    },
+    /// Annotation files in any supported format.
+    Files {
+        /// Training annotations (keras `train.txt`, VOC folder, COCO JSON, YOLO folder).
+        train: PathBuf,
+        /// Validation annotations; without them `val_fraction` of the training images are
+        /// held out.
+        val: Option<PathBuf>,
+        /// Class-name file, where the format needs one and it is not found beside the data.
+        classes: Option<PathBuf>,
+        /// Fraction of training images held out when `val` is absent.
+        val_fraction: f64,
+    },
+}
+
+/// Which network to train.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelSource {
+    /// The built-in tiny-YOLOv3 with hidden widths divided by `width_divisor`.
+    TinyPreset {
+        /// 1 is the official width.
+        width_divisor: u32,
+    },
+    /// A darknet cfg file (adapted to the dataset's classes).
+    Cfg {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Where the anchors come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AnchorSource {
+    /// As the cfg has them (the preset: keras' tiny anchors scaled to the input).
+    Cfg,
+    /// k-means (1 - IoU) on the training boxes, scaled to the input size.
+    Kmeans,
+    /// A keras `anchors.txt`.
+    File {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Everything a run needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The data.
+    pub data: DataSource,
+    /// The network.
+    pub model: ModelSource,
+    /// Initial weights: darknet `.weights` (full, or partial such as `darknet53.conv.74`) or a
+    /// `.safetensors` checkpoint; none trains from scratch.
+    pub weights: Option<PathBuf>,
+    /// The anchors.
+    pub anchors: AnchorSource,
+    /// Square input side in pixels (a multiple of 32).
+    pub input: u32,
+    /// Images per forward pass.
+    pub batch: usize,
+    /// Images per optimizer step (gradients are accumulated over `nominal_batch / batch`
+    /// passes).
+    pub nominal_batch: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Optimizer.
+    pub optimizer: OptimizerKind,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// keras-yolo3's random augmentation (off: letterbox only).
+    pub augment: bool,
+    /// Mosaic augmentation.
+    pub mosaic: bool,
+    /// Multi-scale training (320..608 by 32, every 10 batches).
+    pub multi_scale: bool,
+    /// The loss' ignore threshold (keras: 0.5).
+    pub ignore_thresh: f64,
+    /// Ignore against every box of the image (darknet) instead of the layer's (keras).
+    pub darknet_ignore: bool,
+    /// Seed of the data order, augmentation and initialisation.
+    pub seed: u64,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Folder holding the run folders.
+    pub project: PathBuf,
+    /// Run folder name (`exp`, then `exp2`, ...).
+    pub name: String,
+    /// Score threshold of the validation decode (low, so mAP sees the whole PR curve).
+    pub val_score_threshold: f64,
+    /// Boxes per class and image in the validation decode.
+    pub val_max_boxes: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            data: DataSource::Synthetic { train_images: 1200, val_images: 200, size: 160, seed: 0 },
+            model: ModelSource::TinyPreset { width_divisor: 2 },
+            weights: None,
+            anchors: AnchorSource::Kmeans,
+            input: 160,
+            batch: 16,
+            nominal_batch: 16,
+            epochs: 30,
+            optimizer: OptimizerKind::adam(),
+            schedule: Schedule::Cosine { lr: 3e-3, warmup_epochs: 1.0, final_fraction: 0.02 },
+            augment: true,
+            mosaic: false,
+            multi_scale: false,
+            ignore_thresh: 0.5,
+            darknet_ignore: false,
+            seed: 0,
+            device: "cpu".into(),
+            project: PathBuf::from("runs/train"),
+            name: "exp".into(),
+            val_score_threshold: 0.005,
+            val_max_boxes: 100,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The TOML text of `args.toml`.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+
+    /// Parses `args.toml`.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+/// Parses a device name: `cpu`, `cuda` (the first GPU) or `cuda:N`.
+pub fn parse_device(name: &str) -> Result<tch::Device, String> {
+    match name {
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => Ok(tch::Device::Cuda(0)),
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(tch::Device::Cuda)
+            .ok_or_else(|| format!("unknown device `{other}` (expected cpu, cuda or cuda:N)")),
+    }
+    .and_then(|d| {
+        if let tch::Device::Cuda(n) = d {
+            let count = tch::Cuda::device_count();
+            if (n as i64) >= count {
+                return Err(format!("device `{name}` requested but libtorch sees {count} CUDA device(s)"));
+            }
+        }
+        Ok(d)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_round_trips_through_toml() {
+        let c = TrainConfig::default();
+        let text = c.to_toml().unwrap();
+        assert_eq!(TrainConfig::from_toml(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn devices_parse() {
+        assert_eq!(parse_device("cpu").unwrap(), tch::Device::Cpu);
+        assert!(parse_device("tpu").is_err());
+    }
+}

@@ -1,0 +1,90 @@
+//! The one error type of the training crate. It wraps the errors of the crates below with the
+//! context of where in a run they happened (epoch, batch, images, file).
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// What can stop a training or validation run.
+#[derive(Debug, Error)]
+pub enum TrainError {
+    /// The network, a cfg, weights or a checkpoint.
+    #[error(transparent)]
+    Model(#[from] yolo3_model::ModelError),
+    /// Reading or preparing data.
+    #[error(transparent)]
+    Data(#[from] yolo3_data::DataError),
+    /// The loss, targets or decode rejected their input.
+    #[error("{context}: {source}")]
+    Core {
+        /// Where it happened.
+        context: String,
+        /// The core error.
+        #[source]
+        source: yolo3_core::CoreError,
+    },
+    /// Computing mAP failed.
+    #[error("evaluation: {0}")]
+    Metrics(#[from] yolo3_core::metrics::MetricsError),
+    /// A libtorch operation failed.
+    #[error("{context}: {source}")]
+    Torch {
+        /// What was being done.
+        context: String,
+        /// The libtorch error.
+        #[source]
+        source: tch::TchError,
+    },
+    /// The loss became NaN or infinite.
+    #[error(
+        "the loss is not finite at epoch {epoch}, batch {batch} (images: {images}); lower the \
+         learning rate or check these annotations"
+    )]
+    NonFiniteLoss {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Batch within the epoch (0-based).
+        batch: usize,
+        /// The image files of the batch.
+        images: String,
+        /// What the core reported.
+        #[source]
+        source: Option<yolo3_core::CoreError>,
+    },
+    /// The configuration is inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Reading or writing a run file failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A run file (args.toml, state) could not be parsed or written.
+    #[error("{}: {message}", path.display())]
+    RunFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Result with [`TrainError`].
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+/// Adds context to libtorch errors.
+pub(crate) trait TorchResult<T> {
+    fn torch(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> TorchResult<T> for std::result::Result<T, tch::TchError> {
+    fn torch(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| TrainError::Torch { context: context(), source })
+    }
+}

@@ -1,0 +1,170 @@
+//! Run folders: `runs/<mode>/exp`, `exp2`, ... each holding the resolved configuration
+//! (`args.toml`), `results.csv`, `weights/` and plots, like ultralytics' run folders.
+//!
+//! Every file is written to a temporary name in the same folder and renamed into place, so a
+//! crash never leaves a half-written checkpoint or table behind.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, TrainError};
+
+/// The header of `results.csv`; its columns never change order.
+pub const RESULTS_HEADER: &str = "epoch,train_xy,train_wh,train_conf,train_class,train_loss,\
+val_xy,val_wh,val_conf,val_class,val_loss,precision,recall,map50,map50_95,lr,seconds";
+
+/// Creates `<root>/<name>`, or `<root>/<name>N` with the smallest `N >= 2` that is free.
+pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(root)
+        .map_err(|source| TrainError::Io { action: "creating", path: root.to_owned(), source })?;
+    for n in 1.. {
+        let dir = if n == 1 { root.join(name) } else { root.join(format!("{name}{n}")) };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => return Err(TrainError::Io { action: "creating", path: dir, source }),
+        }
+    }
+    unreachable!("an unbounded range always yields a free name")
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .map_err(|source| TrainError::Io { action: "creating", path: dir.to_owned(), source })?;
+    let file_name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|source| TrainError::Io { action: "writing", path: tmp.clone(), source })?;
+    std::fs::rename(&tmp, path).map_err(|source| TrainError::Io { action: "renaming to", path: path.to_owned(), source })
+}
+
+/// One row of `results.csv`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EpochRow {
+    /// Epoch, 1-based.
+    pub epoch: usize,
+    /// Mean training loss terms per image batch: xy, wh, confidence, class.
+    pub train: [f64; 4],
+    /// Validation loss terms.
+    pub val: [f64; 4],
+    /// Precision at the best-F1 point (mean over classes).
+    pub precision: f64,
+    /// Recall at the best-F1 point (mean over classes).
+    pub recall: f64,
+    /// COCO AP at IoU 0.5.
+    pub map50: f64,
+    /// COCO AP averaged over IoU 0.5:0.95.
+    pub map50_95: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    /// Wall time since the start of the run.
+    pub seconds: f64,
+}
+
+impl EpochRow {
+    /// The CSV line (no newline).
+    #[must_use]
+    pub fn to_csv(&self) -> String {
+        let t = self.train;
+        let v = self.val;
+        format!(
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3e},{:.1}",
+            self.epoch,
+            t[0],
+            t[1],
+            t[2],
+            t[3],
+            t.iter().sum::<f64>(),
+            v[0],
+            v[1],
+            v[2],
+            v[3],
+            v.iter().sum::<f64>(),
+            self.precision,
+            self.recall,
+            self.map50,
+            self.map50_95,
+            self.lr,
+            self.seconds
+        )
+    }
+
+    /// Parses a line written by [`EpochRow::to_csv`].
+    pub fn parse(line: &str, path: &Path, line_no: usize) -> Result<Self> {
+        let v: Vec<f64> = line
+            .split(',')
+            .map(|f| f.trim().parse::<f64>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| TrainError::RunFile { path: path.to_owned(), message: format!("line {line_no}: {e}") })?;
+        if v.len() != RESULTS_HEADER.split(',').count() {
+            return Err(TrainError::RunFile {
+                path: path.to_owned(),
+                message: format!("line {line_no}: {} columns, expected {}", v.len(), RESULTS_HEADER.split(',').count()),
+            });
+        }
+        Ok(Self {
+            epoch: v[0] as usize,
+            train: [v[1], v[2], v[3], v[4]],
+            val: [v[6], v[7], v[8], v[9]],
+            precision: v[11],
+            recall: v[12],
+            map50: v[13],
+            map50_95: v[14],
+            lr: v[15],
+            seconds: v[16],
+        })
+    }
+}
+
+/// Reads `results.csv` (an absent file is an empty table).
+pub fn read_results(path: &Path) -> Result<Vec<EpochRow>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(TrainError::Io { action: "reading", path: path.to_owned(), source }),
+    };
+    text.lines()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| EpochRow::parse(l, path, n + 1))
+        .collect()
+}
+
+/// Writes the whole table (atomically).
+pub fn write_results(path: &Path, rows: &[EpochRow]) -> Result<()> {
+    let mut text = String::from(RESULTS_HEADER);
+    text.push('\n');
+    for r in rows {
+        text.push_str(&r.to_csv());
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_dirs_count_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = next_run_dir(tmp.path(), "exp").unwrap();
+        let b = next_run_dir(tmp.path(), "exp").unwrap();
+        assert_eq!(a.file_name().unwrap(), "exp");
+        assert_eq!(b.file_name().unwrap(), "exp2");
+    }
+
+    #[test]
+    fn results_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("results.csv");
+        let row = EpochRow { epoch: 3, train: [1.0, 2.0, 3.0, 4.0], map50: 0.5, lr: 1e-3, ..EpochRow::default() };
+        write_results(&path, &[row.clone()]).unwrap();
+        let back = read_results(&path).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].epoch, 3);
+        assert_eq!(back[0].train, row.train);
+        assert!(std::fs::read_to_string(&path).unwrap().starts_with(RESULTS_HEADER));
+    }
+}

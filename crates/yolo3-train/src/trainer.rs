@@ -1,0 +1,449 @@
+//! The training loop: data in parallel ahead of the step, the network's forward pass, the exact
+//! loss through [`YoloLoss`], gradient accumulation to the nominal batch, the optimizer and the
+//! schedule; validation, `results.csv`, plots and checkpoints every epoch.
+//!
+//! Files of a run folder:
+//! * `args.toml`: the resolved [`TrainConfig`]; `model.cfg`: the cfg actually trained (classes
+//!   and anchors adapted);
+//! * `weights/last.safetensors` and `weights/last.state.safetensors` (optimizer and schedule
+//!   position) after every epoch, `weights/best.safetensors` at the best validation mAP50-95,
+//!   and `weights/best.weights` (darknet format) at the end;
+//! * `results.csv` and `results.png`.
+//!
+//! The state file is written before the checkpoint and both carry the epoch, so `--resume`
+//! after a crash between the two writes notices and says so instead of mixing epochs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tch::Tensor;
+use yolo3_core::kmeans::{cluster_anchors, KmeansOptions};
+use yolo3_core::metrics::MapSummary;
+use yolo3_core::{Anchors, DecodeOptions, IgnoreScope, LossOptions, TinyMask};
+use yolo3_data::{AugmentOptions, Dataset, InputSize, Loader, LoaderOptions, MosaicOptions, MultiScale};
+use yolo3_model::{CheckpointInfo, Config, Darknet, DarknetWeights, WeightsHeader};
+
+use crate::cfg_text::{adapt_cfg, tiny_cfg};
+use crate::config::{parse_device, AnchorSource, ModelSource, TrainConfig};
+use crate::data::load_splits;
+use crate::error::{Result, TorchResult, TrainError};
+use crate::loss_op::{anchors_of, YoloLoss};
+use crate::observer::{BatchProgress, Observer};
+use crate::optim::Optimizer;
+use crate::run_dir::{next_run_dir, read_results, write_atomic, write_results, EpochRow};
+use crate::schedule::{Position, ScheduleState};
+use crate::validate::evaluate;
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct TrainSummary {
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// Every epoch's results.
+    pub rows: Vec<EpochRow>,
+    /// The final validation of the best checkpoint.
+    pub best: MapSummary,
+    /// Class names.
+    pub class_names: Vec<String>,
+    /// The best checkpoint.
+    pub best_checkpoint: PathBuf,
+    /// Wall time of this invocation, in seconds.
+    pub seconds: f64,
+}
+
+/// The mutable position of a run, saved in `last.state.safetensors`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct RunState {
+    /// Epochs completed.
+    epochs_done: usize,
+    /// Optimizer steps taken.
+    steps: usize,
+    /// Schedule state.
+    schedule: ScheduleState,
+    /// Best validation mAP50-95 so far.
+    best_fitness: f64,
+    /// Per-parameter optimizer step counts.
+    optimizer_steps: BTreeMap<String, i64>,
+}
+
+/// Starts a new run.
+pub fn train(config: TrainConfig, observer: &mut dyn Observer) -> Result<TrainSummary> {
+    let run_dir = next_run_dir(&config.project, &config.name)?;
+    let args = config.to_toml().map_err(|e| TrainError::RunFile { path: run_dir.join("args.toml"), message: e.to_string() })?;
+    write_atomic(&run_dir.join("args.toml"), args.as_bytes())?;
+    Run::open(config, run_dir, false, observer)?.run(observer)
+}
+
+/// Continues the run in `run_dir` from its last checkpoint.
+pub fn resume(run_dir: &Path, observer: &mut dyn Observer) -> Result<TrainSummary> {
+    let path = run_dir.join("args.toml");
+    let text = std::fs::read_to_string(&path).map_err(|source| TrainError::Io { action: "reading", path: path.clone(), source })?;
+    let config = TrainConfig::from_toml(&text).map_err(|e| TrainError::RunFile { path, message: e.to_string() })?;
+    Run::open(config, run_dir.to_owned(), true, observer)?.run(observer)
+}
+
+struct Run {
+    config: TrainConfig,
+    run_dir: PathBuf,
+    train: Arc<Dataset>,
+    val: Arc<Dataset>,
+    net: Darknet,
+    loss: YoloLoss,
+    optimizer: Optimizer,
+    state: RunState,
+    rows: Vec<EpochRow>,
+}
+
+impl Run {
+    fn open(config: TrainConfig, run_dir: PathBuf, resuming: bool, observer: &mut dyn Observer) -> Result<Self> {
+        if config.input % 32 != 0 || config.input == 0 {
+            return Err(TrainError::Config(format!("input {} is not a positive multiple of 32", config.input)));
+        }
+        if config.batch == 0 || config.nominal_batch < config.batch {
+            return Err(TrainError::Config(format!(
+                "batch {} and nominal batch {}: need 1 <= batch <= nominal batch",
+                config.batch, config.nominal_batch
+            )));
+        }
+        let device = parse_device(&config.device).map_err(TrainError::Config)?;
+        tch::manual_seed(config.seed as i64);
+        let splits = load_splits(&config.data, &run_dir, config.seed)?;
+        if splits.train.samples.is_empty() || splits.val.samples.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{} training and {} validation images: both splits need images",
+                splits.train.samples.len(),
+                splits.val.samples.len()
+            )));
+        }
+        observer.message(&format!("train: {}", splits.train.summary()));
+        observer.message(&format!("val: {}", splits.val.summary()));
+        let class_names = splits.train.class_names.clone();
+
+        let cfg_path = run_dir.join("model.cfg");
+        let (net, state, rows) = if resuming {
+            let last = run_dir.join("weights/last.safetensors");
+            let (net, info) = Darknet::from_checkpoint(&last, device)?;
+            let state_path = run_dir.join("weights/last.state.safetensors");
+            let (tensors, meta) = crate::tensors::load(&state_path)?;
+            let state: RunState = meta
+                .get("run_state")
+                .and_then(|s| serde_json::from_str(s).ok())
+                .ok_or_else(|| TrainError::RunFile { path: state_path.clone(), message: "no valid `run_state` metadata".into() })?;
+            let ckpt_epoch: Option<usize> = info.extra.get("epoch").and_then(|e| e.parse().ok());
+            if ckpt_epoch != Some(state.epochs_done) {
+                return Err(TrainError::RunFile {
+                    path: state_path,
+                    message: format!(
+                        "holds epoch {} but {} holds {ckpt_epoch:?}: the run stopped while saving; \
+                         resume from a copy of the run with matching files",
+                        state.epochs_done,
+                        last.display()
+                    ),
+                });
+            }
+            let optimizer = Optimizer::restore(config.optimizer, &tensors, &state.optimizer_steps, device)?;
+            let rows: Vec<EpochRow> =
+                read_results(&run_dir.join("results.csv"))?.into_iter().filter(|r| r.epoch <= state.epochs_done).collect();
+            observer.message(&format!("resuming {} after epoch {}", run_dir.display(), state.epochs_done));
+            ((net, Some(optimizer)), state, rows)
+        } else {
+            let text = model_cfg_text(&config, &splits.train)?;
+            write_atomic(&cfg_path, text.as_bytes())?;
+            let cfg = Config::parse(&text, &cfg_path.display().to_string())?;
+            let mut net = Darknet::new(cfg, device)?;
+            if let Some(weights) = &config.weights {
+                load_initial_weights(&mut net, weights, observer)?;
+            }
+            let state = RunState {
+                epochs_done: 0,
+                steps: 0,
+                schedule: ScheduleState::default(),
+                best_fitness: f64::NEG_INFINITY,
+                optimizer_steps: BTreeMap::new(),
+            };
+            ((net, None), state, Vec::new())
+        };
+        let (net, optimizer) = net;
+        let heads_classes = net.heads().first().map_or(0, |h| h.classes as usize);
+        if heads_classes != class_names.len() {
+            return Err(TrainError::Config(format!(
+                "the network has {heads_classes} classes but the dataset has {} ({:?})",
+                class_names.len(),
+                class_names
+            )));
+        }
+        let anchors = anchors_of(net.config())?;
+        let options = LossOptions {
+            ignore_thresh: config.ignore_thresh,
+            ignore_scope: if config.darknet_ignore { IgnoreScope::Image } else { IgnoreScope::SameLayer },
+        };
+        let loss = YoloLoss::new(anchors, class_names.len(), options);
+        observer.message(&format!(
+            "model: {} ({} parameters) on {:?}, input {}",
+            net.config().name(),
+            net.var_store().trainable_variables().iter().map(Tensor::numel).sum::<usize>(),
+            device,
+            config.input
+        ));
+        Ok(Self {
+            optimizer: optimizer.unwrap_or_else(|| Optimizer::new(config.optimizer)),
+            train: Arc::new(splits.train),
+            val: Arc::new(splits.val),
+            config,
+            run_dir,
+            net,
+            loss,
+            state,
+            rows,
+        })
+    }
+
+    fn loader(&self) -> Result<Loader> {
+        let c = &self.config;
+        let options = LoaderOptions {
+            batch_size: c.batch,
+            input: InputSize::square(c.input),
+            shuffle: true,
+            augment: c.augment.then(AugmentOptions::default),
+            mosaic: (c.augment && c.mosaic).then(MosaicOptions::default),
+            multi_scale: c.multi_scale.then(MultiScale::default),
+            seed: c.seed,
+            drop_last: self.train.samples.len() > c.batch,
+        };
+        Ok(Loader::all(Arc::clone(&self.train), options)?)
+    }
+
+    fn run(mut self, observer: &mut dyn Observer) -> Result<TrainSummary> {
+        let started = Instant::now();
+        let seconds_before = self.rows.last().map_or(0.0, |r| r.seconds);
+        let loader = self.loader()?;
+        let batches = loader.batches_per_epoch();
+        let accumulate = (self.config.nominal_batch / self.config.batch).max(1);
+        let mut params: Vec<(String, Tensor)> = self.net.var_store().variables().into_iter().collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let decode_options = DecodeOptions {
+            score_threshold: self.config.val_score_threshold,
+            iou_threshold: 0.5,
+            max_boxes: self.config.val_max_boxes,
+        };
+        let mut stop = false;
+        for epoch in self.state.epochs_done..self.config.epochs {
+            if stop {
+                break;
+            }
+            let frozen = self.config.schedule.body_frozen(epoch);
+            self.net.set_body_trainable(!frozen);
+            observer.epoch_start(epoch + 1, self.config.epochs, batches);
+            let epoch_start = Instant::now();
+            let mut sums = [0.0f64; 4];
+            let mut images = 0usize;
+            let mut lr = 0.0;
+            Optimizer::zero_grad(&mut params);
+            for (b, batch) in loader.prefetch(epoch as u64, 0, 2).enumerate() {
+                let batch = batch?;
+                let n = batch.len();
+                let (h, w) = (batch.input.height, batch.input.width);
+                let xs = Tensor::f_from_slice(&batch.images)
+                    .and_then(|t| t.f_view([n as i64, 3, i64::from(h), i64::from(w)]))
+                    .and_then(|t| t.f_to_device(self.net.device()))
+                    .torch(|| "uploading a batch".into())?;
+                // Frozen layers keep their running statistics (keras' frozen layers run in
+                // inference mode); otherwise batch statistics.
+                let outputs = self.net.forward_t(&xs, !frozen)?;
+                let out = self.loss.compute(&outputs, &batch.boxes, (h as usize, w as usize)).map_err(|e| {
+                    let images = batch
+                        .indices
+                        .iter()
+                        .map(|&i| self.train.samples[i].image_path.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    match e {
+                        TrainError::Core { source, .. } => {
+                            TrainError::NonFiniteLoss { epoch: epoch + 1, batch: b, images, source: Some(source) }
+                        }
+                        other => other,
+                    }
+                })?;
+                let scaled = out.loss.f_div_scalar(accumulate as f64).torch(|| "scaling the loss".into())?;
+                scaled.f_backward().torch(|| "backward pass".into())?;
+                let p = &out.parts;
+                for (s, v) in sums.iter_mut().zip([p.xy, p.wh, p.confidence, p.class]) {
+                    *s += v;
+                }
+                images += n;
+                if (b + 1) % accumulate == 0 || b + 1 == batches {
+                    let at = Position {
+                        epoch,
+                        step: self.state.steps,
+                        epoch_fraction: b as f64 / batches as f64,
+                        epochs: self.config.epochs,
+                    };
+                    lr = self.config.schedule.lr(at, &self.state.schedule);
+                    self.optimizer.step(&params, lr)?;
+                    Optimizer::zero_grad(&mut params);
+                    self.state.steps += 1;
+                }
+                let done = (b + 1) as f64;
+                observer.batch_end(&BatchProgress {
+                    epoch: epoch + 1,
+                    epochs: self.config.epochs,
+                    batch: b + 1,
+                    batches,
+                    parts: sums.map(|s| s / done),
+                    images_per_sec: images as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9),
+                    lr,
+                    input: h,
+                });
+            }
+            let eval = evaluate(&self.net, &self.loss, &self.val, self.config.input, self.config.batch.max(8), &decode_options, observer)?;
+            let nb = batches.max(1) as f64;
+            let (precision, recall) = mean_pr(&eval.map);
+            let row = EpochRow {
+                epoch: epoch + 1,
+                train: sums.map(|s| s / nb),
+                val: eval.loss,
+                precision,
+                recall,
+                map50: eval.map.map50.unwrap_or(0.0),
+                map50_95: eval.map.map50_95.unwrap_or(0.0),
+                lr,
+                seconds: seconds_before + started.elapsed().as_secs_f64(),
+            };
+            self.rows.push(row.clone());
+            stop = self.config.schedule.end_epoch(epoch, eval.loss.iter().sum(), &mut self.state.schedule);
+            self.state.epochs_done = epoch + 1;
+            let fitness = row.map50_95;
+            if fitness > self.state.best_fitness {
+                self.state.best_fitness = fitness;
+                self.save_checkpoint(&self.run_dir.join("weights/best.safetensors"))?;
+            }
+            self.save_last()?;
+            write_results(&self.run_dir.join("results.csv"), &self.rows)?;
+            crate::plots::write_results_png(&self.run_dir.join("results.png"), &self.rows)?;
+            observer.epoch_end(&row);
+        }
+        let best_checkpoint = self.run_dir.join("weights/best.safetensors");
+        let (best_net, _) = Darknet::from_checkpoint(&best_checkpoint, self.net.device())?;
+        let weights = best_net.export_darknet_weights(WeightsHeader {
+            seen: (self.state.steps * self.config.nominal_batch) as u64,
+            ..WeightsHeader::default()
+        })?;
+        weights.write(self.run_dir.join("weights/best.weights"))?;
+        let best = evaluate(
+            &best_net,
+            &self.loss,
+            &self.val,
+            self.config.input,
+            self.config.batch.max(8),
+            &decode_options,
+            observer,
+        )?
+        .map;
+        Ok(TrainSummary {
+            run_dir: self.run_dir.clone(),
+            rows: self.rows,
+            best,
+            class_names: self.train.class_names.clone(),
+            best_checkpoint,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn info(&self) -> CheckpointInfo {
+        CheckpointInfo {
+            class_names: self.train.class_names.clone(),
+            extra: BTreeMap::from([
+                ("epoch".to_owned(), self.state.epochs_done.to_string()),
+                ("input".to_owned(), self.config.input.to_string()),
+            ]),
+        }
+    }
+
+    fn save_checkpoint(&self, path: &Path) -> Result<()> {
+        Ok(self.net.save_checkpoint(path, &self.info())?)
+    }
+
+    fn save_last(&mut self) -> Result<()> {
+        let (tensors, steps) = self.optimizer.state()?;
+        self.state.optimizer_steps = steps;
+        let state_json = serde_json::to_string(&self.state).expect("plain data serialises");
+        let meta = HashMap::from([("run_state".to_owned(), state_json)]);
+        crate::tensors::save(&self.run_dir.join("weights/last.state.safetensors"), &tensors, meta)?;
+        self.save_checkpoint(&self.run_dir.join("weights/last.safetensors"))
+    }
+}
+
+/// Mean precision and recall over the classes that have ground truth.
+fn mean_pr(map: &MapSummary) -> (f64, f64) {
+    let with_gt: Vec<_> = map.classes.iter().filter(|c| c.instances > 0).collect();
+    if with_gt.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = with_gt.len() as f64;
+    (with_gt.iter().map(|c| c.precision).sum::<f64>() / n, with_gt.iter().map(|c| c.recall).sum::<f64>() / n)
+}
+
+/// The cfg text to train: the preset or a file, adapted to the dataset's classes and anchors.
+fn model_cfg_text(config: &TrainConfig, train: &Dataset) -> Result<String> {
+    let classes = train.class_names.len();
+    let base = match &config.model {
+        ModelSource::TinyPreset { width_divisor } => {
+            let scale = config.input as f32 / 416.0;
+            let default: Vec<[f32; 2]> =
+                yolo3_core::anchors::TINY_ANCHORS.iter().map(|[w, h]| [w * scale, h * scale]).collect();
+            tiny_cfg(*width_divisor, config.input, classes, &default)
+        }
+        ModelSource::Cfg { path } => std::fs::read_to_string(path)
+            .map_err(|source| TrainError::Io { action: "reading", path: path.clone(), source })?,
+    };
+    let n_anchors = Config::parse(&base, "cfg").map(|c| {
+        c.layers()
+            .iter()
+            .find_map(|l| if let yolo3_model::Layer::Yolo(y) = l { Some(y.anchors.len()) } else { None })
+            .unwrap_or(9)
+    })?;
+    let anchors: Option<Vec<[f32; 2]>> = match &config.anchors {
+        AnchorSource::Cfg => None,
+        AnchorSource::File { path } => Some(
+            Anchors::read(path, TinyMask::Darknet)
+                .map_err(|source| TrainError::Core { context: "anchors file".into(), source })?
+                .sizes()
+                .to_vec(),
+        ),
+        AnchorSource::Kmeans => Some(kmeans_anchors(train, n_anchors, config.input, config.seed)?),
+    };
+    Ok(adapt_cfg(&base, classes, anchors.as_deref()))
+}
+
+/// k-means anchors of the training boxes, letterboxed to a square `input`.
+pub fn kmeans_anchors(train: &Dataset, k: usize, input: u32, seed: u64) -> Result<Vec<[f32; 2]>> {
+    let sizes: Vec<[f64; 2]> = train
+        .samples
+        .iter()
+        .flat_map(|s| {
+            let scale = s.image_size.map_or(1.0, |sz| {
+                (f64::from(input) / f64::from(sz.width.max(1))).min(f64::from(input) / f64::from(sz.height.max(1)))
+            });
+            s.boxes.iter().map(move |b| [f64::from(b.bbox.width()) * scale, f64::from(b.bbox.height()) * scale])
+        })
+        .filter(|[w, h]| *w > 0.0 && *h > 0.0)
+        .collect();
+    let clusters = cluster_anchors(&sizes, k, &KmeansOptions { seed, ..KmeansOptions::default() })
+        .map_err(|e| TrainError::Config(format!("anchor k-means on the training boxes: {e}")))?;
+    Ok(clusters.anchors.iter().map(|[w, h]| [(*w as f32).max(1.0), (*h as f32).max(1.0)]).collect())
+}
+
+/// Loads darknet `.weights` (full or partial) or a checkpoint's tensors as the starting point.
+fn load_initial_weights(net: &mut Darknet, path: &Path, observer: &mut dyn Observer) -> Result<()> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        net.load_checkpoint(path)?;
+        observer.message(&format!("initial weights: {}", path.display()));
+    } else {
+        let weights = DarknetWeights::read(path, net.config())?;
+        let n = net.load_darknet_weights(&weights)?;
+        observer.message(&format!("initial weights: {} convolutions from {}", n, path.display()));
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Validation: the loss and COCO-style mAP of a network on a letterboxed dataset, with no
+//! augmentation. Training calls it every epoch; `yolo3 eval` calls it on a checkpoint.
+
+use std::sync::Arc;
+
+use tch::Tensor;
+use yolo3_core::metrics::{evaluate_map, DetectedBox, GroundTruthBox, ImageBoxes, MapSummary};
+use yolo3_core::{decode, DecodeOptions, HeadInput, Layout};
+use yolo3_data::{Dataset, IgnoreReason, InputSize, Loader, LoaderOptions};
+use yolo3_model::Darknet;
+
+use crate::error::{Result, TorchResult, TrainError};
+use crate::loss_op::{to_host, YoloLoss};
+use crate::observer::Observer;
+
+/// What validation measured.
+#[derive(Debug)]
+pub struct Evaluation {
+    /// Mean loss terms per batch: xy, wh, confidence, class.
+    pub loss: [f64; 4],
+    /// mAP and per-class figures.
+    pub map: MapSummary,
+    /// Per image (dataset order), the detections in original-image pixels.
+    pub detections: Vec<Vec<DetectedBox>>,
+}
+
+/// The ground truth of a sample for evaluation: its boxes (difficult ones flagged) and its
+/// ignored crowd or difficult boxes.
+#[must_use]
+pub fn ground_truth(dataset: &Dataset, index: usize) -> Vec<GroundTruthBox> {
+    let s = &dataset.samples[index];
+    let mut gt: Vec<GroundTruthBox> = s
+        .boxes
+        .iter()
+        .enumerate()
+        .map(|(k, b)| GroundTruthBox {
+            bbox: b.bbox,
+            class: b.class,
+            difficult: s.difficult.get(k).copied().unwrap_or(false),
+            crowd: false,
+        })
+        .collect();
+    gt.extend(s.ignored.iter().map(|ig| GroundTruthBox {
+        bbox: ig.bbox.bbox,
+        class: ig.bbox.class,
+        difficult: ig.reason == IgnoreReason::Difficult,
+        crowd: ig.reason == IgnoreReason::Crowd,
+    }));
+    gt
+}
+
+/// Runs `net` in inference mode over every image of `dataset`, letterboxed to `input`.
+pub fn evaluate(
+    net: &Darknet,
+    loss: &YoloLoss,
+    dataset: &Arc<Dataset>,
+    input: u32,
+    batch_size: usize,
+    decode_options: &DecodeOptions,
+    observer: &mut dyn Observer,
+) -> Result<Evaluation> {
+    let num_classes = dataset.class_names.len();
+    let loader = Loader::all(Arc::clone(dataset), LoaderOptions::validation(batch_size, InputSize::square(input)))?;
+    let config = loss.head_config(input as usize, input as usize)?;
+    observer.validation_start(loader.batches_per_epoch());
+    let mut sums = [0.0f64; 4];
+    let mut batches = 0usize;
+    let mut images: Vec<ImageBoxes> = vec![ImageBoxes::default(); dataset.samples.len()];
+    for batch in loader.prefetch(0, 0, 2) {
+        let batch = batch?;
+        let b = batch.len();
+        let (h, w) = (batch.input.height as i64, batch.input.width as i64);
+        let xs = Tensor::f_from_slice(&batch.images)
+            .and_then(|t| t.f_view([b as i64, 3, h, w]))
+            .and_then(|t| t.f_to_device(net.device()))
+            .torch(|| "uploading a validation batch".into())?;
+        let outputs = tch::no_grad(|| net.forward_t(&xs, false))?;
+        let out = tch::no_grad(|| loss.compute(&outputs, &batch.boxes, (h as usize, w as usize)))?;
+        for (s, v) in sums.iter_mut().zip([out.parts.xy, out.parts.wh, out.parts.confidence, out.parts.class]) {
+            *s += v;
+        }
+        batches += 1;
+        let (host, shapes) = to_host(&outputs)?;
+        let inputs: Vec<HeadInput<'_, f32>> = host
+            .iter()
+            .zip(&shapes)
+            .map(|(data, s)| HeadInput { data, height: s[2] as usize, width: s[3] as usize, channels: s[1] as usize })
+            .collect();
+        let sizes: Vec<(f64, f64)> = batch
+            .letterboxes
+            .iter()
+            .map(|lb| lb.map_or((h as f64, w as f64), |lb| (f64::from(lb.image.height), f64::from(lb.image.width))))
+            .collect();
+        let dets = decode(&config, Layout::Nchw, &inputs, &sizes, decode_options)
+            .map_err(|source| TrainError::Core { context: "decoding validation outputs".into(), source })?;
+        for (k, det) in dets.into_iter().enumerate() {
+            let index = batch.indices[k];
+            images[index].detections = det
+                .iter()
+                .map(|d| DetectedBox { bbox: d.bbox(), score: d.score, class: d.class })
+                .collect();
+        }
+        observer.validation_batch();
+    }
+    for (index, image) in images.iter_mut().enumerate() {
+        image.ground_truth = ground_truth(dataset, index);
+    }
+    let map = evaluate_map(&images, num_classes)?;
+    let n = batches.max(1) as f64;
+    let detections = images.into_iter().map(|i| i.detections).collect();
+    Ok(Evaluation { loss: sums.map(|s| s / n), map, detections })
+}
