@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Inference benchmark of yolo3-model against PyTorch: YOLOv3 and tiny-YOLOv3 at 416x416,
-# batch 1 and 8, 2 threads each, medians. Runs the Rust bench and the PyTorch twin one after
-# the other (never concurrently) and prints a table with the ratio tch / PyTorch.
+# batch 1 and 8, 2 threads each, medians. For each configuration it runs the Rust bench and
+# then the PyTorch twin (never concurrently, interleaved so that load changes on a shared
+# machine hit both sides alike) and finally prints a table with the ratio tch / PyTorch.
 #   scripts/bench-model.sh            # YOLO3_BENCH_SCALE=0.5 halves the iterations
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,10 +10,14 @@ cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-echo "running the tch bench (cargo bench -p yolo3-model --bench infer)..." >&2
-cargo bench -q -p yolo3-model --bench infer | tee "$out/rust.txt" >&2
-echo "running the PyTorch twin..." >&2
-"$YOLO3_VENV/bin/python" crates/yolo3-model/benches/torch_infer.py | tee "$out/torch.txt" >&2
+echo "building the tch bench..." >&2
+cargo bench -q -p yolo3-model --bench infer --no-run >&2
+for run in tiny-yolov3:1 tiny-yolov3:8 yolov3:1 yolov3:8; do
+  echo "== $run" >&2
+  YOLO3_BENCH_ONLY=$run cargo bench -q -p yolo3-model --bench infer | tee -a "$out/rust.txt" >&2
+  YOLO3_BENCH_ONLY=$run "$YOLO3_VENV/bin/python" crates/yolo3-model/benches/torch_infer.py \
+    | tee -a "$out/torch.txt" >&2
+done
 
 awk '
   FNR == 1 { file++ }
@@ -25,3 +30,4 @@ awk '
       printf "| %s | %s | %s | %s | %s |\n", p[1], p[2], rust[k], (k in torch ? torch[k] : "n/a"), ratio
     }
   }' "$out/rust.txt" "$out/torch.txt"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

@@ -5,7 +5,8 @@
 //! (`benches/torch_infer.py`) in the same go and prints the ratios. Variables are randomly
 //! initialised (the full `YOLOv3` weights are not shipped); timing does not depend on them.
 //! Threads: 2 (`YOLO3_BENCH_THREADS`). Iterations per configuration can be scaled with
-//! `YOLO3_BENCH_SCALE` (default 1).
+//! `YOLO3_BENCH_SCALE` (default 1); `YOLO3_BENCH_ONLY=<net>:<batch>` runs one configuration
+//! (the script interleaves the two sides per configuration so load drift hits both alike).
 
 #![allow(clippy::print_stdout, missing_docs)]
 
@@ -44,7 +45,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tch::manual_seed(0);
     let cfg_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models/cfg"));
     println!("# tch, libtorch threads = {}", tch::get_num_threads());
+    let only = std::env::var("YOLO3_BENCH_ONLY").ok();
     for (cfg_name, label, batch, iterations) in RUNS {
+        if only.as_ref().is_some_and(|o| *o != format!("{label}:{batch}")) {
+            continue;
+        }
         let net = Darknet::new(Config::from_file(cfg_dir.join(cfg_name))?, Device::Cpu)?;
         let x = Tensor::rand([batch, 3, 416, 416], (Kind::Float, Device::Cpu));
         let iterations = ((iterations as f64 * scale).round() as usize).max(1);

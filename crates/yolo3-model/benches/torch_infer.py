@@ -126,7 +126,10 @@ def main():
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     print(f"# torch {torch.__version__}, threads = {torch.get_num_threads()}")
+    only = os.environ.get("YOLO3_BENCH_ONLY")
     for cfg, label, batch, iters in RUNS:
+        if only and only != f"{label}:{batch}":
+            continue
         net = Darknet(os.path.join(CFG_DIR, cfg)).eval()
         x = torch.rand(batch, 3, 416, 416)
         iters = max(1, round(iters * scale))
