@@ -15,7 +15,7 @@ pub enum TrainError {
     #[error(transparent)]
     Data(#[from] yolo3_data::DataError),
     /// The loss, targets or decode rejected their input.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Core {
         /// Where it happened.
         context: String,
@@ -27,7 +27,7 @@ pub enum TrainError {
     #[error("evaluation: {0}")]
     Metrics(#[from] yolo3_core::metrics::MetricsError),
     /// A libtorch operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Torch {
         /// What was being done.
         context: String,
@@ -55,7 +55,7 @@ pub enum TrainError {
     #[error("configuration: {0}")]
     Config(String),
     /// Reading or writing a run file failed.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}", path.display())]
     Io {
         /// What was being done.
         action: &'static str,

@@ -121,6 +121,9 @@ impl Run {
         observer.message(&format!("val: {}", splits.val.summary()));
         let class_names = splits.train.class_names.clone();
 
+        let weights_dir = run_dir.join("weights");
+        std::fs::create_dir_all(&weights_dir)
+            .map_err(|source| TrainError::Io { action: "creating", path: weights_dir.clone(), source })?;
         let cfg_path = run_dir.join("model.cfg");
         let (net, state, rows) = if resuming {
             let last = run_dir.join("weights/last.safetensors");
@@ -153,8 +156,9 @@ impl Run {
             write_atomic(&cfg_path, text.as_bytes())?;
             let cfg = Config::parse(&text, &cfg_path.display().to_string())?;
             let mut net = Darknet::new(cfg, device)?;
-            if let Some(weights) = &config.weights {
-                load_initial_weights(&mut net, weights, observer)?;
+            match &config.weights {
+                Some(weights) => load_initial_weights(&mut net, weights, observer)?,
+                None => init_head_biases(&net, config.input)?,
             }
             let state = RunState {
                 epochs_done: 0,
@@ -433,6 +437,31 @@ pub fn kmeans_anchors(train: &Dataset, k: usize, input: u32, seed: u64) -> Resul
     let clusters = cluster_anchors(&sizes, k, &KmeansOptions { seed, ..KmeansOptions::default() })
         .map_err(|e| TrainError::Config(format!("anchor k-means on the training boxes: {e}")))?;
     Ok(clusters.anchors.iter().map(|[w, h]| [(*w as f32).max(1.0), (*h as f32).max(1.0)]).collect())
+}
+
+/// Sets the head biases of a network trained from scratch so that its first predictions match
+/// the data's priors: objectness `ln(3 / slots)` (about three objects per image spread over the
+/// layer's `H * W * A` slots) and class `ln(1 / C)`. With zero biases every slot starts at
+/// objectness 0.5 and the first epochs are spent pushing hundreds of background slots down.
+fn init_head_biases(net: &Darknet, input: u32) -> Result<()> {
+    let vars = net.var_store().variables();
+    for head in net.heads() {
+        let name = format!("layers.{}.conv.bias", head.source_layer);
+        let Some(bias) = vars.get(&name) else { continue };
+        let (gh, gw) = head.grid(i64::from(input), i64::from(input));
+        let slots = (gh * gw) as f64 * head.anchors.len() as f64;
+        let fields = 5 + head.classes;
+        let mut values = vec![0.0f32; bias.numel()];
+        for a in 0..head.anchors.len() as i64 {
+            values[(a * fields + 4) as usize] = (3.0 / slots).ln() as f32;
+            for c in 0..head.classes {
+                values[(a * fields + 5 + c) as usize] = (1.0 / head.classes as f64).ln() as f32;
+            }
+        }
+        let init = Tensor::f_from_slice(&values).and_then(|t| t.f_to_device(bias.device())).torch(|| name.clone())?;
+        tch::no_grad(|| bias.shallow_clone().f_copy_(&init)).torch(|| name.clone())?;
+    }
+    Ok(())
 }
 
 /// Loads darknet `.weights` (full or partial) or a checkpoint's tensors as the starting point.
