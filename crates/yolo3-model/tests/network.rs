@@ -89,3 +89,12 @@ fn bad_inputs_are_errors() {
         ModelError::InputSize { layer: 20, .. }
     ));
 }
+
+#[test]
+fn the_network_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Darknet>();
+    let net = net("yolov3-tiny-mini.cfg");
+    let heads = std::thread::spawn(move || net.heads().len()).join().unwrap();
+    assert_eq!(heads, 2);
+}
