@@ -28,7 +28,7 @@ pub enum ScheduleArg {
     /// keras-yolo3: body frozen at 1e-3, then all layers at 1e-4 with reduce-on-plateau and
     /// early stopping.
     Keras,
-    /// darknet: burn-in then x0.1 steps at 80% and 90% of the epochs.
+    /// darknet: burn-in over 100 steps, then x0.1 at 80% and x0.1 at 90% of the run.
     Darknet,
     /// Warm-up then cosine decay.
     Cosine,
@@ -179,8 +179,6 @@ impl TrainArgs {
             Some(OptimizerArg::Sgd) => c.optimizer = OptimizerKind::sgd(),
             None => {}
         }
-        let steps_per_epoch = 1; // darknet steps are set in epochs below, scaled at run time
-        let _ = steps_per_epoch;
         match self.schedule {
             Some(ScheduleArg::Keras) => {
                 let mut s = Schedule::keras(self.frozen_epochs);
@@ -194,7 +192,7 @@ impl TrainArgs {
                 c.schedule = Schedule::Darknet {
                     lr: self.lr.unwrap_or(1e-3),
                     burn_in: 100,
-                    steps: Vec::new(),
+                    steps: vec![0.8, 0.9],
                     scales: vec![0.1, 0.1],
                 };
             }
@@ -297,13 +295,7 @@ pub fn run(args: TrainArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let summary = match &args.resume {
         Some(dir) => yolo3_train::resume(dir, &mut observer)?,
         None => {
-            let mut config = args.to_config();
-            if let Schedule::Darknet { steps, .. } = &mut config.schedule {
-                // Steps at 80% and 90% of the run, in optimizer steps (known once the data is
-                // read); the trainer takes them as epochs * steps-per-epoch estimates.
-                *steps = vec![usize::MAX, usize::MAX];
-            }
-            yolo3_train::train(config, &mut observer)?
+            yolo3_train::train(args.to_config(), &mut observer)?
         }
     };
     if global.chatty() {

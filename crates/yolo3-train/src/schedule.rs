@@ -5,8 +5,8 @@
 //!   validation loss has not improved for `patience` epochs, and early stopping after
 //!   `stop_patience` such epochs.
 //! * [`Schedule::Darknet`]: darknet's `policy=steps`: a burn-in of `(step / burn_in)^4 * lr`
-//!   over the first optimizer steps, then `lr` multiplied by each `scales[k]` once `steps[k]`
-//!   is passed.
+//!   over the first optimizer steps, then `lr` multiplied by each `scales[k]` once the fraction
+//!   `steps[k]` of the run's optimizer steps is passed (darknet's yolov3.cfg: 0.8 and 0.9).
 //! * [`Schedule::Cosine`]: linear warm-up, then a cosine decay to `final_fraction * lr`.
 //!
 //! Positions are counted in optimizer steps (`step`, 0-based) and epochs (0-based). The
@@ -40,8 +40,8 @@ pub enum Schedule {
         lr: f64,
         /// Optimizer steps of burn-in.
         burn_in: usize,
-        /// Steps at which the rate changes.
-        steps: Vec<usize>,
+        /// Fractions of the run's optimizer steps at which the rate changes.
+        steps: Vec<f64>,
         /// The factor applied at each step.
         scales: Vec<f64>,
     },
@@ -86,6 +86,8 @@ pub struct Position {
     pub epoch_fraction: f64,
     /// Total epochs of the run.
     pub epochs: usize,
+    /// Total optimizer steps of the run.
+    pub total_steps: usize,
 }
 
 impl Schedule {
@@ -122,7 +124,7 @@ impl Schedule {
                 }
                 let mut rate = *lr;
                 for (s, k) in steps.iter().zip(scales) {
-                    if at.step >= *s {
+                    if at.step as f64 >= s * at.total_steps as f64 {
                         rate *= k;
                     }
                 }
@@ -175,12 +177,12 @@ mod tests {
     use super::*;
 
     fn at(epoch: usize, step: usize) -> Position {
-        Position { epoch, step, epoch_fraction: 0.0, epochs: 10 }
+        Position { epoch, step, epoch_fraction: 0.0, epochs: 10, total_steps: 500 }
     }
 
     #[test]
     fn darknet_burns_in_then_steps() {
-        let s = Schedule::Darknet { lr: 1e-3, burn_in: 100, steps: vec![400, 450], scales: vec![0.1, 0.1] };
+        let s = Schedule::Darknet { lr: 1e-3, burn_in: 100, steps: vec![0.8, 0.9], scales: vec![0.1, 0.1] };
         let st = ScheduleState::default();
         assert!((s.lr(at(0, 49), &st) - 1e-3 * 0.5f64.powi(4)).abs() < 1e-15);
         assert_eq!(s.lr(at(0, 100), &st), 1e-3);
@@ -210,10 +212,10 @@ mod tests {
     fn cosine_warms_up_and_decays() {
         let s = Schedule::Cosine { lr: 1.0, warmup_epochs: 1.0, final_fraction: 0.01 };
         let st = ScheduleState::default();
-        let mid = Position { epoch: 0, step: 0, epoch_fraction: 0.5, epochs: 10 };
+        let mid = Position { epoch: 0, step: 0, epoch_fraction: 0.5, epochs: 10, total_steps: 100 };
         assert!((s.lr(mid, &st) - 0.501).abs() < 1e-9);
         assert!((s.lr(at(1, 0), &st) - 1.0).abs() < 1e-9);
-        let end = Position { epoch: 10, step: 0, epoch_fraction: 0.0, epochs: 10 };
+        let end = Position { epoch: 10, step: 0, epoch_fraction: 0.0, epochs: 10, total_steps: 100 };
         assert!((s.lr(end, &st) - 0.01).abs() < 1e-9);
     }
 }

@@ -283,6 +283,7 @@ impl Run {
                         step: self.state.steps,
                         epoch_fraction: b as f64 / batches as f64,
                         epochs: self.config.epochs,
+                        total_steps: self.config.epochs * batches.div_ceil(accumulate),
                     };
                     lr = self.config.schedule.lr(at, &self.state.schedule);
                     self.optimizer.step(&params, lr)?;
