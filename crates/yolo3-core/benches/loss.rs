@@ -31,7 +31,10 @@ fn bench_loss(c: &mut Criterion) {
                     let w = w.clamp(6.0, s);
                     let x = rng.random_range(0.0..=s - w).floor();
                     let y = rng.random_range(0.0..=s - h).floor();
-                    LabeledBox { bbox: BoxXyxy::new(x, y, x + w, y + h), class: rng.random_range(0..classes) }
+                    LabeledBox {
+                        bbox: BoxXyxy::new(x, y, x + w, y + h),
+                        class: rng.random_range(0..classes),
+                    }
                 })
                 .collect()
         })
@@ -55,8 +58,16 @@ fn bench_loss(c: &mut Criterion) {
         group.bench_function(format!("{layout:?}"), |b| {
             b.iter(|| {
                 let mut g: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
-                yolo_loss(&config, layout, batch, &inputs, &targets, &LossOptions::default(), &mut g)
-                    .unwrap()
+                yolo_loss(
+                    &config,
+                    layout,
+                    batch,
+                    &inputs,
+                    &targets,
+                    &LossOptions::default(),
+                    &mut g,
+                )
+                .unwrap()
             });
         });
     }

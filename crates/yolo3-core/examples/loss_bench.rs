@@ -13,7 +13,8 @@ use yolo3_core::{Anchors, HeadConfig, HeadInput, Layout, LossOptions, Targets};
 
 fn f32s(st: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
     let view = st.tensor(name).unwrap_or_else(|e| panic!("tensor {name}: {e}"));
-    let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let data =
+        view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
     (view.shape().to_vec(), data)
 }
 
@@ -21,7 +22,8 @@ fn cpu_time() -> f64 {
     // utime + stime of this process, from /proc (Linux), in seconds.
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
+    let ticks: f64 =
+        fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
     ticks / 100.0
 }
 
@@ -30,6 +32,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+#[allow(clippy::print_stdout)] // the JSON line is the example's output
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let path = args.get(1).expect("usage: loss_bench INPUTS.safetensors [runs] [warmup]");
@@ -46,9 +49,11 @@ fn main() {
         yolo3_core::TinyMask::Keras,
     )
     .unwrap();
-    let config = HeadConfig::new(get("input_h"), get("input_w"), get("num_classes"), anchors).unwrap();
+    let config =
+        HeadConfig::new(get("input_h"), get("input_w"), get("num_classes"), anchors).unwrap();
     let layers = config.num_layers();
-    let preds: Vec<(Vec<usize>, Vec<f32>)> = (0..layers).map(|l| f32s(&st, &format!("pred_{l}"))).collect();
+    let preds: Vec<(Vec<usize>, Vec<f32>)> =
+        (0..layers).map(|l| f32s(&st, &format!("pred_{l}"))).collect();
     let batch = preds[0].0[0];
     let y_true: Vec<Vec<f32>> = (0..layers).map(|l| f32s(&st, &format!("y_true_{l}")).1).collect();
     let y_refs: Vec<&[f32]> = y_true.iter().map(Vec::as_slice).collect();
@@ -58,15 +63,26 @@ fn main() {
         .map(|(s, p)| HeadInput { data: p, height: s[1], width: s[2], channels: s[3] })
         .collect();
     let mut grads: Vec<Vec<f32>> = preds.iter().map(|(_, p)| vec![0.0; p.len()]).collect();
-    let options = LossOptions { ignore_thresh: meta.get("ignore_thresh").map_or(0.5, |v| v.parse().unwrap()), ..LossOptions::default() };
+    let options = LossOptions {
+        ignore_thresh: meta.get("ignore_thresh").map_or(0.5, |v| v.parse().unwrap()),
+        ..LossOptions::default()
+    };
     let (mut wall, mut cpu) = (Vec::new(), Vec::new());
     let mut loss = 0.0;
     for i in 0..warmup + runs {
         let (t0, c0) = (Instant::now(), cpu_time());
         let mut g: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
-        loss = yolo3_core::yolo_loss(&config, Layout::Nhwc, batch, &inputs, &targets, &options, &mut g)
-            .unwrap()
-            .total;
+        loss = yolo3_core::yolo_loss(
+            &config,
+            Layout::Nhwc,
+            batch,
+            &inputs,
+            &targets,
+            &options,
+            &mut g,
+        )
+        .unwrap()
+        .total;
         let (dt, dc) = (t0.elapsed().as_secs_f64(), cpu_time() - c0);
         if i >= warmup {
             wall.push(dt * 1e3);

@@ -53,18 +53,26 @@ impl Anchors {
         if sizes.is_empty() || mask.is_empty() {
             return invalid("no anchors or an empty mask".into());
         }
-        if let Some((n, s)) =
-            sizes.iter().enumerate().find(|(_, s)| !(s[0] > 0.0 && s[1] > 0.0 && s[0].is_finite() && s[1].is_finite()))
+        if let Some((n, s)) = sizes
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !(s[0] > 0.0 && s[1] > 0.0 && s[0].is_finite() && s[1].is_finite()))
         {
             return invalid(format!("anchor {n} = {s:?} is not a positive finite size"));
         }
         let per_layer = mask[0].len();
         for (l, row) in mask.iter().enumerate() {
             if row.len() != per_layer || row.is_empty() {
-                return invalid(format!("mask row {l} has {} anchors, row 0 has {per_layer}", row.len()));
+                return invalid(format!(
+                    "mask row {l} has {} anchors, row 0 has {per_layer}",
+                    row.len()
+                ));
             }
             if let Some(&n) = row.iter().find(|&&n| n >= sizes.len()) {
-                return invalid(format!("mask row {l} names anchor {n}, but there are {}", sizes.len()));
+                return invalid(format!(
+                    "mask row {l} names anchor {n}, but there are {}",
+                    sizes.len()
+                ));
             }
         }
         Ok(Self { sizes, mask })
@@ -123,8 +131,10 @@ impl Anchors {
     /// read as `w,h` pairs (`10,13,  16,30, ...`). The mask is keras' default for the count.
     pub fn parse(text: &str, origin: &str, tiny: TinyMask) -> Result<Self, CoreError> {
         let mut values = Vec::new();
-        for (n, field) in
-            text.split(|c: char| c == ',' || c.is_whitespace()).filter(|f| !f.is_empty()).enumerate()
+        for (n, field) in text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|f| !f.is_empty())
+            .enumerate()
         {
             let v: f32 = field.parse().map_err(|_| CoreError::AnchorsFile {
                 path: origin.to_owned(),

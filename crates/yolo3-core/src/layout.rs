@@ -103,16 +103,12 @@ impl Layout {
     #[must_use]
     pub fn strides(self, shape: &HeadShape) -> Strides {
         match self {
-            Layout::Nchw => Strides {
-                channel: shape.height * shape.width,
-                row: shape.width,
-                col: 1,
-            },
-            Layout::Nhwc => Strides {
-                channel: 1,
-                row: shape.width * shape.channels(),
-                col: shape.channels(),
-            },
+            Layout::Nchw => {
+                Strides { channel: shape.height * shape.width, row: shape.width, col: 1 }
+            }
+            Layout::Nhwc => {
+                Strides { channel: 1, row: shape.width * shape.channels(), col: shape.channels() }
+            }
         }
     }
 }

@@ -254,8 +254,12 @@ fn truth_boxes<T: Real>(
         [x - hw, y - hh, x + hw, y + hh, w * h]
     };
     match scope {
-        IgnoreScope::SameLayer => targets.cells(layer, image).iter().map(|c| corners(&c.xywh)).collect(),
-        IgnoreScope::Image => targets.truths.get(image).map_or_else(Vec::new, |t| t.iter().map(corners).collect()),
+        IgnoreScope::SameLayer => {
+            targets.cells(layer, image).iter().map(|c| corners(&c.xywh)).collect()
+        }
+        IgnoreScope::Image => {
+            targets.truths.get(image).map_or_else(Vec::new, |t| t.iter().map(corners).collect())
+        }
     }
 }
 
@@ -334,9 +338,8 @@ fn block_loss<T: Real>(
                 grad[start..start + shape.channels()].fill(T::ZERO);
             }
             for a in 0..shape.anchors {
-                let is_object = next_object
-                    .peek()
-                    .is_some_and(|o| (o.row, o.col, o.slot) == (row, col, a));
+                let is_object =
+                    next_object.peek().is_some_and(|o| (o.row, o.col, o.slot) == (row, col, a));
                 let slot_index = (row * shape.width + col) * shape.anchors + a;
                 if is_object {
                     next_object.next();

@@ -32,6 +32,9 @@ pub fn non_max_suppression<T: Real>(
         if kept.len() >= max_output {
             break;
         }
+        // `!(iou > t)`, not `iou <= t`: a NaN IoU (from NaN coordinates) suppresses nothing,
+        // as in TensorFlow.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
         if kept.iter().all(|&k| !(iou_xyxy(boxes[idx], boxes[k]) > iou_threshold)) {
             kept.push(idx);
         }

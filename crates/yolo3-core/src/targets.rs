@@ -102,11 +102,8 @@ impl Targets {
                 actual: y_true.len(),
             });
         }
-        let mut targets = Self {
-            batch,
-            layers: vec![Vec::new(); y_true.len()],
-            truths: vec![Vec::new(); batch],
-        };
+        let mut targets =
+            Self { batch, layers: vec![Vec::new(); y_true.len()], truths: vec![Vec::new(); batch] };
         for (l, data) in y_true.iter().enumerate() {
             let shape = config.head_shape(l, batch);
             shape.check_len("y_true", l, data.len())?;
@@ -201,7 +198,10 @@ pub fn assign_targets(config: &HeadConfig, boxes: &[&[LabeledBox]]) -> Result<Ta
                 });
             }
             let h = b.y_max - b.y_min;
+            // keras' `(min + max) // 2` in f32, rounding of the sum included.
+            #[allow(clippy::manual_midpoint)]
             let cx = ((b.x_min + b.x_max) / 2.0).floor();
+            #[allow(clippy::manual_midpoint)]
             let cy = ((b.y_min + b.y_max) / 2.0).floor();
             let xywh = [cx / in_w, cy / in_h, w / in_w, h / in_h];
             targets.truths[image].push(xywh);
@@ -286,7 +286,8 @@ mod tests {
     #[test]
     fn padding_rows_in_the_middle_are_skipped() {
         let config = HeadConfig::new(64, 64, 3, Anchors::yolov3()).unwrap();
-        let with_gap = [lb(1.0, 1.0, 30.0, 30.0, 1), lb(0.0, 0.0, 0.0, 0.0, 0), lb(40.0, 40.0, 50.0, 60.0, 2)];
+        let with_gap =
+            [lb(1.0, 1.0, 30.0, 30.0, 1), lb(0.0, 0.0, 0.0, 0.0, 0), lb(40.0, 40.0, 50.0, 60.0, 2)];
         let without = [with_gap[0], with_gap[2]];
         assert_eq!(
             assign_targets(&config, &[&with_gap]).unwrap(),

@@ -100,11 +100,17 @@ impl Case {
     }
 
     fn config(&self) -> HeadConfig {
-        let sizes: Vec<[f32; 2]> = self.f32s("anchors").chunks_exact(2).map(|p| [p[0], p[1]]).collect();
+        let sizes: Vec<[f32; 2]> =
+            self.f32s("anchors").chunks_exact(2).map(|p| [p[0], p[1]]).collect();
         let mask: Vec<Vec<usize>> = serde_json::from_str(&self.meta["anchor_mask"]).unwrap();
         let anchors = Anchors::new(sizes, mask).unwrap();
-        HeadConfig::new(self.meta("input_h"), self.meta("input_w"), self.meta("num_classes"), anchors)
-            .unwrap()
+        HeadConfig::new(
+            self.meta("input_h"),
+            self.meta("input_w"),
+            self.meta("num_classes"),
+            anchors,
+        )
+        .unwrap()
     }
 
     /// `boxes` (B, 20, 5) as per-image lists (padding rows included: the core skips them).
@@ -126,7 +132,14 @@ impl Case {
 }
 
 /// NHWC `(B, H, W, C)` to NCHW `(B, C, H, W)`, and back with `inverse`.
-fn transpose<T: Copy + Default>(data: &[T], b: usize, h: usize, w: usize, c: usize, inverse: bool) -> Vec<T> {
+fn transpose<T: Copy + Default>(
+    data: &[T],
+    b: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    inverse: bool,
+) -> Vec<T> {
     let mut out = vec![T::default(); data.len()];
     for n in 0..b {
         for y in 0..h {
@@ -175,7 +188,12 @@ struct LossRun<T> {
     best_iou: Vec<Vec<T>>,
 }
 
-fn run_loss<T: Real>(case: &Case, config: &HeadConfig, targets: &Targets, layout: Layout) -> LossRun<T> {
+fn run_loss<T: Real>(
+    case: &Case,
+    config: &HeadConfig,
+    targets: &Targets,
+    layout: Layout,
+) -> LossRun<T> {
     let batch: usize = case.meta("batch");
     let preds: Vec<Vec<T>> = (0..case.num_layers())
         .map(|l| {
@@ -202,11 +220,19 @@ fn run_loss<T: Real>(case: &Case, config: &HeadConfig, targets: &Targets, layout
             vec![T::default(); s.batch * s.height * s.width * s.anchors]
         })
         .collect();
-    let options = LossOptions { ignore_thresh: case.meta("ignore_thresh"), ..LossOptions::default() };
+    let options =
+        LossOptions { ignore_thresh: case.meta("ignore_thresh"), ..LossOptions::default() };
     let mut grad_refs: Vec<&mut [T]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
     let mut best_refs: Vec<&mut [T]> = best_iou.iter_mut().map(Vec::as_mut_slice).collect();
     let parts = yolo_loss_with_best_iou(
-        config, layout, batch, &inputs, targets, &options, &mut grad_refs, &mut best_refs,
+        config,
+        layout,
+        batch,
+        &inputs,
+        targets,
+        &options,
+        &mut grad_refs,
+        &mut best_refs,
     )
     .unwrap_or_else(|e| panic!("{}: {e}", case.name));
     let grads = match layout {
@@ -227,7 +253,14 @@ fn close(got: f64, want: f64, atol: f64, rtol: f64) -> bool {
     (got - want).abs() <= atol + rtol * want.abs()
 }
 
-fn check_loss<T: Real>(case: &Case, run: &LossRun<T>, what: &str, loss_rtol: f64, grad_atol: f64, grad_rtol: f64) {
+fn check_loss<T: Real>(
+    case: &Case,
+    run: &LossRun<T>,
+    what: &str,
+    loss_rtol: f64,
+    grad_atol: f64,
+    grad_rtol: f64,
+) {
     let p = &run.parts;
     for (name, got) in [
         ("loss", p.total),
@@ -272,11 +305,21 @@ fn check_loss<T: Real>(case: &Case, run: &LossRun<T>, what: &str, loss_rtol: f64
         );
         let want_mask = &case.get(&format!("ignore_mask_{l}")).1;
         let want_best = &case.get(&format!("best_iou_{l}")).1;
-        for (n, (best, (&m, &wb))) in run.best_iou[l].iter().zip(want_mask.iter().zip(want_best)).enumerate() {
+        for (n, (best, (&m, &wb))) in
+            run.best_iou[l].iter().zip(want_mask.iter().zip(want_best)).enumerate()
+        {
             let mask = if best.to_f64() < thresh { 1.0 } else { 0.0 };
-            assert_eq!(mask, m, "{} {what}: ignore_mask_{l}[{n}] (best IoU {best:?} vs {wb})", case.name);
+            assert_eq!(
+                mask, m,
+                "{} {what}: ignore_mask_{l}[{n}] (best IoU {best:?} vs {wb})",
+                case.name
+            );
             if wb.is_finite() {
-                assert!(close(best.to_f64(), wb, 1e-5, 0.0), "{} {what}: best_iou_{l}[{n}]", case.name);
+                assert!(
+                    close(best.to_f64(), wb, 1e-5, 0.0),
+                    "{} {what}: best_iou_{l}[{n}]",
+                    case.name
+                );
             } else {
                 assert_eq!(best.to_f64(), wb, "{} {what}: best_iou_{l}[{n}]", case.name);
             }
@@ -284,7 +327,13 @@ fn check_loss<T: Real>(case: &Case, run: &LossRun<T>, what: &str, loss_rtol: f64
     }
 }
 
-fn check_decode<T: Real>(case: &Case, config: &HeadConfig, box_atol: f64, score_atol: f64, rtol: f64) {
+fn check_decode<T: Real>(
+    case: &Case,
+    config: &HeadConfig,
+    box_atol: f64,
+    score_atol: f64,
+    rtol: f64,
+) {
     let preds: Vec<Vec<T>> = (0..case.num_layers())
         .map(|l| case.get(&format!("pred_{l}")).1.iter().map(|&x| T::from_f64(x)).collect())
         .collect();
@@ -319,7 +368,12 @@ fn check_decode<T: Real>(case: &Case, config: &HeadConfig, box_atol: f64, score_
             assert!(close(*g, w, box_atol, rtol), "{}: box {n}[{k}] {g} vs {w}", case.name);
         }
         let s = d.score.to_f64();
-        assert!(close(s, scores[n], score_atol, rtol), "{}: score {n} {s} vs {}", case.name, scores[n]);
+        assert!(
+            close(s, scores[n], score_atol, rtol),
+            "{}: score {n} {s} vs {}",
+            case.name,
+            scores[n]
+        );
     }
 }
 

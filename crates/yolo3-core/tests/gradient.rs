@@ -28,12 +28,15 @@ fn random_boxes(rng: &mut ChaCha8Rng, config: &HeadConfig, n: usize) -> Vec<Labe
 fn check(config: &HeadConfig, layout: Layout, scope: IgnoreScope, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let batch = 2;
-    let boxes: Vec<Vec<LabeledBox>> = (0..batch).map(|b| random_boxes(&mut rng, config, 2 + b)).collect();
+    let boxes: Vec<Vec<LabeledBox>> =
+        (0..batch).map(|b| random_boxes(&mut rng, config, 2 + b)).collect();
     let refs: Vec<&[LabeledBox]> = boxes.iter().map(Vec::as_slice).collect();
     let targets = assign_targets(config, &refs).unwrap();
     let layers = config.num_layers();
     let mut preds: Vec<Vec<f64>> = (0..layers)
-        .map(|l| (0..config.head_shape(l, batch).len()).map(|_| rng.random_range(-2.0..2.0)).collect())
+        .map(|l| {
+            (0..config.head_shape(l, batch).len()).map(|_| rng.random_range(-2.0..2.0)).collect()
+        })
         .collect();
     let options = LossOptions { ignore_thresh: 0.3, ignore_scope: scope };
 
@@ -77,11 +80,20 @@ fn check(config: &HeadConfig, layout: Layout, scope: IgnoreScope, seed: u64) {
             let image = idx / shape.image_len();
             let within = idx % shape.image_len();
             let (channel, row, col) = match layout {
-                Layout::Nchw => (within / strides.channel, (within % strides.channel) / strides.row, within % strides.row),
-                Layout::Nhwc => (within % strides.col, within / strides.row, (within % strides.row) / strides.col),
+                Layout::Nchw => (
+                    within / strides.channel,
+                    (within % strides.channel) / strides.row,
+                    within % strides.row,
+                ),
+                Layout::Nhwc => (
+                    within % strides.col,
+                    within / strides.row,
+                    (within % strides.row) / strides.col,
+                ),
             };
             let slot = channel / shape.fields();
-            let b = base_best[l][((image * shape.height + row) * shape.width + col) * shape.anchors + slot];
+            let b = base_best[l]
+                [((image * shape.height + row) * shape.width + col) * shape.anchors + slot];
             if b.is_finite() && (b - options.ignore_thresh).abs() < 1e-3 {
                 continue;
             }

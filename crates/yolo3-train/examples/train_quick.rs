@@ -36,13 +36,21 @@ fn main() {
         let mut target = &mut table;
         let parts: Vec<&str> = key.split('.').collect();
         for part in &parts[..parts.len() - 1] {
-            target = target.get_mut(*part).and_then(toml::Value::as_table_mut).expect("an existing table");
+            target = target
+                .get_mut(*part)
+                .and_then(toml::Value::as_table_mut)
+                .expect("an existing table");
         }
         target.insert(parts[parts.len() - 1].to_owned(), value["v"].clone());
     }
     let config: TrainConfig = table.try_into().expect("a valid configuration");
     match yolo3_train::train(config, &mut Print) {
-        Ok(s) => eprintln!("done in {:.1} min: mAP50 {:?} mAP50-95 {:?}", s.seconds / 60.0, s.best.map50, s.best.map50_95),
+        Ok(s) => eprintln!(
+            "done in {:.1} min: mAP50 {:?} mAP50-95 {:?}",
+            s.seconds / 60.0,
+            s.best.map50,
+            s.best.map50_95
+        ),
         Err(e) => eprintln!("error: {e}"),
     }
 }

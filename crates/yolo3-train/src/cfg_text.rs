@@ -30,7 +30,8 @@ pub fn tiny_cfg(divisor: u32, input: u32, classes: usize, anchors: &[[f32; 2]]) 
     }
     let _ = write!(s, "{}", conv(f(512), 3, true));
     let _ = writeln!(s, "[maxpool]\nsize=2\nstride=1\n");
-    let _ = write!(s, "{}{}{}", conv(f(1024), 3, true), conv(f(256), 1, true), conv(f(512), 3, true));
+    let _ =
+        write!(s, "{}{}{}", conv(f(1024), 3, true), conv(f(256), 1, true), conv(f(512), 3, true));
     let _ = write!(s, "{}", conv(head as u32, 1, false));
     let _ = write!(s, "{}", yolo("3,4,5", &anchors, classes));
     let _ = writeln!(s, "[route]\nlayers=-4\n");
@@ -58,7 +59,11 @@ fn yolo(mask: &str, anchors: &str, classes: usize) -> String {
 }
 
 fn anchors_text(anchors: &[[f32; 2]]) -> String {
-    anchors.iter().map(|[w, h]| format!("{},{}", w.round(), h.round())).collect::<Vec<_>>().join(",  ")
+    anchors
+        .iter()
+        .map(|[w, h]| format!("{},{}", w.round(), h.round()))
+        .collect::<Vec<_>>()
+        .join(",  ")
 }
 
 /// Sets `classes=` of every `[yolo]` section, `filters=` of the convolution that feeds it (to

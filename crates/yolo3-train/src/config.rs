@@ -70,6 +70,8 @@ pub enum AnchorSource {
 }
 
 /// Everything a run needs.
+// The flags are independent switches of a saved configuration, not a state machine.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// The data.
@@ -173,7 +175,9 @@ pub fn parse_device(name: &str) -> Result<tch::Device, String> {
         if let tch::Device::Cuda(n) = d {
             let count = tch::Cuda::device_count();
             if (n as i64) >= count {
-                return Err(format!("device `{name}` requested but libtorch sees {count} CUDA device(s)"));
+                return Err(format!(
+                    "device `{name}` requested but libtorch sees {count} CUDA device(s)"
+                ));
             }
         }
         Ok(d)

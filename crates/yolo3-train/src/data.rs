@@ -38,7 +38,10 @@ pub fn load_splits(source: &DataSource, run_dir: &Path, seed: u64) -> Result<Spl
             };
             let classes = generated.map_or_else(|| dir.join("classes.txt"), |g| g.classes);
             let open = OpenOptions { classes: Some(classes), ..OpenOptions::default() };
-            Ok(Splits { train: read_dataset(&dir.join("train.txt"), &open)?, val: read_dataset(&dir.join("val.txt"), &open)? })
+            Ok(Splits {
+                train: read_dataset(&dir.join("train.txt"), &open)?,
+                val: read_dataset(&dir.join("val.txt"), &open)?,
+            })
         }
         DataSource::Files { train, val, classes, val_fraction } => {
             let open = OpenOptions { classes: classes.clone(), ..OpenOptions::default() };
@@ -56,7 +59,7 @@ pub fn load_splits(source: &DataSource, run_dir: &Path, seed: u64) -> Result<Spl
                 }
                 return Ok(Splits { train: train_set, val: val_set });
             }
-            Ok(split(train_set, *val_fraction, seed))
+            Ok(split(&train_set, *val_fraction, seed))
         }
     }
 }
@@ -64,7 +67,7 @@ pub fn load_splits(source: &DataSource, run_dir: &Path, seed: u64) -> Result<Spl
 /// Holds out `fraction` of the images (at least one, when there are two or more), chosen by a
 /// seeded shuffle.
 #[must_use]
-pub fn split(dataset: Dataset, fraction: f64, seed: u64) -> Splits {
+pub fn split(dataset: &Dataset, fraction: f64, seed: u64) -> Splits {
     let n = dataset.samples.len();
     let mut order: Vec<usize> = (0..n).collect();
     // A small splitmix64 Fisher-Yates: the split must not depend on a library's generator.

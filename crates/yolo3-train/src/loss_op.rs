@@ -25,7 +25,9 @@ pub fn anchors_of(cfg: &Config) -> Result<Anchors> {
         .iter()
         .filter_map(|l| if let Layer::Yolo(y) = l { Some(y) } else { None })
         .collect();
-    let first = yolos.first().ok_or_else(|| TrainError::Config(format!("{}: no [yolo] layer", cfg.name())))?;
+    let first = yolos
+        .first()
+        .ok_or_else(|| TrainError::Config(format!("{}: no [yolo] layer", cfg.name())))?;
     for (l, head) in cfg.heads().iter().enumerate() {
         if head.stride != (32 >> l) {
             return Err(TrainError::Config(format!(
@@ -101,8 +103,16 @@ impl YoloLoss {
             .collect();
         let mut grads: Vec<Vec<f32>> = host.iter().map(|h| vec![0.0; h.len()]).collect();
         let mut grad_refs: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
-        let parts = yolo_loss(&config, Layout::Nchw, batch, &inputs, &targets, &self.options, &mut grad_refs)
-            .map_err(|source| TrainError::Core { context: "loss".into(), source })?;
+        let parts = yolo_loss(
+            &config,
+            Layout::Nchw,
+            batch,
+            &inputs,
+            &targets,
+            &self.options,
+            &mut grad_refs,
+        )
+        .map_err(|source| TrainError::Core { context: "loss".into(), source })?;
         let device = outputs[0].device();
         let mut surrogate: Option<Tensor> = None;
         for ((out, g), shape) in outputs.iter().zip(&grads).zip(&shapes) {
@@ -110,13 +120,17 @@ impl YoloLoss {
                 .and_then(|t| t.f_view(shape.as_slice()))
                 .and_then(|t| t.f_to_device(device))
                 .torch(|| "uploading the loss gradient".into())?;
-            let term = out.f_mul(&g).and_then(|t| t.f_sum(Kind::Float)).torch(|| "loss surrogate".into())?;
+            let term = out
+                .f_mul(&g)
+                .and_then(|t| t.f_sum(Kind::Float))
+                .torch(|| "loss surrogate".into())?;
             surrogate = Some(match surrogate {
                 None => term,
                 Some(acc) => acc.f_add(&term).torch(|| "loss surrogate".into())?,
             });
         }
-        let surrogate = surrogate.ok_or_else(|| TrainError::Config("the network has no head".into()))?;
+        let surrogate =
+            surrogate.ok_or_else(|| TrainError::Config("the network has no head".into()))?;
         // value = parts.total, gradient = d surrogate.
         let loss = surrogate
             .f_sub(&surrogate.detach())
@@ -126,14 +140,19 @@ impl YoloLoss {
     }
 }
 
+/// Head outputs on the host: per head, its flat `f32` values and its NCHW shape.
+pub type HostOutputs = (Vec<Vec<f32>>, Vec<Vec<i64>>);
+
 /// Copies head outputs to host `f32` vectors, with their shapes.
-pub fn to_host(outputs: &[Tensor]) -> Result<(Vec<Vec<f32>>, Vec<Vec<i64>>)> {
+pub fn to_host(outputs: &[Tensor]) -> Result<HostOutputs> {
     let mut host = Vec::with_capacity(outputs.len());
     let mut shapes = Vec::with_capacity(outputs.len());
     for (l, out) in outputs.iter().enumerate() {
         let shape = out.size();
         if shape.len() != 4 {
-            return Err(TrainError::Config(format!("head {l} output has shape {shape:?}, expected NCHW")));
+            return Err(TrainError::Config(format!(
+                "head {l} output has shape {shape:?}, expected NCHW"
+            )));
         }
         let flat = out
             .f_detach()

@@ -57,6 +57,9 @@ impl OptimizerKind {
     }
 }
 
+/// An optimizer's saved state: named moment tensors and per-parameter step counts.
+pub type OptimizerState = (Vec<(String, Tensor)>, BTreeMap<String, i64>);
+
 /// The per-parameter state.
 #[derive(Debug)]
 struct Slot {
@@ -116,9 +119,15 @@ impl Optimizer {
     fn update(&mut self, name: &str, p: &Tensor, g: &Tensor, lr: f64) -> Result<(), tch::TchError> {
         let mut p = p.shallow_clone();
         let decay = match self.kind {
-            OptimizerKind::Adam { weight_decay, .. } | OptimizerKind::Sgd { weight_decay, .. } => weight_decay,
+            OptimizerKind::Adam { weight_decay, .. } | OptimizerKind::Sgd { weight_decay, .. } => {
+                weight_decay
+            }
         };
-        let g = if decay > 0.0 && p.dim() == 4 { g.f_add(&p.f_mul_scalar(decay)?)? } else { g.shallow_clone() };
+        let g = if decay > 0.0 && p.dim() == 4 {
+            g.f_add(&p.f_mul_scalar(decay)?)?
+        } else {
+            g.shallow_clone()
+        };
         let second = matches!(self.kind, OptimizerKind::Adam { .. });
         let slot = match self.slots.entry(name.to_owned()) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -151,20 +160,27 @@ impl Optimizer {
                 }
                 let _ = p.f_sub_(&slot.first.f_mul_scalar(lr)?)?;
             }
-            (OptimizerKind::Adam { .. }, None) => unreachable!("Adam slots always have a second moment"),
+            (OptimizerKind::Adam { .. }, None) => {
+                unreachable!("Adam slots always have a second moment")
+            }
         }
         Ok(())
     }
 
     /// The state as named CPU tensors plus per-parameter step counts.
-    pub fn state(&self) -> Result<(Vec<(String, Tensor)>, BTreeMap<String, i64>)> {
+    pub fn state(&self) -> Result<OptimizerState> {
         let mut tensors = Vec::new();
         let mut steps = BTreeMap::new();
         for (name, slot) in &self.slots {
-            let cpu = |t: &Tensor| t.f_to_device(tch::Device::Cpu).and_then(|t| t.f_to_kind(Kind::Float));
-            tensors.push((format!("first/{name}"), cpu(&slot.first).torch(|| format!("saving `{name}`"))?));
+            let cpu =
+                |t: &Tensor| t.f_to_device(tch::Device::Cpu).and_then(|t| t.f_to_kind(Kind::Float));
+            tensors.push((
+                format!("first/{name}"),
+                cpu(&slot.first).torch(|| format!("saving `{name}`"))?,
+            ));
             if let Some(v) = &slot.second {
-                tensors.push((format!("second/{name}"), cpu(v).torch(|| format!("saving `{name}`"))?));
+                tensors
+                    .push((format!("second/{name}"), cpu(v).torch(|| format!("saving `{name}`"))?));
             }
             steps.insert(name.clone(), slot.steps);
         }
@@ -188,7 +204,9 @@ impl Optimizer {
                     .transpose()
             };
             let first = get("first")?.ok_or_else(|| {
-                crate::error::TrainError::Config(format!("optimizer state has no moment for `{name}`"))
+                crate::error::TrainError::Config(format!(
+                    "optimizer state has no moment for `{name}`"
+                ))
             })?;
             let second = get("second")?;
             if matches!(kind, OptimizerKind::Adam { .. }) && second.is_none() {
@@ -247,7 +265,8 @@ mod tests {
         opt.step(&params, 0.1).unwrap();
         let (tensors, steps) = opt.state().unwrap();
         let map: HashMap<String, Tensor> = tensors.into_iter().collect();
-        let back = Optimizer::restore(OptimizerKind::adam(), &map, &steps, tch::Device::Cpu).unwrap();
+        let back =
+            Optimizer::restore(OptimizerKind::adam(), &map, &steps, tch::Device::Cpu).unwrap();
         assert_eq!(back.slots["p"].steps, 1);
         let a = Vec::<f32>::try_from(&back.slots["p"].first).unwrap();
         let b = Vec::<f32>::try_from(&opt.slots["p"].first).unwrap();

@@ -25,5 +25,6 @@ pub fn write_results_png(path: &Path, rows: &[EpochRow]) -> Result<()> {
     let metrics: Vec<(&str, &[f64])> = columns.iter().map(|(n, v)| (*n, v.as_slice())).collect();
     let charts = yolo3_viz::results_charts(&epochs, &metrics);
     let image = yolo3_viz::render_grid(&charts, 5, &yolo3_viz::panel_options());
-    yolo3_viz::save_png(&image, path).map_err(|e| TrainError::RunFile { path: path.to_owned(), message: e.to_string() })
+    yolo3_viz::save_png(&image, path)
+        .map_err(|e| TrainError::RunFile { path: path.to_owned(), message: e.to_string() })
 }

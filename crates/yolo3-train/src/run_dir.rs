@@ -14,8 +14,11 @@ val_xy,val_wh,val_conf,val_class,val_loss,precision,recall,map50,map50_95,lr,sec
 
 /// Creates `<root>/<name>`, or `<root>/<name>N` with the smallest `N >= 2` that is free.
 pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(root)
-        .map_err(|source| TrainError::Io { action: "creating", path: root.to_owned(), source })?;
+    std::fs::create_dir_all(root).map_err(|source| TrainError::Io {
+        action: "creating",
+        path: root.to_owned(),
+        source,
+    })?;
     for n in 1.. {
         let dir = if n == 1 { root.join(name) } else { root.join(format!("{name}{n}")) };
         match std::fs::create_dir(&dir) {
@@ -30,12 +33,24 @@ pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)
-        .map_err(|source| TrainError::Io { action: "creating", path: dir.to_owned(), source })?;
-    let file_name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
+        action: "creating",
+        path: dir.to_owned(),
+        source,
+    })?;
+    let file_name =
+        path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|source| TrainError::Io { action: "writing", path: tmp.clone(), source })?;
-    std::fs::rename(&tmp, path).map_err(|source| TrainError::Io { action: "renaming to", path: path.to_owned(), source })
+    std::fs::write(&tmp, bytes).map_err(|source| TrainError::Io {
+        action: "writing",
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| TrainError::Io {
+        action: "renaming to",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// One row of `results.csv`.
@@ -95,11 +110,18 @@ impl EpochRow {
             .split(',')
             .map(|f| f.trim().parse::<f64>())
             .collect::<std::result::Result<_, _>>()
-            .map_err(|e| TrainError::RunFile { path: path.to_owned(), message: format!("line {line_no}: {e}") })?;
+            .map_err(|e| TrainError::RunFile {
+                path: path.to_owned(),
+                message: format!("line {line_no}: {e}"),
+            })?;
         if v.len() != RESULTS_HEADER.split(',').count() {
             return Err(TrainError::RunFile {
                 path: path.to_owned(),
-                message: format!("line {line_no}: {} columns, expected {}", v.len(), RESULTS_HEADER.split(',').count()),
+                message: format!(
+                    "line {line_no}: {} columns, expected {}",
+                    v.len(),
+                    RESULTS_HEADER.split(',').count()
+                ),
             });
         }
         Ok(Self {
@@ -121,7 +143,9 @@ pub fn read_results(path: &Path) -> Result<Vec<EpochRow>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(TrainError::Io { action: "reading", path: path.to_owned(), source }),
+        Err(source) => {
+            return Err(TrainError::Io { action: "reading", path: path.to_owned(), source })
+        }
     };
     text.lines()
         .enumerate()
@@ -159,7 +183,13 @@ mod tests {
     fn results_round_trip() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("results.csv");
-        let row = EpochRow { epoch: 3, train: [1.0, 2.0, 3.0, 4.0], map50: 0.5, lr: 1e-3, ..EpochRow::default() };
+        let row = EpochRow {
+            epoch: 3,
+            train: [1.0, 2.0, 3.0, 4.0],
+            map50: 0.5,
+            lr: 1e-3,
+            ..EpochRow::default()
+        };
         write_results(&path, &[row.clone()]).unwrap();
         let back = read_results(&path).unwrap();
         assert_eq!(back.len(), 1);

@@ -137,7 +137,8 @@ impl Schedule {
                 }
                 let span = (at.epochs as f64 - warmup_epochs).max(1e-9);
                 let p = ((t - warmup_epochs) / span).clamp(0.0, 1.0);
-                lr * (final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
+                lr * (final_fraction
+                    + (1.0 - final_fraction) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
             }
         }
     }
@@ -145,7 +146,8 @@ impl Schedule {
     /// Records the validation loss at the end of `epoch`; returns `true` when training should
     /// stop early.
     pub fn end_epoch(&self, epoch: usize, val_loss: f64, state: &mut ScheduleState) -> bool {
-        let Self::KerasTwoStage { frozen_epochs, factor, patience, stop_patience, .. } = self else {
+        let Self::KerasTwoStage { frozen_epochs, factor, patience, stop_patience, .. } = self
+        else {
             return false;
         };
         if epoch < *frozen_epochs {
@@ -182,7 +184,12 @@ mod tests {
 
     #[test]
     fn darknet_burns_in_then_steps() {
-        let s = Schedule::Darknet { lr: 1e-3, burn_in: 100, steps: vec![0.8, 0.9], scales: vec![0.1, 0.1] };
+        let s = Schedule::Darknet {
+            lr: 1e-3,
+            burn_in: 100,
+            steps: vec![0.8, 0.9],
+            scales: vec![0.1, 0.1],
+        };
         let st = ScheduleState::default();
         assert!((s.lr(at(0, 49), &st) - 1e-3 * 0.5f64.powi(4)).abs() < 1e-15);
         assert_eq!(s.lr(at(0, 100), &st), 1e-3);
@@ -215,7 +222,8 @@ mod tests {
         let mid = Position { epoch: 0, step: 0, epoch_fraction: 0.5, epochs: 10, total_steps: 100 };
         assert!((s.lr(mid, &st) - 0.501).abs() < 1e-9);
         assert!((s.lr(at(1, 0), &st) - 1.0).abs() < 1e-9);
-        let end = Position { epoch: 10, step: 0, epoch_fraction: 0.0, epochs: 10, total_steps: 100 };
+        let end =
+            Position { epoch: 10, step: 0, epoch_fraction: 0.0, epochs: 10, total_steps: 100 };
         assert!((s.lr(end, &st) - 0.01).abs() < 1e-9);
     }
 }

@@ -31,7 +31,11 @@ impl View for &Bytes {
 }
 
 /// Writes `tensors` (converted to CPU `f32`) and `metadata` to `path`, atomically.
-pub fn save(path: &Path, tensors: &[(String, Tensor)], metadata: HashMap<String, String>) -> Result<()> {
+pub fn save(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
     let mut data = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let t = t
@@ -42,7 +46,10 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], metadata: HashMap<String,
             .torch(|| format!("saving `{name}`"))?;
         let mut bytes = vec![0u8; t.numel() * 4];
         t.f_copy_data_u8(&mut bytes, t.numel()).torch(|| format!("saving `{name}`"))?;
-        data.push((name.clone(), Bytes { shape: t.size().iter().map(|&d| d as usize).collect(), data: bytes }));
+        data.push((
+            name.clone(),
+            Bytes { shape: t.size().iter().map(|&d| d as usize).collect(), data: bytes },
+        ));
     }
     let views: Vec<(&str, &Bytes)> = data.iter().map(|(n, b)| (n.as_str(), b)).collect();
     let bytes = safetensors::serialize(views, Some(metadata))
@@ -52,18 +59,29 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], metadata: HashMap<String,
 
 /// Reads a file written by [`save`].
 pub fn load(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).map_err(|source| TrainError::Io { action: "reading", path: path.to_owned(), source })?;
-    let bad = |e: safetensors::SafeTensorError| TrainError::RunFile { path: path.to_owned(), message: e.to_string() };
+    let bytes = std::fs::read(path).map_err(|source| TrainError::Io {
+        action: "reading",
+        path: path.to_owned(),
+        source,
+    })?;
+    let bad = |e: safetensors::SafeTensorError| TrainError::RunFile {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(bad)?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     let st = SafeTensors::deserialize(&bytes).map_err(bad)?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
-            return Err(TrainError::RunFile { path: path.to_owned(), message: format!("`{name}` is not F32") });
+            return Err(TrainError::RunFile {
+                path: path.to_owned(),
+                message: format!("`{name}` is not F32"),
+            });
         }
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        let t = Tensor::f_from_data_size(view.data(), &shape, Kind::Float).torch(|| format!("loading `{name}`"))?;
+        let t = Tensor::f_from_data_size(view.data(), &shape, Kind::Float)
+            .torch(|| format!("loading `{name}`"))?;
         tensors.insert(name, t);
     }
     Ok((tensors, metadata))

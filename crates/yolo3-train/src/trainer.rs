@@ -22,7 +22,9 @@ use tch::Tensor;
 use yolo3_core::kmeans::{cluster_anchors, KmeansOptions};
 use yolo3_core::metrics::MapSummary;
 use yolo3_core::{Anchors, DecodeOptions, IgnoreScope, LossOptions, TinyMask};
-use yolo3_data::{AugmentOptions, Dataset, InputSize, Loader, LoaderOptions, MosaicOptions, MultiScale};
+use yolo3_data::{
+    AugmentOptions, Dataset, InputSize, Loader, LoaderOptions, MosaicOptions, MultiScale,
+};
 use yolo3_model::{CheckpointInfo, Config, Darknet, DarknetWeights, WeightsHeader};
 
 use crate::cfg_text::{adapt_cfg, tiny_cfg};
@@ -59,7 +61,7 @@ struct RunState {
     /// Epochs completed.
     epochs_done: usize,
     /// Optimizer steps taken.
-    steps: usize,
+    optimizer_steps_taken: usize,
     /// Schedule state.
     schedule: ScheduleState,
     /// Best validation mAP50-95 so far.
@@ -71,7 +73,10 @@ struct RunState {
 /// Starts a new run.
 pub fn train(config: TrainConfig, observer: &mut dyn Observer) -> Result<TrainSummary> {
     let run_dir = next_run_dir(&config.project, &config.name)?;
-    let args = config.to_toml().map_err(|e| TrainError::RunFile { path: run_dir.join("args.toml"), message: e.to_string() })?;
+    let args = config.to_toml().map_err(|e| TrainError::RunFile {
+        path: run_dir.join("args.toml"),
+        message: e.to_string(),
+    })?;
     write_atomic(&run_dir.join("args.toml"), args.as_bytes())?;
     Run::open(config, run_dir, false, observer)?.run(observer)
 }
@@ -79,8 +84,13 @@ pub fn train(config: TrainConfig, observer: &mut dyn Observer) -> Result<TrainSu
 /// Continues the run in `run_dir` from its last checkpoint.
 pub fn resume(run_dir: &Path, observer: &mut dyn Observer) -> Result<TrainSummary> {
     let path = run_dir.join("args.toml");
-    let text = std::fs::read_to_string(&path).map_err(|source| TrainError::Io { action: "reading", path: path.clone(), source })?;
-    let config = TrainConfig::from_toml(&text).map_err(|e| TrainError::RunFile { path, message: e.to_string() })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| TrainError::Io {
+        action: "reading",
+        path: path.clone(),
+        source,
+    })?;
+    let config = TrainConfig::from_toml(&text)
+        .map_err(|e| TrainError::RunFile { path, message: e.to_string() })?;
     Run::open(config, run_dir.to_owned(), true, observer)?.run(observer)
 }
 
@@ -97,9 +107,17 @@ struct Run {
 }
 
 impl Run {
-    fn open(config: TrainConfig, run_dir: PathBuf, resuming: bool, observer: &mut dyn Observer) -> Result<Self> {
+    fn open(
+        config: TrainConfig,
+        run_dir: PathBuf,
+        resuming: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<Self> {
         if config.input % 32 != 0 || config.input == 0 {
-            return Err(TrainError::Config(format!("input {} is not a positive multiple of 32", config.input)));
+            return Err(TrainError::Config(format!(
+                "input {} is not a positive multiple of 32",
+                config.input
+            )));
         }
         if config.batch == 0 || config.nominal_batch < config.batch {
             return Err(TrainError::Config(format!(
@@ -122,8 +140,11 @@ impl Run {
         let class_names = splits.train.class_names.clone();
 
         let weights_dir = run_dir.join("weights");
-        std::fs::create_dir_all(&weights_dir)
-            .map_err(|source| TrainError::Io { action: "creating", path: weights_dir.clone(), source })?;
+        std::fs::create_dir_all(&weights_dir).map_err(|source| TrainError::Io {
+            action: "creating",
+            path: weights_dir.clone(),
+            source,
+        })?;
         let cfg_path = run_dir.join("model.cfg");
         let (net, state, rows) = if resuming {
             let last = run_dir.join("weights/last.safetensors");
@@ -133,7 +154,10 @@ impl Run {
             let state: RunState = meta
                 .get("run_state")
                 .and_then(|s| serde_json::from_str(s).ok())
-                .ok_or_else(|| TrainError::RunFile { path: state_path.clone(), message: "no valid `run_state` metadata".into() })?;
+                .ok_or_else(|| TrainError::RunFile {
+                    path: state_path.clone(),
+                    message: "no valid `run_state` metadata".into(),
+                })?;
             let ckpt_epoch: Option<usize> = info.extra.get("epoch").and_then(|e| e.parse().ok());
             if ckpt_epoch != Some(state.epochs_done) {
                 return Err(TrainError::RunFile {
@@ -146,10 +170,17 @@ impl Run {
                     ),
                 });
             }
-            let optimizer = Optimizer::restore(config.optimizer, &tensors, &state.optimizer_steps, device)?;
-            let rows: Vec<EpochRow> =
-                read_results(&run_dir.join("results.csv"))?.into_iter().filter(|r| r.epoch <= state.epochs_done).collect();
-            observer.message(&format!("resuming {} after epoch {}", run_dir.display(), state.epochs_done));
+            let optimizer =
+                Optimizer::restore(config.optimizer, &tensors, &state.optimizer_steps, device)?;
+            let rows: Vec<EpochRow> = read_results(&run_dir.join("results.csv"))?
+                .into_iter()
+                .filter(|r| r.epoch <= state.epochs_done)
+                .collect();
+            observer.message(&format!(
+                "resuming {} after epoch {}",
+                run_dir.display(),
+                state.epochs_done
+            ));
             ((net, Some(optimizer)), state, rows)
         } else {
             let text = model_cfg_text(&config, &splits.train)?;
@@ -162,7 +193,7 @@ impl Run {
             }
             let state = RunState {
                 epochs_done: 0,
-                steps: 0,
+                optimizer_steps_taken: 0,
                 schedule: ScheduleState::default(),
                 best_fitness: f64::NEG_INFINITY,
                 optimizer_steps: BTreeMap::new(),
@@ -181,7 +212,11 @@ impl Run {
         let anchors = anchors_of(net.config())?;
         let options = LossOptions {
             ignore_thresh: config.ignore_thresh,
-            ignore_scope: if config.darknet_ignore { IgnoreScope::Image } else { IgnoreScope::SameLayer },
+            ignore_scope: if config.darknet_ignore {
+                IgnoreScope::Image
+            } else {
+                IgnoreScope::SameLayer
+            },
         };
         let loss = YoloLoss::new(anchors, class_names.len(), options);
         observer.message(&format!(
@@ -225,7 +260,8 @@ impl Run {
         let loader = self.loader()?;
         let batches = loader.batches_per_epoch();
         let accumulate = (self.config.nominal_batch / self.config.batch).max(1);
-        let mut params: Vec<(String, Tensor)> = self.net.var_store().variables().into_iter().collect();
+        let mut params: Vec<(String, Tensor)> =
+            self.net.var_store().variables().into_iter().collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let decode_options = DecodeOptions {
             score_threshold: self.config.val_score_threshold,
@@ -256,21 +292,28 @@ impl Run {
                 // Frozen layers keep their running statistics (keras' frozen layers run in
                 // inference mode); otherwise batch statistics.
                 let outputs = self.net.forward_t(&xs, !frozen)?;
-                let out = self.loss.compute(&outputs, &batch.boxes, (h as usize, w as usize)).map_err(|e| {
-                    let images = batch
-                        .indices
-                        .iter()
-                        .map(|&i| self.train.samples[i].image_path.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    match e {
-                        TrainError::Core { source, .. } => {
-                            TrainError::NonFiniteLoss { epoch: epoch + 1, batch: b, images, source: Some(source) }
+                let out = self
+                    .loss
+                    .compute(&outputs, &batch.boxes, (h as usize, w as usize))
+                    .map_err(|e| {
+                        let images = batch
+                            .indices
+                            .iter()
+                            .map(|&i| self.train.samples[i].image_path.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        match e {
+                            TrainError::Core { source, .. } => TrainError::NonFiniteLoss {
+                                epoch: epoch + 1,
+                                batch: b,
+                                images,
+                                source: Some(source),
+                            },
+                            other => other,
                         }
-                        other => other,
-                    }
-                })?;
-                let scaled = out.loss.f_div_scalar(accumulate as f64).torch(|| "scaling the loss".into())?;
+                    })?;
+                let scaled =
+                    out.loss.f_div_scalar(accumulate as f64).torch(|| "scaling the loss".into())?;
                 scaled.f_backward().torch(|| "backward pass".into())?;
                 let p = &out.parts;
                 for (s, v) in sums.iter_mut().zip([p.xy, p.wh, p.confidence, p.class]) {
@@ -280,7 +323,7 @@ impl Run {
                 if (b + 1) % accumulate == 0 || b + 1 == batches {
                     let at = Position {
                         epoch,
-                        step: self.state.steps,
+                        step: self.state.optimizer_steps_taken,
                         epoch_fraction: b as f64 / batches as f64,
                         epochs: self.config.epochs,
                         total_steps: self.config.epochs * batches.div_ceil(accumulate),
@@ -288,7 +331,7 @@ impl Run {
                     lr = self.config.schedule.lr(at, &self.state.schedule);
                     self.optimizer.step(&params, lr)?;
                     Optimizer::zero_grad(&mut params);
-                    self.state.steps += 1;
+                    self.state.optimizer_steps_taken += 1;
                 }
                 let done = (b + 1) as f64;
                 observer.batch_end(&BatchProgress {
@@ -302,7 +345,15 @@ impl Run {
                     input: h,
                 });
             }
-            let eval = evaluate(&self.net, &self.loss, &self.val, self.config.input, self.config.batch.max(8), &decode_options, observer)?;
+            let eval = evaluate(
+                &self.net,
+                &self.loss,
+                &self.val,
+                self.config.input,
+                self.config.batch.max(8),
+                &decode_options,
+                observer,
+            )?;
             let nb = batches.max(1) as f64;
             let (precision, recall) = mean_pr(&eval.map);
             let row = EpochRow {
@@ -317,7 +368,11 @@ impl Run {
                 seconds: seconds_before + started.elapsed().as_secs_f64(),
             };
             self.rows.push(row.clone());
-            stop = self.config.schedule.end_epoch(epoch, eval.loss.iter().sum(), &mut self.state.schedule);
+            stop = self.config.schedule.end_epoch(
+                epoch,
+                eval.loss.iter().sum(),
+                &mut self.state.schedule,
+            );
             self.state.epochs_done = epoch + 1;
             let fitness = row.map50_95;
             if fitness > self.state.best_fitness {
@@ -332,7 +387,7 @@ impl Run {
         let best_checkpoint = self.run_dir.join("weights/best.safetensors");
         let (best_net, _) = Darknet::from_checkpoint(&best_checkpoint, self.net.device())?;
         let weights = best_net.export_darknet_weights(WeightsHeader {
-            seen: (self.state.steps * self.config.nominal_batch) as u64,
+            seen: (self.state.optimizer_steps_taken * self.config.nominal_batch) as u64,
             ..WeightsHeader::default()
         })?;
         weights.write(self.run_dir.join("weights/best.weights"))?;
@@ -387,7 +442,10 @@ fn mean_pr(map: &MapSummary) -> (f64, f64) {
         return (0.0, 0.0);
     }
     let n = with_gt.len() as f64;
-    (with_gt.iter().map(|c| c.precision).sum::<f64>() / n, with_gt.iter().map(|c| c.recall).sum::<f64>() / n)
+    (
+        with_gt.iter().map(|c| c.precision).sum::<f64>() / n,
+        with_gt.iter().map(|c| c.recall).sum::<f64>() / n,
+    )
 }
 
 /// The cfg text to train: the preset or a file, adapted to the dataset's classes and anchors.
@@ -396,8 +454,10 @@ fn model_cfg_text(config: &TrainConfig, train: &Dataset) -> Result<String> {
     let base = match &config.model {
         ModelSource::TinyPreset { width_divisor } => {
             let scale = config.input as f32 / 416.0;
-            let default: Vec<[f32; 2]> =
-                yolo3_core::anchors::TINY_ANCHORS.iter().map(|[w, h]| [w * scale, h * scale]).collect();
+            let default: Vec<[f32; 2]> = yolo3_core::anchors::TINY_ANCHORS
+                .iter()
+                .map(|[w, h]| [w * scale, h * scale])
+                .collect();
             tiny_cfg(*width_divisor, config.input, classes, &default)
         }
         ModelSource::Cfg { path } => std::fs::read_to_string(path)
@@ -406,7 +466,13 @@ fn model_cfg_text(config: &TrainConfig, train: &Dataset) -> Result<String> {
     let n_anchors = Config::parse(&base, "cfg").map(|c| {
         c.layers()
             .iter()
-            .find_map(|l| if let yolo3_model::Layer::Yolo(y) = l { Some(y.anchors.len()) } else { None })
+            .find_map(|l| {
+                if let yolo3_model::Layer::Yolo(y) = l {
+                    Some(y.anchors.len())
+                } else {
+                    None
+                }
+            })
             .unwrap_or(9)
     })?;
     let anchors: Option<Vec<[f32; 2]>> = match &config.anchors {
@@ -429,9 +495,12 @@ pub fn kmeans_anchors(train: &Dataset, k: usize, input: u32, seed: u64) -> Resul
         .iter()
         .flat_map(|s| {
             let scale = s.image_size.map_or(1.0, |sz| {
-                (f64::from(input) / f64::from(sz.width.max(1))).min(f64::from(input) / f64::from(sz.height.max(1)))
+                (f64::from(input) / f64::from(sz.width.max(1)))
+                    .min(f64::from(input) / f64::from(sz.height.max(1)))
             });
-            s.boxes.iter().map(move |b| [f64::from(b.bbox.width()) * scale, f64::from(b.bbox.height()) * scale])
+            s.boxes.iter().map(move |b| {
+                [f64::from(b.bbox.width()) * scale, f64::from(b.bbox.height()) * scale]
+            })
         })
         .filter(|[w, h]| *w > 0.0 && *h > 0.0)
         .collect();
@@ -459,7 +528,9 @@ fn init_head_biases(net: &Darknet, input: u32) -> Result<()> {
                 values[(a * fields + 5 + c) as usize] = (1.0 / head.classes as f64).ln() as f32;
             }
         }
-        let init = Tensor::f_from_slice(&values).and_then(|t| t.f_to_device(bias.device())).torch(|| name.clone())?;
+        let init = Tensor::f_from_slice(&values)
+            .and_then(|t| t.f_to_device(bias.device()))
+            .torch(|| name.clone())?;
         tch::no_grad(|| bias.shallow_clone().f_copy_(&init)).torch(|| name.clone())?;
     }
     Ok(())

@@ -60,7 +60,10 @@ pub fn evaluate(
     observer: &mut dyn Observer,
 ) -> Result<Evaluation> {
     let num_classes = dataset.class_names.len();
-    let loader = Loader::all(Arc::clone(dataset), LoaderOptions::validation(batch_size, InputSize::square(input)))?;
+    let loader = Loader::all(
+        Arc::clone(dataset),
+        LoaderOptions::validation(batch_size, InputSize::square(input)),
+    )?;
     let config = loss.head_config(input as usize, input as usize)?;
     observer.validation_start(loader.batches_per_epoch());
     let mut sums = [0.0f64; 4];
@@ -76,7 +79,9 @@ pub fn evaluate(
             .torch(|| "uploading a validation batch".into())?;
         let outputs = tch::no_grad(|| net.forward_t(&xs, false))?;
         let out = tch::no_grad(|| loss.compute(&outputs, &batch.boxes, (h as usize, w as usize)))?;
-        for (s, v) in sums.iter_mut().zip([out.parts.xy, out.parts.wh, out.parts.confidence, out.parts.class]) {
+        for (s, v) in
+            sums.iter_mut().zip([out.parts.xy, out.parts.wh, out.parts.confidence, out.parts.class])
+        {
             *s += v;
         }
         batches += 1;
@@ -84,15 +89,26 @@ pub fn evaluate(
         let inputs: Vec<HeadInput<'_, f32>> = host
             .iter()
             .zip(&shapes)
-            .map(|(data, s)| HeadInput { data, height: s[2] as usize, width: s[3] as usize, channels: s[1] as usize })
+            .map(|(data, s)| HeadInput {
+                data,
+                height: s[2] as usize,
+                width: s[3] as usize,
+                channels: s[1] as usize,
+            })
             .collect();
         let sizes: Vec<(f64, f64)> = batch
             .letterboxes
             .iter()
-            .map(|lb| lb.map_or((h as f64, w as f64), |lb| (f64::from(lb.image.height), f64::from(lb.image.width))))
+            .map(|lb| {
+                lb.map_or((h as f64, w as f64), |lb| {
+                    (f64::from(lb.image.height), f64::from(lb.image.width))
+                })
+            })
             .collect();
-        let dets = decode(&config, Layout::Nchw, &inputs, &sizes, decode_options)
-            .map_err(|source| TrainError::Core { context: "decoding validation outputs".into(), source })?;
+        let dets =
+            decode(&config, Layout::Nchw, &inputs, &sizes, decode_options).map_err(|source| {
+                TrainError::Core { context: "decoding validation outputs".into(), source }
+            })?;
         for (k, det) in dets.into_iter().enumerate() {
             let index = batch.indices[k];
             images[index].detections = det

@@ -3,14 +3,20 @@
 //! file of its folder.
 
 use tch::{Device, Kind, Tensor};
-use yolo3_core::{assign_targets, yolo_loss, Anchors, BoxXyxy, HeadInput, LabeledBox, Layout, LossOptions, TinyMask};
+use yolo3_core::{
+    assign_targets, yolo_loss, Anchors, BoxXyxy, HeadInput, LabeledBox, Layout, LossOptions,
+    TinyMask,
+};
 use yolo3_model::{Config, Darknet};
 use yolo3_train::cfg_text::tiny_cfg;
 use yolo3_train::{anchors_of, Optimizer, OptimizerKind, TrainConfig, YoloLoss};
 
 fn boxes() -> Vec<Vec<LabeledBox>> {
     let lb = |x0, y0, x1, y1, class| LabeledBox { bbox: BoxXyxy::new(x0, y0, x1, y1), class };
-    vec![vec![lb(4.0, 6.0, 30.0, 40.0, 1), lb(33.0, 30.0, 60.0, 58.0, 2)], vec![lb(10.0, 10.0, 50.0, 44.0, 0)]]
+    vec![
+        vec![lb(4.0, 6.0, 30.0, 40.0, 1), lb(33.0, 30.0, 60.0, 58.0, 2)],
+        vec![lb(10.0, 10.0, 50.0, 44.0, 0)],
+    ]
 }
 
 #[test]
@@ -20,14 +26,17 @@ fn loss_op_backward_gives_the_core_gradient() {
     tch::manual_seed(1);
     let outputs: Vec<Tensor> = [(2, 2), (4, 4)]
         .iter()
-        .map(|&(h, w)| (Tensor::randn([2, 24, h, w], (Kind::Float, Device::Cpu)) * 1.5).set_requires_grad(true))
+        .map(|&(h, w)| {
+            (Tensor::randn([2, 24, h, w], (Kind::Float, Device::Cpu)) * 1.5).set_requires_grad(true)
+        })
         .collect();
     let out = loss.compute(&outputs, &boxes(), (64, 64)).unwrap();
     assert!((out.loss.double_value(&[]) - out.parts.total).abs() < 1e-3 * out.parts.total);
     out.loss.backward();
 
     let config = loss.head_config(64, 64).unwrap();
-    let host: Vec<Vec<f32>> = outputs.iter().map(|t| Vec::<f32>::try_from(t.detach().view([-1])).unwrap()).collect();
+    let host: Vec<Vec<f32>> =
+        outputs.iter().map(|t| Vec::<f32>::try_from(t.detach().view([-1])).unwrap()).collect();
     let inputs: Vec<HeadInput<'_, f32>> = host
         .iter()
         .zip([(2, 2), (4, 4)])
@@ -38,7 +47,9 @@ fn loss_op_backward_gives_the_core_gradient() {
     let b = boxes();
     let box_refs: Vec<&[LabeledBox]> = b.iter().map(Vec::as_slice).collect();
     let targets = assign_targets(&config, &box_refs).unwrap();
-    let parts = yolo_loss(&config, Layout::Nchw, 2, &inputs, &targets, &LossOptions::default(), &mut refs).unwrap();
+    let parts =
+        yolo_loss(&config, Layout::Nchw, 2, &inputs, &targets, &LossOptions::default(), &mut refs)
+            .unwrap();
     assert_eq!(parts.total, out.parts.total);
     for (t, g) in outputs.iter().zip(&grads) {
         let autograd = Vec::<f32>::try_from(t.grad().view([-1])).unwrap();
@@ -50,7 +61,8 @@ fn loss_op_backward_gives_the_core_gradient() {
 #[test]
 fn a_few_steps_on_a_fixed_batch_lower_the_loss() {
     tch::manual_seed(0);
-    let text = tiny_cfg(8, 64, 3, &yolo3_core::anchors::TINY_ANCHORS.map(|[w, h]| [w / 6.5, h / 6.5]));
+    let text =
+        tiny_cfg(8, 64, 3, &yolo3_core::anchors::TINY_ANCHORS.map(|[w, h]| [w / 6.5, h / 6.5]));
     let net = Darknet::new(Config::parse(&text, "tiny/8").unwrap(), Device::Cpu).unwrap();
     let loss = YoloLoss::new(anchors_of(net.config()).unwrap(), 3, LossOptions::default());
     let xs = Tensor::rand([2, 3, 64, 64], (Kind::Float, Device::Cpu));
@@ -75,7 +87,12 @@ fn a_few_steps_on_a_fixed_batch_lower_the_loss() {
 fn a_short_run_writes_its_folder_and_resumes_to_more_epochs() {
     let tmp = tempfile::tempdir().unwrap();
     let config = TrainConfig {
-        data: yolo3_train::DataSource::Synthetic { train_images: 24, val_images: 8, size: 64, seed: 3 },
+        data: yolo3_train::DataSource::Synthetic {
+            train_images: 24,
+            val_images: 8,
+            size: 64,
+            seed: 3,
+        },
         model: yolo3_train::ModelSource::TinyPreset { width_divisor: 8 },
         input: 64,
         batch: 8,
@@ -86,11 +103,21 @@ fn a_short_run_writes_its_folder_and_resumes_to_more_epochs() {
     };
     let summary = yolo3_train::train(config, &mut yolo3_train::Silent).unwrap();
     let dir = summary.run_dir.clone();
-    for f in ["args.toml", "model.cfg", "results.csv", "results.png", "weights/last.safetensors", "weights/last.state.safetensors", "weights/best.safetensors", "weights/best.weights"] {
+    for f in [
+        "args.toml",
+        "model.cfg",
+        "results.csv",
+        "results.png",
+        "weights/last.safetensors",
+        "weights/last.state.safetensors",
+        "weights/best.safetensors",
+        "weights/best.weights",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     // Extend the run and resume it: it continues after epoch 1.
-    let args = std::fs::read_to_string(dir.join("args.toml")).unwrap().replace("epochs = 1", "epochs = 2");
+    let args =
+        std::fs::read_to_string(dir.join("args.toml")).unwrap().replace("epochs = 1", "epochs = 2");
     std::fs::write(dir.join("args.toml"), args).unwrap();
     let resumed = yolo3_train::resume(&dir, &mut yolo3_train::Silent).unwrap();
     let epochs: Vec<usize> = resumed.rows.iter().map(|r| r.epoch).collect();
