@@ -190,7 +190,7 @@ mod tests {
             lr: 1e-3,
             ..EpochRow::default()
         };
-        write_results(&path, &[row.clone()]).unwrap();
+        write_results(&path, std::slice::from_ref(&row)).unwrap();
         let back = read_results(&path).unwrap();
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].epoch, 3);

@@ -78,7 +78,7 @@ pub fn train(config: TrainConfig, observer: &mut dyn Observer) -> Result<TrainSu
         message: e.to_string(),
     })?;
     write_atomic(&run_dir.join("args.toml"), args.as_bytes())?;
-    Run::open(config, run_dir, false, observer)?.run(observer)
+    Session::open(config, run_dir, false, observer)?.run(observer)
 }
 
 /// Continues the run in `run_dir` from its last checkpoint.
@@ -91,10 +91,10 @@ pub fn resume(run_dir: &Path, observer: &mut dyn Observer) -> Result<TrainSummar
     })?;
     let config = TrainConfig::from_toml(&text)
         .map_err(|e| TrainError::RunFile { path, message: e.to_string() })?;
-    Run::open(config, run_dir.to_owned(), true, observer)?.run(observer)
+    Session::open(config, run_dir.to_owned(), true, observer)?.run(observer)
 }
 
-struct Run {
+struct Session {
     config: TrainConfig,
     run_dir: PathBuf,
     train: Arc<Dataset>,
@@ -106,7 +106,7 @@ struct Run {
     rows: Vec<EpochRow>,
 }
 
-impl Run {
+impl Session {
     fn open(
         config: TrainConfig,
         run_dir: PathBuf,
