@@ -21,13 +21,19 @@ done
 
 awk '
   FNR == 1 { file++ }
-  $1 == "RESULT" { key = $2 " " $3; if (file == 1) { rust[key] = $4; order[++n] = key } else { torch[key] = $4 } }
+  $1 == "RESULT" {
+    key = $2 " " $3
+    if (file == 1) { rm[key] = $4; rn[key] = $6; order[++n] = key } else { tm[key] = $4; tn[key] = $6 }
+  }
+  function ratio(a, b) { return (b > 0) ? sprintf("%.2fx", a / b) : "n/a" }
   END {
-    printf "\n| net | batch | tch (ms) | PyTorch (ms) | tch / PyTorch |\n|---|---:|---:|---:|---:|\n"
+    printf "\n| net | batch | tch median (ms) | PyTorch median (ms) | ratio | tch min (ms) | PyTorch min (ms) | ratio |\n"
+    printf "|---|---:|---:|---:|---:|---:|---:|---:|\n"
     for (i = 1; i <= n; i++) {
       k = order[i]; split(k, p, " ")
-      ratio = (k in torch && torch[k] > 0) ? sprintf("%.2fx", rust[k] / torch[k]) : "n/a"
-      printf "| %s | %s | %s | %s | %s |\n", p[1], p[2], rust[k], (k in torch ? torch[k] : "n/a"), ratio
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", p[1], p[2], rm[k], tm[k], ratio(rm[k], tm[k]), rn[k], tn[k], ratio(rn[k], tn[k])
     }
+    print "\nratio = tch / PyTorch (< 1: tch is faster). On a busy machine the minimum is the"
+    print "better estimate of unloaded speed."
   }' "$out/rust.txt" "$out/torch.txt"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

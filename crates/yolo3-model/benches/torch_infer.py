@@ -1,6 +1,6 @@
 """PyTorch twin of benches/infer.rs: the same darknet nets, built from the same cfg files.
 
-Run with ~/.cache/yolo3/venv/bin/python. Prints `RESULT <net> <batch> <median ms> <iters>`
+Run with ~/.cache/yolo3/venv/bin/python. Prints `RESULT <net> <batch> <median ms> <iters> <min ms>`
 lines like the Rust bench. Layers: Conv2d (no bias with BN) + BatchNorm2d (eval) +
 LeakyReLU(0.1); size-2 stride-1 maxpool padded right/bottom with -inf; nearest upsample;
 route = cat; shortcut = add. Random init, 2 threads, torch.no_grad().
@@ -141,7 +141,7 @@ def main():
                 out = net(x)
                 del out
                 times.append((time.perf_counter() - start) * 1e3)
-        print(f"RESULT {label} {batch} {statistics.median(times):.1f} {iters}")
+        print(f"RESULT {label} {batch} {statistics.median(times):.1f} {iters} {min(times):.1f}")
         sys.stdout.flush()
 
 
