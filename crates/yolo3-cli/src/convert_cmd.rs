@@ -1,8 +1,265 @@
-//! `yolo3 convert` (being written).
+//! `yolo3 convert`: move weights and annotations between darknet, keras-yolo3, YOLO txt and
+//! yolo3's own checkpoints, so nobody has to redo work to switch tools.
+//!
+//! * `convert weights`: darknet `.weights` + cfg to a safetensors checkpoint, or a checkpoint
+//!   back to `.weights`; the direction follows the input's extension. The darknet header
+//!   (version and `seen`) is kept in the checkpoint's `extra` metadata (`darknet_header`), so
+//!   darknet -> checkpoint -> darknet reproduces the file byte for byte.
+//! * `convert annotations`: any supported dataset to keras-yolo3's `train.txt` (+
+//!   `classes.txt` beside it; the job of keras' `voc_annotation.py`) or to a YOLO txt folder
+//!   (`images/`, `labels/`, `classes.txt`).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::{Subcommand, ValueEnum};
+use yolo3_data::{DatasetFormat, ImagePlacement, OpenOptions};
+use yolo3_model::{CheckpointInfo, Darknet, DarknetWeights, WeightsHeader};
+
+use crate::args::Global;
+use crate::model_load::{is_checkpoint, read_cfg, read_names};
+
+/// Metadata key of the darknet header in a checkpoint's `extra`.
+const HEADER_KEY: &str = "darknet_header";
+
 /// `yolo3 convert`.
 #[derive(Debug, clap::Args)]
-pub struct ConvertArgs {}
-pub fn run(_args: ConvertArgs, _global: &crate::args::Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("yolo3 convert is being written")
+pub struct ConvertArgs {
+    #[command(subcommand)]
+    what: ConvertCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConvertCommand {
+    /// Darknet .weights (+ --cfg) to a .safetensors checkpoint, or a checkpoint to .weights.
+    Weights(WeightsArgs),
+    /// Any supported dataset to keras train.txt or YOLO txt labels.
+    Annotations(AnnotationsArgs),
+}
+
+/// `yolo3 convert weights`.
+#[derive(Debug, clap::Args)]
+struct WeightsArgs {
+    /// Input: darknet .weights (needs --cfg) or a .safetensors checkpoint.
+    #[arg(long, short = 'w')]
+    weights: PathBuf,
+    /// Darknet cfg of the .weights file.
+    #[arg(long)]
+    cfg: Option<PathBuf>,
+    /// Class names stored in the checkpoint (default: 0, 1, 2, ...).
+    #[arg(long)]
+    classes: Option<PathBuf>,
+    /// Output: a .safetensors checkpoint (from .weights) or a .weights file (from a checkpoint).
+    #[arg(long, short = 'o')]
+    out: PathBuf,
+}
+
+/// Target annotation formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Target {
+    /// keras-yolo3 train.txt (`path x1,y1,x2,y2,c ...`) with classes.txt beside it.
+    Keras,
+    /// YOLO txt: OUT/images, OUT/labels (`c cx cy w h`, normalised), OUT/classes.txt.
+    Yolo,
+}
+
+/// `yolo3 convert annotations`.
+#[derive(Debug, clap::Args)]
+struct AnnotationsArgs {
+    /// Input dataset: keras train.txt, Pascal VOC folder, COCO JSON or YOLO folder.
+    #[arg(long, short = 'd')]
+    data: PathBuf,
+    /// Input format (default: detected from the path).
+    #[arg(long)]
+    format: Option<DatasetFormat>,
+    /// Class-name file of the input, where its format needs one (for VOC: fixes the order).
+    #[arg(long)]
+    classes: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum)]
+    to: Target,
+    /// Output: the train.txt path (keras) or a folder (yolo).
+    #[arg(long, short = 'o')]
+    out: PathBuf,
+    /// YOLO output: copy the images instead of hard-linking them.
+    #[arg(long)]
+    copy_images: bool,
+}
+
+pub fn run(args: ConvertArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    match args.what {
+        ConvertCommand::Weights(a) => weights(&a, global),
+        ConvertCommand::Annotations(a) => annotations(&a, global),
+    }
+}
+
+fn say(global: &Global, text: &str) {
+    if global.chatty() {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    }
+}
+
+fn header_text(h: &WeightsHeader) -> String {
+    format!("{} {} {} {}", h.major, h.minor, h.revision, h.seen)
+}
+
+fn parse_header(text: &str) -> Option<WeightsHeader> {
+    let v: Vec<&str> = text.split_whitespace().collect();
+    if v.len() != 4 {
+        return None;
+    }
+    Some(WeightsHeader {
+        major: v[0].parse().ok()?,
+        minor: v[1].parse().ok()?,
+        revision: v[2].parse().ok()?,
+        seen: v[3].parse().ok()?,
+    })
+}
+
+fn weights(args: &WeightsArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    if is_checkpoint(&args.weights) {
+        if args.cfg.is_some() || args.classes.is_some() {
+            tracing::warn!("--cfg and --classes are ignored: the checkpoint carries its own");
+        }
+        let (net, info) = Darknet::from_checkpoint(&args.weights, tch::Device::Cpu)
+            .with_context(|| format!("loading checkpoint {}", args.weights.display()))?;
+        let header = match info.extra.get(HEADER_KEY) {
+            Some(t) => parse_header(t).with_context(|| {
+                format!(
+                    "{}: metadata {HEADER_KEY} = {t:?} is not `major minor revision seen`",
+                    args.weights.display()
+                )
+            })?,
+            None => WeightsHeader::default(),
+        };
+        let weights = net.export_darknet_weights(header).context("exporting the convolutions")?;
+        weights.write(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
+        say(
+            global,
+            &format!(
+                "{} convolutions (darknet {}) written to {}",
+                weights.convs.len(),
+                header_text(&header),
+                args.out.display()
+            ),
+        );
+    } else {
+        let Some(cfg_path) = &args.cfg else {
+            bail!("{} is read as darknet weights, which needs --cfg", args.weights.display());
+        };
+        if !is_checkpoint(&args.out) {
+            bail!(
+                "--out {}: a darknet input converts to a .safetensors checkpoint",
+                args.out.display()
+            );
+        }
+        let cfg = read_cfg(cfg_path)?;
+        let classes = cfg.heads().first().map_or(0, |h| h.classes.max(0) as usize);
+        let weights = DarknetWeights::read(&args.weights, &cfg)
+            .with_context(|| format!("reading darknet weights {}", args.weights.display()))?;
+        let mut net = Darknet::new(cfg, tch::Device::Cpu).context("building the network")?;
+        let loaded = net
+            .load_darknet_weights(&weights)
+            .with_context(|| format!("loading {}", args.weights.display()))?;
+        let total = net.config().conv_layers().len();
+        if loaded < total {
+            eprintln!(
+                "warning: {} holds {loaded} of {total} convolutions; the rest are random in the checkpoint",
+                args.weights.display()
+            );
+        }
+        let class_names = match &args.classes {
+            Some(p) => {
+                let names = read_names(p)?;
+                if names.len() != classes {
+                    bail!("{}: {} names, the cfg has {classes} classes", p.display(), names.len());
+                }
+                names
+            }
+            None => (0..classes).map(|c| c.to_string()).collect(),
+        };
+        let info = CheckpointInfo {
+            class_names,
+            extra: BTreeMap::from([(HEADER_KEY.to_owned(), header_text(&weights.header))]),
+        };
+        net.save_checkpoint(&args.out, &info)
+            .with_context(|| format!("writing {}", args.out.display()))?;
+        say(global, &format!("{loaded} convolutions written to {}", args.out.display()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn annotations(args: &AnnotationsArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let open = OpenOptions {
+        format: args.format,
+        classes: args.classes.clone(),
+        ..OpenOptions::default()
+    };
+    let dataset = yolo3_data::read_dataset(&args.data, &open)
+        .with_context(|| format!("reading dataset {}", args.data.display()))?;
+    for u in &dataset.unreadable {
+        eprintln!("warning: {} is unreadable ({}); it is left out", u.path.display(), u.reason);
+    }
+    let mut dataset = dataset;
+    let unreadable = std::mem::take(&mut dataset.unreadable);
+    if !unreadable.is_empty() {
+        let bad: std::collections::HashSet<&Path> =
+            unreadable.iter().map(|u| u.path.as_path()).collect();
+        dataset.samples.retain(|s| !bad.contains(s.image_path.as_path()));
+    }
+    let boxes: usize = dataset.samples.iter().map(|s| s.boxes.len()).sum();
+    match args.to {
+        Target::Keras => {
+            if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            // write_keras keeps paths outside the annotation's folder as they are; a relative
+            // one would then be read relative to the new train.txt, so make them absolute.
+            for s in &mut dataset.samples {
+                if s.image_path.is_relative() {
+                    if let Ok(abs) = std::path::absolute(&s.image_path) {
+                        s.image_path = abs;
+                    }
+                }
+            }
+            yolo3_data::write_keras(&dataset, &args.out)
+                .with_context(|| format!("writing {}", args.out.display()))?;
+            let classes = classes_path_beside(&args.out);
+            yolo3_data::write_class_names(&classes, &dataset.class_names)
+                .with_context(|| format!("writing {}", classes.display()))?;
+            say(
+                global,
+                &format!(
+                    "{} images, {boxes} boxes written to {} (classes: {})",
+                    dataset.samples.len(),
+                    args.out.display(),
+                    classes.display()
+                ),
+            );
+        }
+        Target::Yolo => {
+            let placement =
+                if args.copy_images { ImagePlacement::Copy } else { ImagePlacement::LinkOrCopy };
+            let written = yolo3_data::write_yolo(&dataset, &args.out, placement)
+                .with_context(|| format!("writing {}", args.out.display()))?;
+            say(
+                global,
+                &format!(
+                    "{} images, {boxes} boxes written to {}",
+                    written.len(),
+                    args.out.display()
+                ),
+            );
+        }
+    }
+    Ok(if unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `classes.txt` in the folder of `annotation` (where the readers look for it).
+fn classes_path_beside(annotation: &Path) -> PathBuf {
+    annotation.parent().unwrap_or(Path::new("")).join("classes.txt")
 }

@@ -1,8 +1,467 @@
-//! `yolo3 detect` (being written).
+//! `yolo3 detect`: run a detector over images and folders and write what it found.
+//!
+//! Inputs are image files (JPEG, PNG; the content decides, not the extension) and folders,
+//! whose `.jpg`/`.jpeg`/`.png` files are taken in name order **without** descending into
+//! sub-folders (a folder of images is the common case; recursion would silently pick up
+//! earlier outputs such as `runs/`).
+//!
+//! Images go through the validation path of training: keras-yolo3's letterbox (bicubic, grey
+//! canvas) to a square `--input`, `[0, 1]` CHW, inference-mode forward in batches, then
+//! `yolo3-core`'s `decode` (keras' `yolo_eval`: letterbox correction, per-class NMS). Boxes are
+//! clipped to the image. Outputs, in `runs/detect/exp{,2,...}`:
+//! * the annotated images, under their own file names (a name seen twice gets an index
+//!   prefix);
+//! * `predictions.json`: a COCO results list `{image_id, category_id, bbox: [x, y, w, h],
+//!   score}` in original-image pixels. `category_id` is the **0-based class index**;
+//!   `image_id` is the file stem when every stem is a distinct integer (COCO's
+//!   `000000397133.jpg`), otherwise the image's position in the input list;
+//! * `images.json`: `{id, file_name, width, height}` of every image read, to join the two;
+//! * with `--save-txt`, `labels/<stem>.txt`: `class cx cy w h` normalised to the image
+//!   (`--save-conf` appends the score), the YOLO label format.
+//!
+//! An image that cannot be read is reported and skipped; the rest are processed and the exit
+//! code is non-zero at the end.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _};
+use image::RgbImage;
+use rayon::prelude::*;
+use serde::Serialize;
+use tch::Tensor;
+use yolo3_core::{decode, BoxXyxy, DecodeOptions, HeadConfig, HeadInput, Layout};
+use yolo3_data::{ImageSize, InputSize, Letterbox};
+use yolo3_viz::{annotate, palette, AnnotateOptions, Annotation};
+
+use crate::args::{DeviceArg, Global};
+use crate::model_load::{check_input, load_model, ModelArgs};
+
+/// Extensions taken from folders.
+const FOLDER_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
+
 /// `yolo3 detect`.
 #[derive(Debug, clap::Args)]
-pub struct DetectArgs {}
-pub fn run(_args: DetectArgs, _global: &crate::args::Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("yolo3 detect is being written")
+pub struct DetectArgs {
+    /// Images (JPEG, PNG) and folders of images (not searched recursively).
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Network input side in pixels, a multiple of 32 (default: the checkpoint's training
+    /// input, else the cfg's width).
+    #[arg(long)]
+    input: Option<u32>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Keep boxes whose objectness x class probability is at least this (keras-yolo3: 0.6).
+    #[arg(long, visible_alias = "conf", default_value_t = 0.25)]
+    score_threshold: f64,
+    /// NMS: drop a box whose IoU with a kept box of its class exceeds this (keras-yolo3: 0.5).
+    #[arg(long, visible_alias = "iou", default_value_t = 0.45)]
+    iou_threshold: f64,
+    /// At most this many boxes per class and image (keras-yolo3: 20).
+    #[arg(long, default_value_t = 100)]
+    max_boxes: usize,
+    #[command(flatten)]
+    device: DeviceArg,
+    /// Parent folder of the run folders.
+    #[arg(long, default_value = "runs/detect")]
+    project: PathBuf,
+    /// Run folder name (exp, exp2, ... when it exists).
+    #[arg(long, default_value = "exp")]
+    name: String,
+    /// Also write YOLO txt labels (labels/<stem>.txt, `class cx cy w h`, normalised).
+    #[arg(long)]
+    save_txt: bool,
+    /// With --save-txt, append each box's score to its line.
+    #[arg(long)]
+    save_conf: bool,
+    /// Do not write annotated images (predictions and labels only).
+    #[arg(long)]
+    no_images: bool,
+}
+
+/// One entry of `predictions.json`.
+#[derive(Debug, Serialize)]
+struct Prediction {
+    image_id: i64,
+    category_id: usize,
+    bbox: [f64; 4],
+    score: f64,
+}
+
+/// One entry of `images.json`.
+#[derive(Debug, Serialize)]
+struct ImageEntry {
+    id: i64,
+    file_name: String,
+    width: u32,
+    height: u32,
+}
+
+/// An input image and where its outputs go.
+struct Job {
+    path: PathBuf,
+    id: i64,
+    /// Output file name (unique within the run).
+    out_name: String,
+}
+
+/// A decoded, letterboxed image.
+struct Loaded {
+    job: usize,
+    image: RgbImage,
+    chw: Vec<f32>,
+}
+
+/// What was written for one image.
+struct ImageResult {
+    entry: ImageEntry,
+    predictions: Vec<Prediction>,
+    /// A write error (the image was detected, but its outputs failed).
+    error: Option<String>,
+}
+
+// main.rs hands the parsed arguments over by value.
+#[allow(clippy::needless_pass_by_value)]
+pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let device = args.device.device()?;
+    let (paths, mut failures) = collect_inputs(&args.inputs);
+    if paths.is_empty() {
+        bail!("no images found in {}", join_paths(&args.inputs));
+    }
+    let model = load_model(&args.model, device)?;
+    let side = check_input(args.input.unwrap_or(model.default_input))?;
+    let config = HeadConfig::new(
+        side as usize,
+        side as usize,
+        model.class_names.len(),
+        model.anchors.clone(),
+    )
+    .context("head configuration")?;
+    let options = DecodeOptions {
+        score_threshold: args.score_threshold,
+        iou_threshold: args.iou_threshold,
+        max_boxes: args.max_boxes,
+    };
+    let jobs = plan_jobs(paths);
+    let out_dir = yolo3_train::run_dir::next_run_dir(&args.project, &args.name)
+        .context("creating the run folder")?;
+    if args.save_txt {
+        let labels = out_dir.join("labels");
+        std::fs::create_dir_all(&labels)
+            .with_context(|| format!("creating {}", labels.display()))?;
+    }
+    tracing::info!(images = jobs.len(), input = side, out = %out_dir.display(), "detecting");
+
+    let quiet = !global.chatty();
+    let bar = crate::progress::bar(jobs.len() as u64, quiet);
+    bar.set_prefix("detect");
+    let started = Instant::now();
+    let input = InputSize::square(side);
+    let mut results: Vec<ImageResult> = Vec::with_capacity(jobs.len());
+    let job_indices: Vec<usize> = (0..jobs.len()).collect();
+    for chunk in job_indices.chunks(args.batch) {
+        let loaded: Vec<Result<Loaded, String>> = chunk
+            .par_iter()
+            .map(|&j| {
+                load_letterboxed(&jobs[j].path, input).map(|(image, chw)| Loaded {
+                    job: j,
+                    image,
+                    chw,
+                })
+            })
+            .collect();
+        let mut batch = Vec::with_capacity(loaded.len());
+        for (r, &j) in loaded.into_iter().zip(chunk) {
+            match r {
+                Ok(l) => batch.push(l),
+                Err(message) => {
+                    bar.suspend(|| {
+                        eprintln!("warning: skipping {}: {message}", jobs[j].path.display());
+                    });
+                    failures += 1;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let detections = detect_batch(&model.net, &config, &batch, side, &options)?;
+            let written: Vec<ImageResult> = batch
+                .par_iter()
+                .zip(detections)
+                .map(|(l, dets)| {
+                    write_outputs(
+                        &jobs[l.job],
+                        &l.image,
+                        &dets,
+                        &model.class_names,
+                        &out_dir,
+                        &args,
+                    )
+                })
+                .collect();
+            for r in written {
+                if let Some(e) = &r.error {
+                    bar.suspend(|| eprintln!("warning: {e}"));
+                    failures += 1;
+                }
+                results.push(r);
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+
+    let predictions: Vec<&Prediction> = results.iter().flat_map(|r| &r.predictions).collect();
+    let images: Vec<&ImageEntry> = results.iter().map(|r| &r.entry).collect();
+    write_json(&out_dir.join("predictions.json"), &predictions)?;
+    write_json(&out_dir.join("images.json"), &images)?;
+
+    if global.chatty() {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "{} images, {} boxes in {seconds:.2} s ({:.1} images/s at {side}x{side}); results in {}",
+            results.len(),
+            predictions.len(),
+            results.len() as f64 / seconds.max(1e-9),
+            out_dir.display()
+        );
+    }
+    if failures > 0 {
+        eprintln!("error: {failures} input(s) could not be processed (see the warnings above)");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Expands folders (non-recursive, sorted) and keeps files; a missing path is reported and
+/// counted as a failure.
+fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, usize) {
+    let mut out = Vec::new();
+    let mut failures = 0;
+    for input in inputs {
+        if input.is_dir() {
+            match std::fs::read_dir(input) {
+                Ok(rd) => {
+                    let mut files: Vec<PathBuf> = rd
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| {
+                            p.is_file()
+                                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                                    FOLDER_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x))
+                                })
+                        })
+                        .collect();
+                    files.sort();
+                    out.extend(files);
+                }
+                Err(e) => {
+                    eprintln!("warning: skipping {}: cannot list the folder: {e}", input.display());
+                    failures += 1;
+                }
+            }
+        } else if input.is_file() {
+            out.push(input.clone());
+        } else {
+            eprintln!("warning: skipping {}: no such file or folder", input.display());
+            failures += 1;
+        }
+    }
+    (out, failures)
+}
+
+fn join_paths(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Image ids and unique output names (see the module docs).
+fn plan_jobs(paths: Vec<PathBuf>) -> Vec<Job> {
+    let stems: Vec<Option<i64>> = paths
+        .iter()
+        .map(|p| p.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<i64>().ok()))
+        .collect();
+    let distinct: HashSet<i64> = stems.iter().flatten().copied().collect();
+    let use_stems = stems.iter().all(Option::is_some) && distinct.len() == stems.len();
+    let mut used = HashSet::new();
+    paths
+        .into_iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let id = if use_stems { stems[i].unwrap_or(i as i64) } else { i as i64 };
+            let mut name = path
+                .file_name()
+                .map_or_else(|| format!("{i}.png"), |n| n.to_string_lossy().into_owned());
+            let ext =
+                Path::new(&name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+            if !matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
+                name.push_str(".png");
+            }
+            if !used.insert(name.clone()) {
+                name = format!("{i}_{name}");
+                used.insert(name.clone());
+            }
+            Job { path, id, out_name: name }
+        })
+        .collect()
+}
+
+/// Decodes and letterboxes one image; the error is a one-line reason.
+fn load_letterboxed(path: &Path, input: InputSize) -> Result<(RgbImage, Vec<f32>), String> {
+    let image = yolo3_data::load_rgb(path).map_err(|e| format!("{e:#}"))?;
+    if image.width() == 0 || image.height() == 0 {
+        return Err("empty image".into());
+    }
+    let lb = Letterbox::new(ImageSize { width: image.width(), height: image.height() }, input);
+    let chw = yolo3_data::to_chw(&lb.apply(&image));
+    Ok((image, chw))
+}
+
+/// Forward and decode of one batch: per image, `(box clipped to the image, score, class)`.
+fn detect_batch(
+    net: &yolo3_model::Darknet,
+    config: &HeadConfig,
+    batch: &[Loaded],
+    side: u32,
+    options: &DecodeOptions,
+) -> anyhow::Result<Vec<Vec<(BoxXyxy, f32, usize)>>> {
+    let mut flat = Vec::with_capacity(batch.len() * 3 * (side * side) as usize);
+    for l in batch {
+        flat.extend_from_slice(&l.chw);
+    }
+    let s = i64::from(side);
+    let xs = Tensor::f_from_slice(&flat)
+        .and_then(|t| t.f_view([batch.len() as i64, 3, s, s]))
+        .and_then(|t| t.f_to_device(net.device()))
+        .context("uploading a batch")?;
+    let outputs = tch::no_grad(|| net.forward_t(&xs, false)).context("forward pass")?;
+    let (host, shapes) = yolo3_train::loss_op::to_host(&outputs).context("reading the outputs")?;
+    let inputs: Vec<HeadInput<'_, f32>> = host
+        .iter()
+        .zip(&shapes)
+        .map(|(data, s)| HeadInput {
+            data,
+            height: s[2] as usize,
+            width: s[3] as usize,
+            channels: s[1] as usize,
+        })
+        .collect();
+    let sizes: Vec<(f64, f64)> =
+        batch.iter().map(|l| (f64::from(l.image.height()), f64::from(l.image.width()))).collect();
+    let dets = decode(config, Layout::Nchw, &inputs, &sizes, options).context("decoding")?;
+    Ok(dets
+        .into_iter()
+        .zip(batch)
+        .map(|(d, l)| {
+            let (w, h) = (l.image.width() as f32, l.image.height() as f32);
+            d.iter()
+                .filter_map(|d| {
+                    let b = d.bbox();
+                    let c = BoxXyxy::new(
+                        b.x_min.clamp(0.0, w),
+                        b.y_min.clamp(0.0, h),
+                        b.x_max.clamp(0.0, w),
+                        b.y_max.clamp(0.0, h),
+                    );
+                    (c.is_finite() && c.width() > 0.0 && c.height() > 0.0)
+                        .then_some((c, d.score, d.class))
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// Writes the annotated image and labels of one image and returns its predictions.
+fn write_outputs(
+    job: &Job,
+    image: &RgbImage,
+    dets: &[(BoxXyxy, f32, usize)],
+    names: &[String],
+    out_dir: &Path,
+    args: &DetectArgs,
+) -> ImageResult {
+    let (w, h) = image.dimensions();
+    let round = |v: f64, digits: i32| {
+        let f = 10f64.powi(digits);
+        (v * f).round() / f
+    };
+    let predictions = dets
+        .iter()
+        .map(|(b, score, class)| Prediction {
+            image_id: job.id,
+            category_id: *class,
+            bbox: [
+                round(f64::from(b.x_min), 3),
+                round(f64::from(b.y_min), 3),
+                round(f64::from(b.width()), 3),
+                round(f64::from(b.height()), 3),
+            ],
+            score: round(f64::from(*score), 5),
+        })
+        .collect();
+    let mut errors = Vec::new();
+    if !args.no_images {
+        let annotations: Vec<Annotation> = dets
+            .iter()
+            .map(|(b, score, class)| Annotation {
+                bbox: *b,
+                label: format!("{} {score:.2}", names.get(*class).map_or("?", String::as_str)),
+                color: palette::color(*class),
+            })
+            .collect();
+        let mut drawn = image.clone();
+        annotate(&mut drawn, &annotations, &AnnotateOptions::default());
+        let path = out_dir.join(&job.out_name);
+        if let Err(e) = yolo3_viz::save_image(&drawn, &path) {
+            errors.push(format!("writing {}: {e}", path.display()));
+        }
+    }
+    if args.save_txt {
+        let mut text = String::new();
+        for (b, score, class) in dets {
+            let c = b.to_cxcywh();
+            let _ = write!(
+                text,
+                "{class} {:.6} {:.6} {:.6} {:.6}",
+                f64::from(c.cx) / f64::from(w),
+                f64::from(c.cy) / f64::from(h),
+                f64::from(c.w) / f64::from(w),
+                f64::from(c.h) / f64::from(h)
+            );
+            if args.save_conf {
+                let _ = write!(text, " {score:.5}");
+            }
+            text.push('\n');
+        }
+        let stem = Path::new(&job.out_name)
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let path = out_dir.join("labels").join(format!("{stem}.txt"));
+        if let Err(e) = std::fs::write(&path, text) {
+            errors.push(format!("writing {}: {e}", path.display()));
+        }
+    }
+    ImageResult {
+        entry: ImageEntry { id: job.id, file_name: job.out_name.clone(), width: w, height: h },
+        predictions,
+        error: (!errors.is_empty()).then(|| errors.join("; ")),
+    }
+}
+
+/// Writes pretty JSON atomically.
+fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value).context("serialising JSON")?;
+    yolo3_train::run_dir::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }

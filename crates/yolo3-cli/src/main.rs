@@ -6,9 +6,11 @@
 
 mod anchors_cmd;
 mod args;
+mod confusion_match;
 mod convert_cmd;
 mod detect_cmd;
 mod eval_cmd;
+mod model_load;
 mod progress;
 mod table;
 mod train_cmd;

@@ -1,0 +1,135 @@
+//! Loading a detector for `detect` and `eval` from whatever the user has.
+//!
+//! `detect` and `eval` accept three kinds of model, so that keras-yolo3 and darknet users can
+//! start from the files they already have:
+//! * `--weights ckpt.safetensors`: a yolo3 checkpoint; it carries its cfg, its class names and
+//!   (when `yolo3 train` wrote it) the training input size in its `extra.input` metadata;
+//! * `--weights model.weights --cfg model.cfg [--classes names]`: darknet weights; the class
+//!   names default to `0, 1, ...` (the cfg only knows how many there are);
+//! * `--cfg model.cfg` alone: random initial weights. Only useful to measure speed (the
+//!   benchmark uses it for full `YOLOv3`, whose weights file is 248 MB); a warning says so.
+//!
+//! The default network input is the checkpoint's training input, else the cfg's `[net]`
+//! width (darknet's own choice at inference).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use yolo3_core::Anchors;
+use yolo3_model::{Config, Darknet, DarknetWeights};
+
+/// A network ready for inference, with what decoding it needs.
+pub struct LoadedModel {
+    /// The network (inference mode is chosen per call).
+    pub net: Darknet,
+    /// Class names, index = class id.
+    pub class_names: Vec<String>,
+    /// Anchors and masks in head order (coarsest first).
+    pub anchors: Anchors,
+    /// The input side the model was trained at (checkpoint) or the cfg's width.
+    pub default_input: u32,
+}
+
+/// Where the model comes from (flags shared by `detect` and `eval`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Model: a .safetensors checkpoint (carries its cfg and class names) or darknet
+    /// .weights (needs --cfg).
+    #[arg(long, short = 'w')]
+    pub weights: Option<PathBuf>,
+    /// Darknet cfg, for .weights files. Given alone (no --weights): random weights, for
+    /// benchmarking only.
+    #[arg(long)]
+    pub cfg: Option<PathBuf>,
+    /// Class-name file (one per line) for darknet .weights (default: 0, 1, 2, ...).
+    #[arg(long)]
+    pub classes: Option<PathBuf>,
+}
+
+/// Whether `path` names a safetensors checkpoint (by extension).
+pub fn is_checkpoint(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+}
+
+/// Loads the model described by `args` onto `device`.
+pub fn load_model(args: &ModelArgs, device: tch::Device) -> anyhow::Result<LoadedModel> {
+    let (net, names, trained_input) = match (&args.weights, &args.cfg) {
+        (Some(w), _) if is_checkpoint(w) => {
+            if args.cfg.is_some() {
+                tracing::warn!(
+                    "--cfg is ignored: the checkpoint {} carries its own cfg",
+                    w.display()
+                );
+            }
+            let (net, info) = Darknet::from_checkpoint(w, device)
+                .with_context(|| format!("loading checkpoint {}", w.display()))?;
+            let input = info.extra.get("input").and_then(|s| s.parse::<u32>().ok());
+            let names = match &args.classes {
+                Some(c) => Some(read_names(c)?),
+                None if info.class_names.is_empty() => None,
+                None => Some(info.class_names),
+            };
+            (net, names, input)
+        }
+        (Some(w), Some(cfg_path)) => {
+            let cfg = read_cfg(cfg_path)?;
+            let weights = DarknetWeights::read(w, &cfg)
+                .with_context(|| format!("reading darknet weights {}", w.display()))?;
+            let mut net = Darknet::new(cfg, device).context("building the network")?;
+            let loaded = net
+                .load_darknet_weights(&weights)
+                .with_context(|| format!("loading {} into the network", w.display()))?;
+            let total = net.config().conv_layers().len();
+            if loaded < total {
+                tracing::warn!(
+                    "{} holds {loaded} of {total} convolutions; the rest keep random weights",
+                    w.display()
+                );
+            }
+            let names = args.classes.as_deref().map(read_names).transpose()?;
+            (net, names, None)
+        }
+        (Some(w), None) => bail!(
+            "{} is not a .safetensors checkpoint, so --cfg is needed to read it as darknet weights",
+            w.display()
+        ),
+        (None, Some(cfg_path)) => {
+            tracing::warn!(
+                "no --weights: the network has random weights (useful for benchmarks only)"
+            );
+            let net = Darknet::new(read_cfg(cfg_path)?, device).context("building the network")?;
+            let names = args.classes.as_deref().map(read_names).transpose()?;
+            (net, names, None)
+        }
+        (None, None) => bail!("give --weights (a checkpoint, or darknet .weights with --cfg)"),
+    };
+    let anchors = yolo3_train::anchors_of(net.config())
+        .with_context(|| format!("reading the anchors of {}", net.config().name()))?;
+    let num_classes = net.heads().first().map_or(0, |h| h.classes.max(0) as usize);
+    let class_names = match names {
+        Some(n) if n.len() == num_classes => n,
+        Some(n) => bail!("{} class names, but the network has {num_classes} classes", n.len()),
+        None => (0..num_classes).map(|c| c.to_string()).collect(),
+    };
+    let cfg_width = u32::try_from(net.config().net().width).unwrap_or(416);
+    Ok(LoadedModel { net, class_names, anchors, default_input: trained_input.unwrap_or(cfg_width) })
+}
+
+/// Reads and parses a darknet cfg, naming the file on failure.
+pub fn read_cfg(path: &Path) -> anyhow::Result<Config> {
+    Config::from_file(path).with_context(|| format!("reading cfg {}", path.display()))
+}
+
+/// Reads a class-name file, naming the file on failure.
+pub fn read_names(path: &Path) -> anyhow::Result<Vec<String>> {
+    yolo3_data::read_class_names(path)
+        .with_context(|| format!("reading class names {}", path.display()))
+}
+
+/// Checks a network input side: positive and a multiple of 32 (the coarsest stride).
+pub fn check_input(side: u32) -> anyhow::Result<u32> {
+    if side == 0 || side % 32 != 0 {
+        bail!("--input {side}: must be a positive multiple of 32");
+    }
+    Ok(side)
+}
