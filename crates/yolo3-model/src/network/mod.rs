@@ -181,22 +181,10 @@ impl Darknet {
                 Layer::Yolo(_) => None,
             };
             outputs.push(out);
-            // Free what no later layer reads.
-            for j in [i.checked_sub(1), Some(i)].into_iter().flatten() {
+            // Free what no later layer reads (heads are kept to the end).
+            for (j, slot) in outputs.iter_mut().enumerate() {
                 if self.last_use[j] <= i {
-                    outputs[j] = None;
-                }
-            }
-            if let Layer::Route(r) = layer {
-                for &j in &r.layers {
-                    if self.last_use[j] <= i {
-                        outputs[j] = None;
-                    }
-                }
-            }
-            if let Layer::Shortcut(s) = layer {
-                if self.last_use[s.from] <= i {
-                    outputs[s.from] = None;
+                    *slot = None;
                 }
             }
         }
