@@ -124,13 +124,13 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             data: DataSource::Synthetic { train_images: 1200, val_images: 200, size: 160, seed: 0 },
-            model: ModelSource::TinyPreset { width_divisor: 2 },
+            model: ModelSource::TinyPreset { width_divisor: 4 },
             weights: None,
             anchors: AnchorSource::Kmeans,
             input: 160,
             batch: 16,
             nominal_batch: 16,
-            epochs: 30,
+            epochs: 16,
             optimizer: OptimizerKind::adam(),
             schedule: Schedule::Cosine { lr: 3e-3, warmup_epochs: 1.0, final_fraction: 0.02 },
             augment: true,
