@@ -28,7 +28,11 @@ impl Global {
         };
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .try_init();
         if let Some(n) = self.threads {
             tch::set_num_threads(n as i32);
             let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();

@@ -34,7 +34,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 use serde::Serialize;
 use tch::Tensor;
-use yolo3_core::{decode, BoxXyxy, DecodeOptions, HeadConfig, HeadInput, Layout};
+use yolo3_core::{decode, BoxXyxy, DecodeOptions, HeadConfig, Layout};
 use yolo3_data::{ImageSize, InputSize, Letterbox};
 use yolo3_viz::{annotate, palette, AnnotateOptions, Annotation};
 
@@ -346,17 +346,8 @@ fn detect_batch(
         .and_then(|t| t.f_to_device(net.device()))
         .context("uploading a batch")?;
     let outputs = tch::no_grad(|| net.forward_t(&xs, false)).context("forward pass")?;
-    let (host, shapes) = yolo3_train::loss_op::to_host(&outputs).context("reading the outputs")?;
-    let inputs: Vec<HeadInput<'_, f32>> = host
-        .iter()
-        .zip(&shapes)
-        .map(|(data, s)| HeadInput {
-            data,
-            height: s[2] as usize,
-            width: s[3] as usize,
-            channels: s[1] as usize,
-        })
-        .collect();
+    let host = yolo3_train::loss_op::to_host(&outputs).context("reading the outputs")?;
+    let inputs = yolo3_train::loss_op::head_inputs(&host);
     let sizes: Vec<(f64, f64)> =
         batch.iter().map(|l| (f64::from(l.image.height()), f64::from(l.image.width()))).collect();
     let dets = decode(config, Layout::Nchw, &inputs, &sizes, options).context("decoding")?;

@@ -19,8 +19,3 @@ pub fn bar(len: u64, quiet: bool) -> ProgressBar {
     pb.enable_steady_tick(Duration::from_millis(250));
     pb
 }
-
-/// Whether bars are shown (so that line-by-line fallbacks are printed otherwise).
-pub fn visible(quiet: bool) -> bool {
-    !quiet && std::io::stderr().is_terminal()
-}

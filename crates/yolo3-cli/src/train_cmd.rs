@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use yolo3_train::{
-    AnchorSource, BatchProgress, DataSource, EpochRow, ModelSource, Observer, OptimizerKind, Schedule,
-    TrainConfig,
+    AnchorSource, BatchProgress, DataSource, EpochRow, ModelSource, Observer, OptimizerKind,
+    Schedule, TrainConfig,
 };
 
 use crate::args::Global;
@@ -144,14 +144,18 @@ impl TrainArgs {
                 classes: self.classes.clone(),
                 val_fraction: self.val_fraction,
             };
-        } else if let (Some(n), DataSource::Synthetic { train_images, .. }) = (self.synthetic_images, &mut c.data) {
+        } else if let (Some(n), DataSource::Synthetic { train_images, .. }) =
+            (self.synthetic_images, &mut c.data)
+        {
             *train_images = n;
         }
         if let Some(cfg) = &self.cfg {
             c.model = ModelSource::Cfg { path: cfg.clone() };
             c.anchors = AnchorSource::Cfg;
         }
-        if let (Some(d), ModelSource::TinyPreset { width_divisor }) = (self.width_divisor, &mut c.model) {
+        if let (Some(d), ModelSource::TinyPreset { width_divisor }) =
+            (self.width_divisor, &mut c.model)
+        {
             *width_divisor = d;
         }
         c.weights.clone_from(&self.weights);
@@ -182,7 +186,9 @@ impl TrainArgs {
         match self.schedule {
             Some(ScheduleArg::Keras) => {
                 let mut s = Schedule::keras(self.frozen_epochs);
-                if let (Some(lr), Schedule::KerasTwoStage { frozen_lr, lr: unfrozen, .. }) = (self.lr, &mut s) {
+                if let (Some(lr), Schedule::KerasTwoStage { frozen_lr, lr: unfrozen, .. }) =
+                    (self.lr, &mut s)
+                {
                     *frozen_lr = lr;
                     *unfrozen = lr / 10.0;
                 }
@@ -294,9 +300,7 @@ pub fn run(args: TrainArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let mut observer = BarObserver { quiet: !global.chatty(), bar: None, val_bar: None };
     let summary = match &args.resume {
         Some(dir) => yolo3_train::resume(dir, &mut observer)?,
-        None => {
-            yolo3_train::train(args.to_config(), &mut observer)?
-        }
+        None => yolo3_train::train(args.to_config(), &mut observer)?,
     };
     if global.chatty() {
         println!("{}", crate::table::per_class(&summary.best, &summary.class_names));

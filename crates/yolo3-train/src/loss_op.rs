@@ -90,17 +90,9 @@ impl YoloLoss {
         let refs: Vec<&[LabeledBox]> = boxes.iter().map(Vec::as_slice).collect();
         let targets = assign_targets(&config, &refs)
             .map_err(|source| TrainError::Core { context: "assigning targets".into(), source })?;
-        let (host, shapes) = to_host(outputs)?;
-        let inputs: Vec<HeadInput<'_, f32>> = host
-            .iter()
-            .zip(&shapes)
-            .map(|(data, s)| HeadInput {
-                data,
-                height: s[2] as usize,
-                width: s[3] as usize,
-                channels: s[1] as usize,
-            })
-            .collect();
+        let host = to_host(outputs)?;
+        let inputs = head_inputs(&host);
+        let (host, shapes) = (&host.0, &host.1);
         let mut grads: Vec<Vec<f32>> = host.iter().map(|h| vec![0.0; h.len()]).collect();
         let mut grad_refs: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
         let parts = yolo_loss(
@@ -115,7 +107,7 @@ impl YoloLoss {
         .map_err(|source| TrainError::Core { context: "loss".into(), source })?;
         let device = outputs[0].device();
         let mut surrogate: Option<Tensor> = None;
-        for ((out, g), shape) in outputs.iter().zip(&grads).zip(&shapes) {
+        for ((out, g), shape) in outputs.iter().zip(&grads).zip(shapes) {
             let g = Tensor::f_from_slice(g)
                 .and_then(|t| t.f_view(shape.as_slice()))
                 .and_then(|t| t.f_to_device(device))
@@ -166,4 +158,19 @@ pub fn to_host(outputs: &[Tensor]) -> Result<HostOutputs> {
         shapes.push(shape);
     }
     Ok((host, shapes))
+}
+
+/// The core's view of host outputs (NCHW): one [`HeadInput`] per head.
+#[must_use]
+pub fn head_inputs(host: &HostOutputs) -> Vec<HeadInput<'_, f32>> {
+    host.0
+        .iter()
+        .zip(&host.1)
+        .map(|(data, s)| HeadInput {
+            data,
+            height: s[2] as usize,
+            width: s[3] as usize,
+            channels: s[1] as usize,
+        })
+        .collect()
 }

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use tch::Tensor;
 use yolo3_core::metrics::{evaluate_map, DetectedBox, GroundTruthBox, ImageBoxes, MapSummary};
-use yolo3_core::{decode, DecodeOptions, HeadInput, Layout};
+use yolo3_core::{decode, DecodeOptions, Layout};
 use yolo3_data::{Dataset, IgnoreReason, InputSize, Loader, LoaderOptions};
 use yolo3_model::Darknet;
 
 use crate::error::{Result, TorchResult, TrainError};
-use crate::loss_op::{to_host, YoloLoss};
+use crate::loss_op::{head_inputs, to_host, YoloLoss};
 use crate::observer::Observer;
 
 /// What validation measured.
@@ -85,17 +85,8 @@ pub fn evaluate(
             *s += v;
         }
         batches += 1;
-        let (host, shapes) = to_host(&outputs)?;
-        let inputs: Vec<HeadInput<'_, f32>> = host
-            .iter()
-            .zip(&shapes)
-            .map(|(data, s)| HeadInput {
-                data,
-                height: s[2] as usize,
-                width: s[3] as usize,
-                channels: s[1] as usize,
-            })
-            .collect();
+        let host = to_host(&outputs)?;
+        let inputs = head_inputs(&host);
         let sizes: Vec<(f64, f64)> = batch
             .letterboxes
             .iter()
