@@ -4,6 +4,9 @@
 //! help text), progress bars on stderr (hidden when stderr is not a terminal), logs through
 //! `tracing`, and errors printed with their whole chain. `main -> run -> ExitCode`.
 
+// The binary's tables and summaries on stdout are its product.
+#![allow(clippy::print_stdout)]
+
 mod anchors_cmd;
 mod args;
 mod confusion_match;
@@ -59,7 +62,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Train(a) => train_cmd::run(a, &cli.global),
+        Command::Train(a) => train_cmd::run(&a, &cli.global),
         Command::Detect(a) => detect_cmd::run(a, &cli.global),
         Command::Eval(a) => eval_cmd::run(a, &cli.global),
         Command::Anchors(a) => anchors_cmd::run(a, &cli.global),

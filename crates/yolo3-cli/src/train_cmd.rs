@@ -44,6 +44,8 @@ pub enum AnchorsArg {
 }
 
 /// `yolo3 train`.
+// Independent on/off flags of the command line.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Training annotations: keras train.txt, a Pascal VOC folder, a COCO JSON or a YOLO folder.
@@ -296,7 +298,7 @@ impl Observer for BarObserver {
 }
 
 /// Runs `yolo3 train`.
-pub fn run(args: TrainArgs, global: &Global) -> anyhow::Result<ExitCode> {
+pub fn run(args: &TrainArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let mut observer = BarObserver { quiet: !global.chatty(), bar: None, val_bar: None };
     let summary = match &args.resume {
         Some(dir) => yolo3_train::resume(dir, &mut observer)?,
