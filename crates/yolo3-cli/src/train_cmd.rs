@@ -64,6 +64,12 @@ pub struct TrainArgs {
     /// Images of the synthetic training split (with no --data).
     #[arg(long)]
     synthetic_images: Option<usize>,
+    /// Images of the synthetic validation split (with no --data).
+    #[arg(long)]
+    synthetic_val_images: Option<usize>,
+    /// Side of the synthetic images in pixels (with no --data).
+    #[arg(long)]
+    synthetic_size: Option<u32>,
     /// Darknet cfg of the network (default: the built-in narrow tiny-YOLOv3). Its classes,
     /// head filters and (with --anchors kmeans) anchors are adapted to the dataset.
     #[arg(long)]

@@ -5,13 +5,14 @@
 //! Files of a run folder:
 //! * `args.toml`: the resolved [`TrainConfig`]; `model.cfg`: the cfg actually trained (classes
 //!   and anchors adapted);
-//! * `weights/last.safetensors` and `weights/last.state.safetensors` (optimizer and schedule
-//!   position) after every epoch, `weights/best.safetensors` at the best validation mAP50-95,
+//! * `weights/last.safetensors` and `weights/last.state-<epoch>.safetensors` (optimizer and
+//!   schedule position) after every epoch, `weights/best.safetensors` at the best validation mAP50-95,
 //!   and `weights/best.weights` (darknet format) at the end;
 //! * `results.csv` and `results.png`.
 //!
-//! The state file is written before the checkpoint and both carry the epoch, so `--resume`
-//! after a crash between the two writes notices and says so instead of mixing epochs.
+//! Saving an epoch writes a new state file named after the epoch, then replaces the checkpoint
+//! (atomically, it names its epoch), then deletes older state files. A run killed at any point
+//! therefore always has a checkpoint and the state file of the same epoch.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -55,7 +56,7 @@ pub struct TrainSummary {
     pub seconds: f64,
 }
 
-/// The mutable position of a run, saved in `last.state.safetensors`.
+/// The mutable position of a run, saved in `last.state-<epoch>.safetensors`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct RunState {
     /// Epochs completed.
@@ -149,7 +150,14 @@ impl Session {
         let (net, state, rows) = if resuming {
             let last = run_dir.join("weights/last.safetensors");
             let (net, info) = Darknet::from_checkpoint(&last, device)?;
-            let state_path = run_dir.join("weights/last.state.safetensors");
+            let ckpt_epoch: usize =
+                info.extra.get("epoch").and_then(|e| e.parse().ok()).ok_or_else(|| {
+                    TrainError::RunFile {
+                        path: last.clone(),
+                        message: "no `epoch` in the checkpoint's metadata".into(),
+                    }
+                })?;
+            let state_path = state_file(&run_dir, ckpt_epoch);
             let (tensors, meta) = crate::tensors::load(&state_path)?;
             let state: RunState = meta
                 .get("run_state")
@@ -158,16 +166,10 @@ impl Session {
                     path: state_path.clone(),
                     message: "no valid `run_state` metadata".into(),
                 })?;
-            let ckpt_epoch: Option<usize> = info.extra.get("epoch").and_then(|e| e.parse().ok());
-            if ckpt_epoch != Some(state.epochs_done) {
+            if ckpt_epoch != state.epochs_done {
                 return Err(TrainError::RunFile {
                     path: state_path,
-                    message: format!(
-                        "holds epoch {} but {} holds {ckpt_epoch:?}: the run stopped while saving; \
-                         resume from a copy of the run with matching files",
-                        state.epochs_done,
-                        last.display()
-                    ),
+                    message: format!("holds epoch {}, expected {ckpt_epoch}", state.epochs_done),
                 });
             }
             let optimizer =
@@ -379,9 +381,11 @@ impl Session {
                 self.state.best_fitness = fitness;
                 self.save_checkpoint(&self.run_dir.join("weights/best.safetensors"))?;
             }
-            self.save_last()?;
+            // The table first: a run killed before the checkpoint below resumes at the previous
+            // epoch and drops this row, so no row is ever missing or doubled.
             write_results(&self.run_dir.join("results.csv"), &self.rows)?;
             crate::plots::write_results_png(&self.run_dir.join("results.png"), &self.rows)?;
+            self.save_last()?;
             observer.epoch_end(&row);
         }
         let best_checkpoint = self.run_dir.join("weights/best.safetensors");
@@ -430,9 +434,28 @@ impl Session {
         self.state.optimizer_steps = steps;
         let state_json = serde_json::to_string(&self.state).expect("plain data serialises");
         let meta = HashMap::from([("run_state".to_owned(), state_json)]);
-        crate::tensors::save(&self.run_dir.join("weights/last.state.safetensors"), &tensors, meta)?;
-        self.save_checkpoint(&self.run_dir.join("weights/last.safetensors"))
+        let state_path = state_file(&self.run_dir, self.state.epochs_done);
+        crate::tensors::save(&state_path, &tensors, meta)?;
+        self.save_checkpoint(&self.run_dir.join("weights/last.safetensors"))?;
+        // Only now is the previous epoch's state unreachable.
+        let weights = self.run_dir.join("weights");
+        for entry in std::fs::read_dir(&weights).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("last.state-") && entry.path() != state_path {
+                std::fs::remove_file(entry.path()).map_err(|source| TrainError::Io {
+                    action: "removing",
+                    path: entry.path(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
     }
+}
+
+/// The optimizer and schedule state saved with the checkpoint of `epoch`.
+fn state_file(run_dir: &Path, epoch: usize) -> PathBuf {
+    run_dir.join(format!("weights/last.state-{epoch}.safetensors"))
 }
 
 /// Mean precision and recall over the classes that have ground truth.

@@ -109,7 +109,7 @@ fn a_short_run_writes_its_folder_and_resumes_to_more_epochs() {
         "results.csv",
         "results.png",
         "weights/last.safetensors",
-        "weights/last.state.safetensors",
+        "weights/last.state-1.safetensors",
         "weights/best.safetensors",
         "weights/best.weights",
     ] {
