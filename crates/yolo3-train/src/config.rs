@@ -130,7 +130,7 @@ impl Default for TrainConfig {
             input: 160,
             batch: 16,
             nominal_batch: 16,
-            epochs: 16,
+            epochs: 30,
             optimizer: OptimizerKind::adam(),
             schedule: Schedule::Cosine { lr: 3e-3, warmup_epochs: 1.0, final_fraction: 0.02 },
             augment: true,
