@@ -217,15 +217,6 @@ fn annotations(args: &AnnotationsArgs, global: &Global) -> anyhow::Result<ExitCo
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            // write_keras keeps paths outside the annotation's folder as they are; a relative
-            // one would then be read relative to the new train.txt, so make them absolute.
-            for s in &mut dataset.samples {
-                if s.image_path.is_relative() {
-                    if let Ok(abs) = std::path::absolute(&s.image_path) {
-                        s.image_path = abs;
-                    }
-                }
-            }
             yolo3_data::write_keras(&dataset, &args.out)
                 .with_context(|| format!("writing {}", args.out.display()))?;
             let classes = classes_path_beside(&args.out);

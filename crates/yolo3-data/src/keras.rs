@@ -110,13 +110,17 @@ pub fn read_keras_with_classes(
 
 /// Writes `dataset` as a keras-yolo3 annotation file (training boxes only: the format has no
 /// crowd/difficult flags, so ignored boxes are not written). Image paths under the annotation
-/// file's folder are written relative to it, others as given. Paths containing whitespace
-/// cannot be represented and are an error.
+/// file's folder are written relative to it; other relative paths are made absolute (a reader
+/// resolves relative paths against the annotation file's folder, not the current one); absolute
+/// paths are kept. Paths containing whitespace cannot be represented and are an error.
 pub fn write_keras(dataset: &Dataset, annotation_path: &Path) -> Result<()> {
     let base = annotation_path.parent().unwrap_or(Path::new(""));
     let mut text = String::new();
     for (i, s) in dataset.samples.iter().enumerate() {
-        let rel = relative_to(&s.image_path, base);
+        let mut rel = relative_to(&s.image_path, base);
+        if rel.is_relative() && rel == s.image_path && !base.as_os_str().is_empty() {
+            rel = std::path::absolute(&s.image_path).unwrap_or(rel);
+        }
         let shown = rel.to_string_lossy();
         if shown.chars().any(char::is_whitespace) || shown.is_empty() {
             return Err(DataError::syntax(
