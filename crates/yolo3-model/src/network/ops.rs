@@ -10,7 +10,12 @@
 //! * leaky `ReLU` has slope 0.1 through the native `prelu` kernel (forward and backward) with a
 //!   constant weight, because tch's `leaky_relu` fixes the slope at 0.01;
 //! * max pooling puts `padding/2` before the data and the rest after, and padded samples never
-//!   win (they are `-inf`).
+//!   win (they are `-inf`). Where that padding is symmetric (tiny's size-2 stride-2 pools on
+//!   even sides need none) libtorch's `max_pool2d` runs on the tensor itself; only size 2
+//!   stride 1 copies, padding the right and bottom by one. Measured with `benches/train_step.rs`
+//!   (forward + backward, one thread): `max_pool2d` beats a `view` + `amax` over the 2x2 window
+//!   (2.3-2.7x slower, its backward compares every input), two successive pair maxima (1.1-1.5x
+//!   slower) and a `maximum` of strided slices (2.5-4x slower).
 
 use tch::Tensor;
 
