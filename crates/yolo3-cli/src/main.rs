@@ -48,6 +48,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    passive_openmp();
     let cli = Cli::parse();
     cli.global.init_logging();
     match run(cli) {
@@ -67,5 +68,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(a) => eval_cmd::run(a, &cli.global),
         Command::Anchors(a) => anchors_cmd::run(a, &cli.global),
         Command::Convert(a) => convert_cmd::run(a, &cli.global),
+    }
+}
+
+/// Re-runs the process with `OMP_WAIT_POLICY=PASSIVE` unless the variable is set.
+///
+/// libtorch's OpenMP threads spin while they wait for work by default. On a quiet machine that
+/// saves about 10% of a training epoch; on a shared one, where a spinning thread waits for a
+/// descheduled partner, a training step measured 2.0 s instead of 0.12 s. libgomp reads the
+/// policy once when it loads, before `main`, so it can only be set for a new process image.
+/// Setting the variable (to anything) keeps the caller's choice.
+fn passive_openmp() {
+    #[cfg(unix)]
+    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        use std::os::unix::process::CommandExt;
+        if let Ok(exe) = std::env::current_exe() {
+            let err = std::process::Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .env("OMP_WAIT_POLICY", "PASSIVE")
+                .exec();
+            // exec only returns on failure; carry on with the default policy.
+            tracing::debug!("could not re-run with OMP_WAIT_POLICY=PASSIVE: {err}");
+        }
     }
 }

@@ -102,9 +102,12 @@ pub fn evaluate(
             })?;
         for (k, det) in dets.into_iter().enumerate() {
             let index = batch.indices[k];
+            // An untrained head can overflow exp(tw) to an infinite box; such a box matches
+            // nothing and is dropped rather than failing the evaluation.
             images[index].detections = det
                 .iter()
                 .map(|d| DetectedBox { bbox: d.bbox(), score: d.score, class: d.class })
+                .filter(|d| d.bbox.is_finite() && d.score.is_finite())
                 .collect();
         }
         observer.validation_batch();
