@@ -60,12 +60,7 @@ impl ConvBlock {
     }
 
     /// Convolution, batch norm (batch statistics when `train`), activation.
-    pub fn forward(
-        &self,
-        xs: &Tensor,
-        train: bool,
-        slope: &Tensor,
-    ) -> Result<Tensor, tch::TchError> {
+    pub fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, tch::TchError> {
         let ys = xs.f_conv2d(
             &self.weight,
             self.bias.as_ref(),
@@ -78,7 +73,7 @@ impl ConvBlock {
             Some(bn) => bn.forward(&ys, train)?,
             None => ys,
         };
-        activate(ys, self.activation, slope)
+        activate(ys, self.activation)
     }
 
     /// The trainable tensors: kernel, then bias or gamma and beta.

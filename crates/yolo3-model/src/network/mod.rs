@@ -9,6 +9,7 @@
 //!
 //! Layer outputs are dropped as soon as no later layer needs them.
 
+mod aten;
 mod conv;
 mod ops;
 mod params;
@@ -31,8 +32,6 @@ pub struct Darknet {
     convs: Vec<Option<ConvBlock>>,
     /// For each layer, the last layer that reads its output (itself if none does).
     last_use: Vec<usize>,
-    /// The constant leaky slope, on the network's device.
-    slope: Tensor,
 }
 
 impl std::fmt::Debug for Darknet {
@@ -79,10 +78,7 @@ impl Darknet {
         for head in cfg.heads() {
             last_use[head.source_layer] = n;
         }
-        let slope = Tensor::f_from_slice(&[LEAKY_SLOPE as f32])
-            .and_then(|t| t.f_to_device(device))
-            .torch(|| "creating the leaky slope".into())?;
-        Ok(Self { cfg, vs, convs, last_use, slope })
+        Ok(Self { cfg, vs, convs, last_use })
     }
 
     /// The cfg the network was built from.
@@ -146,11 +142,7 @@ impl Darknet {
             let out = match layer {
                 Layer::Convolutional(_) => {
                     let block = self.convs[i].as_ref().expect("conv block for conv layer");
-                    Some(
-                        block
-                            .forward(input.expect("conv input"), train, &self.slope)
-                            .torch(context)?,
-                    )
+                    Some(block.forward(input.expect("conv input"), train).torch(context)?)
                 }
                 Layer::Maxpool(m) => {
                     Some(ops::maxpool(input.expect("pool input"), m).torch(context)?)
@@ -173,10 +165,7 @@ impl Darknet {
                         prev.f_mul_scalar(s.alpha)
                             .and_then(|p| p.f_add(&from.f_mul_scalar(s.beta)?))
                     };
-                    Some(
-                        sum.and_then(|t| ops::activate(t, s.activation, &self.slope))
-                            .torch(context)?,
-                    )
+                    Some(sum.and_then(|t| ops::activate(t, s.activation)).torch(context)?)
                 }
                 Layer::Yolo(_) => None,
             };

@@ -7,8 +7,9 @@
 //!   broadcast `addcmul` at batch 1);
 //! * training batch norm is libtorch's native `batch_norm` with batch statistics,
 //!   [`BN_TRAIN_EPS`] and [`BN_MOMENTUM`];
-//! * leaky `ReLU` has slope 0.1 through the native `prelu` kernel (forward and backward) with a
-//!   constant weight, because tch's `leaky_relu` fixes the slope at 0.01;
+//! * leaky `ReLU` has slope 0.1 through ATen's own `leaky_relu` kernels (forward and backward),
+//!   reached through a small C++ shim because tch's `leaky_relu` fixes the slope at 0.01
+//!   (see `aten.rs`);
 //! * max pooling puts `padding/2` before the data and the rest after, and padded samples never
 //!   win (they are `-inf`). Where that padding is symmetric (tiny's size-2 stride-2 pools on
 //!   even sides need none) libtorch's `max_pool2d` runs on the tensor itself; only size 2
@@ -78,15 +79,11 @@ impl BatchNorm {
     }
 }
 
-/// Applies a darknet activation; `slope` is the one-element [`LEAKY_SLOPE`] tensor.
-pub(crate) fn activate(
-    xs: Tensor,
-    activation: Activation,
-    slope: &Tensor,
-) -> Result<Tensor, tch::TchError> {
+/// Applies a darknet activation.
+pub(crate) fn activate(xs: Tensor, activation: Activation) -> Result<Tensor, tch::TchError> {
     match activation {
         Activation::Linear => Ok(xs),
-        Activation::Leaky => xs.f_prelu(slope),
+        Activation::Leaky => super::aten::leaky_relu(&xs, LEAKY_SLOPE),
         Activation::Relu => xs.f_relu(),
         Activation::Logistic => xs.f_sigmoid(),
     }
@@ -182,9 +179,8 @@ mod tests {
 
     #[test]
     fn leaky_has_slope_0_1_and_a_native_backward() {
-        let slope = Tensor::from_slice(&[LEAKY_SLOPE as f32]);
         let xs = Tensor::from_slice(&[-2f32, 3.]).set_requires_grad(true);
-        let ys = activate(xs.shallow_clone(), Activation::Leaky, &slope).unwrap();
+        let ys = activate(xs.shallow_clone(), Activation::Leaky).unwrap();
         let v: Vec<f32> = Vec::try_from(&ys).unwrap();
         assert!((v[0] + 0.2).abs() < 1e-7 && v[1] == 3.0);
         ys.sum(tch::Kind::Float).backward();
