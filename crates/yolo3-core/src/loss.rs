@@ -122,16 +122,7 @@ fn run<T: Real>(
     best_iou: Option<&mut [&mut [T]]>,
 ) -> Result<LossParts, CoreError> {
     let shapes = config.check_inputs(batch, preds, "predictions")?;
-    if grads.len() != shapes.len() {
-        return Err(CoreError::LayerCount {
-            what: "gradients",
-            expected: shapes.len(),
-            actual: grads.len(),
-        });
-    }
-    for (l, (g, s)) in grads.iter().zip(&shapes).enumerate() {
-        s.check_len("gradient", l, g.len())?;
-    }
+    check_buffers("gradient", grads.iter().map(|g| g.len()), shapes.iter().map(HeadShape::len))?;
     if targets.batch != batch || targets.layers.len() != shapes.len() {
         return Err(CoreError::ShapeMismatch {
             what: "targets",
@@ -141,24 +132,8 @@ fn run<T: Real>(
         });
     }
     if let Some(bi) = &best_iou {
-        if bi.len() != shapes.len() {
-            return Err(CoreError::LayerCount {
-                what: "best_iou",
-                expected: shapes.len(),
-                actual: bi.len(),
-            });
-        }
-        for (l, (b, s)) in bi.iter().zip(&shapes).enumerate() {
-            let want = s.batch * s.height * s.width * s.anchors;
-            if b.len() != want {
-                return Err(CoreError::ShapeMismatch {
-                    what: "best_iou",
-                    layer: l,
-                    expected: format!("{want} values"),
-                    actual: format!("{} values", b.len()),
-                });
-            }
-        }
+        let slots = shapes.iter().map(|s| s.batch * s.height * s.width * s.anchors);
+        check_buffers("best_iou", bi.iter().map(|b| b.len()), slots)?;
     }
     if !(options.ignore_thresh.is_finite()) {
         return Err(CoreError::InvalidOption {
@@ -238,6 +213,28 @@ fn run<T: Real>(
         return Err(not_finite());
     }
     Ok(parts)
+}
+
+/// Checks one buffer per layer, each of the expected length.
+fn check_buffers(
+    what: &'static str,
+    lens: impl ExactSizeIterator<Item = usize>,
+    want: impl ExactSizeIterator<Item = usize>,
+) -> Result<(), CoreError> {
+    if lens.len() != want.len() {
+        return Err(CoreError::LayerCount { what, expected: want.len(), actual: lens.len() });
+    }
+    for (layer, (len, want)) in lens.zip(want).enumerate() {
+        if len != want {
+            return Err(CoreError::ShapeMismatch {
+                what,
+                layer,
+                expected: format!("{want} values"),
+                actual: format!("{len} values"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The true boxes one block compares predictions with, as `[x_min, y_min, x_max, y_max, area]`
@@ -454,4 +451,81 @@ fn first_non_finite<T: Real>(layers: &[LayerCtx<'_, T>]) -> Option<CoreError> {
             value: ctx.pred[pos].to_f64(),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anchors::Anchors;
+    use crate::geometry::{BoxXyxy, LabeledBox};
+    use crate::targets::assign_targets;
+
+    struct Case {
+        config: HeadConfig,
+        preds: Vec<Vec<f32>>,
+        targets: Targets,
+    }
+
+    fn case() -> Case {
+        let config = HeadConfig::new(64, 64, 2, Anchors::yolov3()).unwrap();
+        let boxes = [LabeledBox { bbox: BoxXyxy::new(4.0, 4.0, 40.0, 30.0), class: 1 }];
+        let targets = assign_targets(&config, &[&boxes]).unwrap();
+        let preds = (0..3).map(|l| vec![0.1; config.head_shape(l, 1).len()]).collect();
+        Case { config, preds, targets }
+    }
+
+    fn run_case(
+        c: &Case,
+        channels_delta: isize,
+        grad_delta: usize,
+    ) -> Result<LossParts, CoreError> {
+        let inputs: Vec<HeadInput<'_, f32>> = c
+            .preds
+            .iter()
+            .enumerate()
+            .map(|(l, p)| {
+                let s = c.config.head_shape(l, 1);
+                let channels = (s.channels() as isize + channels_delta) as usize;
+                HeadInput { data: p, height: s.height, width: s.width, channels }
+            })
+            .collect();
+        let mut grads: Vec<Vec<f32>> =
+            c.preds.iter().map(|p| vec![0.0; p.len() + grad_delta]).collect();
+        let mut refs: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
+        yolo_loss(
+            &c.config,
+            Layout::Nchw,
+            1,
+            &inputs,
+            &c.targets,
+            &LossOptions::default(),
+            &mut refs,
+        )
+    }
+
+    #[test]
+    fn bad_inputs_are_typed_errors() {
+        let mut c = case();
+        assert!(run_case(&c, 0, 0).is_ok());
+        let err = run_case(&c, 1, 0).unwrap_err();
+        assert!(matches!(err, CoreError::ShapeMismatch { what: "predictions", .. }), "{err}");
+        assert!(err.to_string().contains("channels"), "{err}");
+        let err = run_case(&c, 0, 1).unwrap_err();
+        assert!(
+            matches!(err, CoreError::ShapeMismatch { what: "gradient", layer: 0, .. }),
+            "{err}"
+        );
+        // A NaN objectness logit at layer 1, channel 4 (slot 0), row 2, column 3.
+        let s = c.config.head_shape(1, 1);
+        let at = Layout::Nchw.strides(&s).offset(4, 2, 3);
+        c.preds[1][at] = f32::NAN;
+        let err = run_case(&c, 0, 0).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CoreError::NonFinite { layer: 1, image: 0, row: 2, col: 3, channel: 4, .. }
+            ),
+            "{err}"
+        );
+    }
 }
