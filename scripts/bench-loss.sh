@@ -39,5 +39,7 @@ for name, r in (("tf", tf), ("torch", torch)):
         sys.exit(f"loss mismatch: {name} {r['loss']} vs rust {rust['loss']}")
 r, t, p = rust["median_ms"], tf["median_ms"], torch["median_ms"]
 print(f"cpu medians: rust {rust['median_cpu_ms']:.2f} ms, tf {tf['median_cpu_ms']:.1f} ms, torch {torch['median_cpu_ms']:.1f} ms")
+n = rust["nchw_median_ms"]
+print(f"rust in NCHW (the layout a conv net emits; same values): {n:.2f} ms, tf/rust {t/n:.1f}, torch/rust {p/n:.1f}")
 print(f"loss fwd+bwd median: rust {r:.2f} ms, tf {t:.1f} ms, torch {p:.1f} ms, tf/rust {t/r:.1f}, torch/rust {p/r:.1f}")
 PY

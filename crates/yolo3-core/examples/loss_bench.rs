@@ -27,6 +27,22 @@ fn cpu_time() -> f64 {
     ticks / 100.0
 }
 
+/// `(B, H, W, C)` to `(B, C, H, W)`.
+fn to_nchw(data: &[f32], shape: &[usize]) -> Vec<f32> {
+    let (b, h, w, c) = (shape[0], shape[1], shape[2], shape[3]);
+    let mut out = vec![0.0; data.len()];
+    for n in 0..b {
+        for y in 0..h {
+            for x in 0..w {
+                for ch in 0..c {
+                    out[((n * c + ch) * h + y) * w + x] = data[((n * h + y) * w + x) * c + ch];
+                }
+            }
+        }
+    }
+    out
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -58,42 +74,47 @@ fn main() {
     let y_true: Vec<Vec<f32>> = (0..layers).map(|l| f32s(&st, &format!("y_true_{l}")).1).collect();
     let y_refs: Vec<&[f32]> = y_true.iter().map(Vec::as_slice).collect();
     let targets = Targets::from_dense(&config, batch, &y_refs).unwrap();
-    let inputs: Vec<HeadInput<'_, f32>> = preds
-        .iter()
-        .map(|(s, p)| HeadInput { data: p, height: s[1], width: s[2], channels: s[3] })
-        .collect();
-    let mut grads: Vec<Vec<f32>> = preds.iter().map(|(_, p)| vec![0.0; p.len()]).collect();
     let options = LossOptions {
         ignore_thresh: meta.get("ignore_thresh").map_or(0.5, |v| v.parse().unwrap()),
         ..LossOptions::default()
     };
-    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
-    let mut loss = 0.0;
-    for i in 0..warmup + runs {
-        let (t0, c0) = (Instant::now(), cpu_time());
-        let mut g: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
-        loss = yolo3_core::yolo_loss(
-            &config,
-            Layout::Nhwc,
-            batch,
-            &inputs,
-            &targets,
-            &options,
-            &mut g,
-        )
-        .unwrap()
-        .total;
-        let (dt, dc) = (t0.elapsed().as_secs_f64(), cpu_time() - c0);
-        if i >= warmup {
-            wall.push(dt * 1e3);
-            cpu.push(dc * 1e3);
+    // The same values in the layout a conv net emits (transposed outside the timed loop).
+    let nchw: Vec<Vec<f32>> = preds.iter().map(|(s, p)| to_nchw(p, s)).collect();
+    let mut results = Vec::new();
+    for layout in [Layout::Nhwc, Layout::Nchw] {
+        let inputs: Vec<HeadInput<'_, f32>> = preds
+            .iter()
+            .zip(&nchw)
+            .map(|((s, p), t)| HeadInput {
+                data: if layout == Layout::Nhwc { p } else { t },
+                height: s[1],
+                width: s[2],
+                channels: s[3],
+            })
+            .collect();
+        let mut grads: Vec<Vec<f32>> = preds.iter().map(|(_, p)| vec![0.0; p.len()]).collect();
+        let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+        let mut loss = 0.0;
+        for i in 0..warmup + runs {
+            let (t0, c0) = (Instant::now(), cpu_time());
+            let mut g: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
+            loss =
+                yolo3_core::yolo_loss(&config, layout, batch, &inputs, &targets, &options, &mut g)
+                    .unwrap()
+                    .total;
+            let (dt, dc) = (t0.elapsed().as_secs_f64(), cpu_time() - c0);
+            if i >= warmup {
+                wall.push(dt * 1e3);
+                cpu.push(dc * 1e3);
+            }
         }
+        let min = wall.iter().copied().fold(f64::INFINITY, f64::min);
+        results.push((layout, loss, median(wall), median(cpu), min));
     }
+    let (_, loss, wall, cpu, min) = results[0];
+    let (_, _, wall_nchw, _, min_nchw) = results[1];
     println!(
-        "{{\"framework\": \"rust\", \"threads\": {}, \"runs\": {runs}, \"loss\": {loss}, \"median_ms\": {:.3}, \"median_cpu_ms\": {:.3}, \"min_ms\": {:.3}}}",
+        "{{\"framework\": \"rust\", \"threads\": {}, \"runs\": {runs}, \"loss\": {loss}, \"median_ms\": {wall:.3}, \"median_cpu_ms\": {cpu:.3}, \"min_ms\": {min:.3}, \"nchw_median_ms\": {wall_nchw:.3}, \"nchw_min_ms\": {min_nchw:.3}}}",
         rayon::current_num_threads(),
-        median(wall.clone()),
-        median(cpu),
-        wall.iter().copied().fold(f64::INFINITY, f64::min)
     );
 }

@@ -260,23 +260,51 @@ fn truth_boxes<T: Real>(
     }
 }
 
-/// The best IoU of a predicted centre-form box with the true boxes, keras' `box_iou` formula.
-#[inline]
-fn best_iou<T: Real>(px: T, py: T, pw: T, ph: T, truths: &[[T; 5]]) -> T {
-    let (hw, hh) = (pw * T::HALF, ph * T::HALF);
-    let (x0, y0, x1, y1) = (px - hw, py - hh, px + hw, py + hh);
-    let area = pw * ph;
-    let mut best = T::NEG_INFINITY;
-    for t in truths {
-        let iw = (if x1 < t[2] { x1 } else { t[2] }) - (if x0 > t[0] { x0 } else { t[0] });
-        let ih = (if y1 < t[3] { y1 } else { t[3] }) - (if y0 > t[1] { y0 } else { t[1] });
-        let inter = iw.max0() * ih.max0();
-        let iou = inter / (area + t[4] - inter);
-        if iou > best {
-            best = iou;
+/// Per-row working arrays of [`block_loss`]: the predicted corner boxes and areas of one
+/// anchor slot across a grid row, their best IoU so far and which columns hold an object.
+struct RowScratch<T> {
+    x0: Vec<T>,
+    y0: Vec<T>,
+    x1: Vec<T>,
+    y1: Vec<T>,
+    area: Vec<T>,
+    best: Vec<T>,
+    is_object: Vec<bool>,
+}
+
+impl<T: Real> RowScratch<T> {
+    fn new(width: usize) -> Self {
+        let v = || vec![T::ZERO; width];
+        Self {
+            x0: v(),
+            y0: v(),
+            x1: v(),
+            y1: v(),
+            area: v(),
+            best: v(),
+            is_object: vec![false; width],
         }
     }
-    best
+
+    /// `best = max(best, IoU(row boxes, t))` with keras' `box_iou` formula; `t` is
+    /// `[x_min, y_min, x_max, y_max, area]`.
+    #[inline]
+    fn take_best_iou(&mut self, t: &[T; 5]) {
+        let n = self.best.len();
+        let (x0, y0, x1, y1) = (&self.x0[..n], &self.y0[..n], &self.x1[..n], &self.y1[..n]);
+        let area = &self.area[..n];
+        for (col, best) in self.best.iter_mut().enumerate() {
+            let iw = (if x1[col] < t[2] { x1[col] } else { t[2] })
+                - (if x0[col] > t[0] { x0[col] } else { t[0] });
+            let ih = (if y1[col] < t[3] { y1[col] } else { t[3] })
+                - (if y0[col] > t[1] { y0[col] } else { t[1] });
+            let inter = iw.max0() * ih.max0();
+            let iou = inter / (area[col] + t[4] - inter);
+            if iou > *best {
+                *best = iou;
+            }
+        }
+    }
 }
 
 /// Decodes slot `a` at `(row, col)` into a normalised centre-form box.
@@ -327,44 +355,57 @@ fn block_loss<T: Real>(
     }
     let mut finite = true;
     let mut conf = 0.0f64;
-    let mut next_object = objects.iter().peekable();
+    // One grid row and anchor slot at a time: the predicted boxes of the row go into short
+    // scratch arrays, and the IoU with each true box is taken across the whole row, a loop
+    // without branches that the compiler vectorises.
+    let width = shape.width;
+    let mut scratch = RowScratch::new(width);
+    let mut row_objects = objects;
     for row in 0..shape.height {
-        for col in 0..shape.width {
-            if per_cell {
-                let start = s.offset(0, row, col);
-                grad[start..start + shape.channels()].fill(T::ZERO);
+        if per_cell {
+            let start = s.offset(0, row, 0);
+            grad[start..start + width * shape.channels()].fill(T::ZERO);
+        }
+        let in_row = row_objects.partition_point(|o| o.row == row);
+        let (this_row, rest) = row_objects.split_at(in_row);
+        row_objects = rest;
+        for a in 0..shape.anchors {
+            scratch.is_object.fill(false);
+            for o in this_row.iter().filter(|o| o.slot == a) {
+                scratch.is_object[o.col] = true;
             }
-            for a in 0..shape.anchors {
-                let is_object =
-                    next_object.peek().is_some_and(|o| (o.row, o.col, o.slot) == (row, col, a));
-                let slot_index = (row * shape.width + col) * shape.anchors + a;
-                if is_object {
-                    next_object.next();
-                    if let Some(out) = best_out.as_deref_mut() {
-                        let [px, py, pw, ph] = predicted_box(ctx, pred, row, col, a, in_hw);
-                        out[slot_index] = best_iou_or_none(px, py, pw, ph, truths);
-                    }
+            scratch.best.fill(T::NEG_INFINITY);
+            if !truths.is_empty() {
+                for col in 0..width {
+                    let [px, py, pw, ph] = predicted_box(ctx, pred, row, col, a, in_hw);
+                    let (hw, hh) = (pw * T::HALF, ph * T::HALF);
+                    scratch.x0[col] = px - hw;
+                    scratch.y0[col] = py - hh;
+                    scratch.x1[col] = px + hw;
+                    scratch.y1[col] = py + hh;
+                    scratch.area[col] = pw * ph;
+                    let raw = |p: usize| pred[s.offset(a * fields + p, row, col)];
+                    finite &= raw(0).is_finite()
+                        & raw(1).is_finite()
+                        & raw(2).is_finite()
+                        & raw(3).is_finite();
+                }
+                for t in truths {
+                    scratch.take_best_iou(t);
+                }
+            }
+            for col in 0..width {
+                let best = scratch.best[col];
+                if let Some(out) = best_out.as_deref_mut() {
+                    out[(row * width + col) * shape.anchors + a] = best;
+                }
+                if scratch.is_object[col] {
                     continue;
                 }
                 let at4 = s.offset(a * fields + 4, row, col);
                 let t4 = pred[at4];
+                finite &= t4.is_finite();
                 let (bce, sig) = bce_with_logits(T::ZERO, t4);
-                let best = if truths.is_empty() {
-                    finite &= t4.is_finite();
-                    T::NEG_INFINITY
-                } else {
-                    let [px, py, pw, ph] = predicted_box(ctx, pred, row, col, a, in_hw);
-                    let raw = |p: usize| pred[s.offset(a * fields + p, row, col)];
-                    finite &= t4.is_finite()
-                        & raw(0).is_finite()
-                        & raw(1).is_finite()
-                        & raw(2).is_finite()
-                        & raw(3).is_finite();
-                    best_iou(px, py, pw, ph, truths)
-                };
-                if let Some(out) = best_out.as_deref_mut() {
-                    out[slot_index] = best;
-                }
                 if best < thresh {
                     conf += bce.to_f64();
                     grad[at4] = sig * inv_batch;
@@ -419,14 +460,6 @@ fn block_loss<T: Real>(
     let inv = inv_batch.to_f64();
     let sums = sums.map(|v| v * inv);
     (finite && sums.iter().all(|v| v.is_finite())).then_some(sums)
-}
-
-fn best_iou_or_none<T: Real>(px: T, py: T, pw: T, ph: T, truths: &[[T; 5]]) -> T {
-    if truths.is_empty() {
-        T::NEG_INFINITY
-    } else {
-        best_iou(px, py, pw, ph, truths)
-    }
 }
 
 /// Finds the first NaN or infinite prediction, to report where a non-finite loss came from.
