@@ -283,22 +283,7 @@ impl Observer for BarObserver {
             bar.finish_and_clear();
         }
         if !self.quiet {
-            eprintln!(
-                "epoch {:>3}: train loss {:.3} (xy {:.3} wh {:.3} conf {:.3} cls {:.3})  val loss {:.3}  P {:.3} R {:.3} mAP50 {:.3} mAP50-95 {:.3}  lr {:.1e}  {:.0}s",
-                r.epoch,
-                r.train.iter().sum::<f64>(),
-                r.train[0],
-                r.train[1],
-                r.train[2],
-                r.train[3],
-                r.val.iter().sum::<f64>(),
-                r.precision,
-                r.recall,
-                r.map50,
-                r.map50_95,
-                r.lr,
-                r.seconds
-            );
+            eprintln!("{r}");
         }
     }
 }

@@ -6,8 +6,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use yolo3_core::{
-    assign_targets, yolo_loss, Anchors, BoxXyxy, HeadConfig, HeadInput, LabeledBox, Layout,
-    LossOptions,
+    assign_targets, yolo_loss, Anchors, BoxXyxy, HeadConfig, LabeledBox, Layout, LossOptions,
 };
 
 fn normal(rng: &mut ChaCha8Rng, sigma: f32) -> f32 {
@@ -45,14 +44,7 @@ fn bench_loss(c: &mut Criterion) {
         .map(|l| (0..config.head_shape(l, batch).len()).map(|_| normal(&mut rng, 1.5)).collect())
         .collect();
     let mut grads: Vec<Vec<f32>> = preds.iter().map(|p| vec![0.0; p.len()]).collect();
-    let inputs: Vec<HeadInput<'_, f32>> = preds
-        .iter()
-        .enumerate()
-        .map(|(l, p)| {
-            let s = config.head_shape(l, batch);
-            HeadInput { data: p, height: s.height, width: s.width, channels: s.channels() }
-        })
-        .collect();
+    let inputs = config.inputs(batch, &preds);
     let mut group = c.benchmark_group("loss_fwd_bwd_b16_416_c80");
     for layout in [Layout::Nchw, Layout::Nhwc] {
         group.bench_function(format!("{layout:?}"), |b| {

@@ -87,6 +87,19 @@ impl HeadConfig {
         }
     }
 
+    /// Views one buffer per layer (each of this configuration's shape for `batch`) as head
+    /// inputs; the lengths are checked when the inputs are used.
+    #[must_use]
+    pub fn inputs<'a, T>(&self, batch: usize, data: &'a [Vec<T>]) -> Vec<HeadInput<'a, T>> {
+        data.iter()
+            .enumerate()
+            .map(|(l, d)| {
+                let s = self.head_shape(l, batch);
+                HeadInput { data: d, height: s.height, width: s.width, channels: s.channels() }
+            })
+            .collect()
+    }
+
     /// Checks a set of head outputs against this configuration and returns their shapes.
     pub fn check_inputs<T>(
         &self,

@@ -6,7 +6,7 @@
 //! call it; `yolo3-model` wires it into libtorch's autograd.
 //!
 //! ```
-//! use yolo3_core::{assign_targets, yolo_loss, Anchors, HeadConfig, HeadInput, Layout};
+//! use yolo3_core::{assign_targets, yolo_loss, Anchors, HeadConfig, Layout};
 //! use yolo3_core::{BoxXyxy, LabeledBox, LossOptions};
 //!
 //! let config = HeadConfig::new(64, 64, 2, Anchors::yolov3()).unwrap();
@@ -14,12 +14,7 @@
 //! let targets = assign_targets(&config, &[&boxes]).unwrap();
 //! let preds: Vec<Vec<f32>> =
 //!     (0..3).map(|l| vec![0.0; config.head_shape(l, 1).len()]).collect();
-//! let inputs: Vec<HeadInput<f32>> = (0..3)
-//!     .map(|l| {
-//!         let s = config.head_shape(l, 1);
-//!         HeadInput { data: &preds[l], height: s.height, width: s.width, channels: s.channels() }
-//!     })
-//!     .collect();
+//! let inputs = config.inputs(1, &preds);
 //! let mut grads = preds.clone();
 //! let mut grad_refs: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
 //! let parts = yolo_loss(&config, Layout::Nchw, 1, &inputs, &targets,

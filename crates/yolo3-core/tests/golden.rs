@@ -12,8 +12,8 @@ use safetensors::{Dtype, SafeTensors};
 use yolo3_core::loss::yolo_loss_with_best_iou;
 use yolo3_core::targets::best_anchor;
 use yolo3_core::{
-    assign_targets, decode, Anchors, BoxXyxy, DecodeOptions, HeadConfig, HeadInput, LabeledBox,
-    Layout, LossOptions, LossParts, Real, Targets,
+    assign_targets, decode, Anchors, BoxXyxy, DecodeOptions, HeadConfig, LabeledBox, Layout,
+    LossOptions, LossParts, Real, Targets,
 };
 
 fn golden_dirs() -> Vec<PathBuf> {
@@ -205,14 +205,7 @@ fn run_loss<T: Real>(
             }
         })
         .collect();
-    let inputs: Vec<HeadInput<'_, T>> = preds
-        .iter()
-        .enumerate()
-        .map(|(l, p)| {
-            let s = config.head_shape(l, batch);
-            HeadInput { data: p, height: s.height, width: s.width, channels: s.channels() }
-        })
-        .collect();
+    let inputs = config.inputs(batch, &preds);
     let mut grads: Vec<Vec<T>> = preds.iter().map(|p| vec![T::default(); p.len()]).collect();
     let mut best_iou: Vec<Vec<T>> = (0..case.num_layers())
         .map(|l| {
@@ -337,14 +330,7 @@ fn check_decode<T: Real>(
     let preds: Vec<Vec<T>> = (0..case.num_layers())
         .map(|l| case.get(&format!("pred_{l}")).1.iter().map(|&x| T::from_f64(x)).collect())
         .collect();
-    let inputs: Vec<HeadInput<'_, T>> = preds
-        .iter()
-        .enumerate()
-        .map(|(l, p)| {
-            let s = config.head_shape(l, 1);
-            HeadInput { data: p, height: s.height, width: s.width, channels: s.channels() }
-        })
-        .collect();
+    let inputs = config.inputs(1, &preds);
     let image = &case.get("image_shape").1;
     let options = DecodeOptions {
         score_threshold: case.meta("score_threshold"),

@@ -5,8 +5,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use yolo3_core::loss::yolo_loss_with_best_iou;
 use yolo3_core::{
-    assign_targets, Anchors, BoxXyxy, HeadConfig, HeadInput, IgnoreScope, LabeledBox, Layout,
-    LossOptions, TinyMask,
+    assign_targets, Anchors, BoxXyxy, HeadConfig, IgnoreScope, LabeledBox, Layout, LossOptions,
+    TinyMask,
 };
 
 fn random_boxes(rng: &mut ChaCha8Rng, config: &HeadConfig, n: usize) -> Vec<LabeledBox> {
@@ -41,14 +41,7 @@ fn check(config: &HeadConfig, layout: Layout, scope: IgnoreScope, seed: u64) {
     let options = LossOptions { ignore_thresh: 0.3, ignore_scope: scope };
 
     let eval = |preds: &[Vec<f64>], grads: &mut Vec<Vec<f64>>, best: &mut Vec<Vec<f64>>| {
-        let inputs: Vec<HeadInput<'_, f64>> = preds
-            .iter()
-            .enumerate()
-            .map(|(l, p)| {
-                let s = config.head_shape(l, batch);
-                HeadInput { data: p, height: s.height, width: s.width, channels: s.channels() }
-            })
-            .collect();
+        let inputs = config.inputs(batch, preds);
         let mut g: Vec<&mut [f64]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
         let mut b: Vec<&mut [f64]> = best.iter_mut().map(Vec::as_mut_slice).collect();
         yolo_loss_with_best_iou(config, layout, batch, &inputs, &targets, &options, &mut g, &mut b)

@@ -11,18 +11,7 @@ impl Observer for Print {
         eprintln!("{text}");
     }
     fn epoch_end(&mut self, r: &EpochRow) {
-        eprintln!(
-            "epoch {:>3}: train {:.3} val {:.3} P {:.3} R {:.3} mAP50 {:.3} mAP50-95 {:.3} lr {:.1e} {:.0}s",
-            r.epoch,
-            r.train.iter().sum::<f64>(),
-            r.val.iter().sum::<f64>(),
-            r.precision,
-            r.recall,
-            r.map50,
-            r.map50_95,
-            r.lr,
-            r.seconds
-        );
+        eprintln!("{r}");
     }
 }
 

@@ -138,6 +138,31 @@ impl EpochRow {
     }
 }
 
+impl std::fmt::Display for EpochRow {
+    /// The one-line epoch summary that progress output prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (t, v) = (self.train, self.val);
+        write!(
+            f,
+            "epoch {:>3}: train loss {:.3} (xy {:.3} wh {:.3} conf {:.3} cls {:.3})  val loss {:.3}  \
+             P {:.3} R {:.3} mAP50 {:.3} mAP50-95 {:.3}  lr {:.1e}  {:.0}s",
+            self.epoch,
+            t.iter().sum::<f64>(),
+            t[0],
+            t[1],
+            t[2],
+            t[3],
+            v.iter().sum::<f64>(),
+            self.precision,
+            self.recall,
+            self.map50,
+            self.map50_95,
+            self.lr,
+            self.seconds
+        )
+    }
+}
+
 /// Reads `results.csv` (an absent file is an empty table).
 pub fn read_results(path: &Path) -> Result<Vec<EpochRow>> {
     let text = match std::fs::read_to_string(path) {
