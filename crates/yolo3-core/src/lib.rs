@@ -33,6 +33,8 @@ pub mod loss;
 pub mod metrics;
 pub mod nms;
 pub mod real;
+mod simd;
+mod stream;
 pub mod targets;
 
 pub use anchors::{Anchors, TinyMask};

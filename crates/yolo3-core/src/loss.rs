@@ -12,16 +12,23 @@
 //! 1 when there are none. The mask is a comparison: no gradient flows through it.
 //!
 //! The pass works one (layer, image) block at a time, in parallel; a block's gradient is one
-//! contiguous slice in both layouts. It clears the slice, writes the objectness gradient of
-//! every non-object slot, then visits the few object cells. Sums are accumulated in `f64` and
-//! combined in a fixed order, so the result does not depend on the thread count.
+//! contiguous slice in both layouts. For each grid row it copies the box and objectness logits
+//! of every slot into short arrays, decodes the boxes, takes their best IoU with the true boxes
+//! and computes the objectness term, in loops without branches that run in vector registers
+//! (AVX2 where the CPU has it, module `simd`). It then writes the block's whole gradient once,
+//! in memory order, with streaming stores (module `stream`): nearly all of it is zero, and at
+//! 58 MB it is bigger than the cache. Last it visits the few object slots. Sums are accumulated
+//! in `f64` and combined in a fixed order, so the result does not depend on the thread count or
+//! the CPU.
 
 use rayon::prelude::*;
 
 use crate::error::CoreError;
 use crate::head::{HeadConfig, HeadInput};
 use crate::layout::{HeadShape, Layout, Strides};
-use crate::real::{bce_with_logits, Real};
+use crate::real::{bce_with_logits, sigmoid, Real};
+use crate::simd::with_avx2;
+use crate::stream::LineWriter;
 use crate::targets::{ObjectCell, Targets};
 
 /// Which true boxes a prediction's best IoU is taken over, for the ignore mask.
@@ -180,10 +187,15 @@ fn run<T: Real>(
     let inv_batch = T::ONE / T::from_usize(batch.max(1));
     let results: Vec<Option<[f64; 4]>> = blocks
         .into_par_iter()
-        .map(|block| {
+        .map_init(Scratch::default, |scratch, block| {
             let ctx = &layers[block.layer];
             let truths = truth_boxes::<T>(targets, block.layer, block.image, options.ignore_scope);
-            block_loss(ctx, block, targets, &truths, in_hw, inv_batch, options.ignore_thresh)
+            let thresh = options.ignore_thresh;
+            // Inlined into both of `with_avx2`'s copies.
+            with_avx2(
+                #[inline(always)]
+                || block_loss(ctx, block, targets, &truths, in_hw, inv_batch, thresh, scratch),
+            )
         })
         .collect();
 
@@ -260,35 +272,101 @@ fn truth_boxes<T: Real>(
     }
 }
 
-/// Per-row working arrays of [`block_loss`]: the predicted corner boxes and areas of one
-/// anchor slot across a grid row, their best IoU so far and which columns hold an object.
+/// Per-row working arrays of [`block_loss`]: the five box and objectness logits of every anchor
+/// slot along a grid row, and for one slot at a time its predicted corner boxes and areas, their
+/// best IoU so far, which columns hold an object and the objectness loss of each column. Every
+/// loop over them is branch-free, so the compiler vectorises it.
+#[derive(Default)]
 struct RowScratch<T> {
+    width: usize,
+    /// `(A, 5, W)`: `tx, ty, tw, th, objectness` of each slot.
+    logits: Vec<T>,
     x0: Vec<T>,
     y0: Vec<T>,
     x1: Vec<T>,
     y1: Vec<T>,
     area: Vec<T>,
     best: Vec<T>,
+    bce: Vec<T>,
     is_object: Vec<bool>,
 }
 
+// The hot methods are inlined into `with_avx2`'s copies of `block_loss` (see `simd`).
+#[allow(clippy::inline_always)]
 impl<T: Real> RowScratch<T> {
-    fn new(width: usize) -> Self {
-        let v = || vec![T::ZERO; width];
-        Self {
-            x0: v(),
-            y0: v(),
-            x1: v(),
-            y1: v(),
-            area: v(),
-            best: v(),
-            is_object: vec![false; width],
+    fn resize(&mut self, width: usize, anchors: usize) {
+        self.width = width;
+        self.logits.resize(anchors * 5 * width, T::ZERO);
+        for v in [
+            &mut self.x0,
+            &mut self.y0,
+            &mut self.x1,
+            &mut self.y1,
+            &mut self.area,
+            &mut self.best,
+            &mut self.bce,
+        ] {
+            v.resize(width, T::ZERO);
+        }
+        self.is_object.resize(width, false);
+    }
+
+    /// Copies the box and objectness logits of every slot along `row`; returns whether they are
+    /// all finite. Channels-last reads visit each cell once, so its cache lines are fetched
+    /// together.
+    #[inline(always)]
+    fn gather(&mut self, pred: &[T], s: &Strides, fields: usize, row: usize) -> bool {
+        let width = self.width;
+        let slots = self.logits.len() / (5 * width).max(1);
+        if s.col == 1 {
+            for (k, out) in self.logits.chunks_exact_mut(width).enumerate() {
+                let start = s.offset((k / 5) * fields + k % 5, row, 0);
+                out.copy_from_slice(&pred[start..start + width]);
+            }
+        } else {
+            for col in 0..width {
+                let cell = s.offset(0, row, col);
+                for a in 0..slots {
+                    for p in 0..5 {
+                        self.logits[(a * 5 + p) * width + col] = pred[cell + a * fields + p];
+                    }
+                }
+            }
+        }
+        self.logits.iter().fold(true, |ok, v| ok & v.is_finite())
+    }
+
+    /// Decodes slot `a`'s predicted boxes along `row` (keras' `yolo_head`) into corners and
+    /// areas. `grid` is `[rows, cols]` and `anchor` the slot's `[w, h]` over the input `[w, h]`.
+    #[inline(always)]
+    fn decode_boxes(&mut self, a: usize, row: usize, grid: [T; 2], anchor: [T; 2], in_wh: [T; 2]) {
+        let width = self.width;
+        let at = a * 5 * width;
+        let t = &self.logits[at..at + 4 * width];
+        let (tx, ty, tw, th) =
+            (&t[..width], &t[width..2 * width], &t[2 * width..3 * width], &t[3 * width..]);
+        let fy = T::from_usize(row);
+        // Equal lengths up front, so the loop has no bounds checks and vectorises.
+        let (x0, y0) = (&mut self.x0[..width], &mut self.y0[..width]);
+        let (x1, y1, area) =
+            (&mut self.x1[..width], &mut self.y1[..width], &mut self.area[..width]);
+        for col in 0..width {
+            let px = (sigmoid(tx[col]) + T::from_usize(col)) / grid[1];
+            let py = (sigmoid(ty[col]) + fy) / grid[0];
+            let pw = tw[col].exp() * anchor[0] / in_wh[0];
+            let ph = th[col].exp() * anchor[1] / in_wh[1];
+            let (hw, hh) = (pw * T::HALF, ph * T::HALF);
+            x0[col] = px - hw;
+            y0[col] = py - hh;
+            x1[col] = px + hw;
+            y1[col] = py + hh;
+            area[col] = pw * ph;
         }
     }
 
     /// `best = max(best, IoU(row boxes, t))` with keras' `box_iou` formula; `t` is
     /// `[x_min, y_min, x_max, y_max, area]`.
-    #[inline]
+    #[inline(always)]
     fn take_best_iou(&mut self, t: &[T; 5]) {
         let n = self.best.len();
         let (x0, y0, x1, y1) = (&self.x0[..n], &self.y0[..n], &self.x1[..n], &self.y1[..n]);
@@ -300,35 +378,52 @@ impl<T: Real> RowScratch<T> {
                 - (if y0[col] > t[1] { y0[col] } else { t[1] });
             let inter = iw.max0() * ih.max0();
             let iou = inter / (area[col] + t[4] - inter);
-            if iou > *best {
-                *best = iou;
+            // A select, not a conditional store: masked stores are slow on some CPUs.
+            *best = if iou > *best { iou } else { *best };
+        }
+    }
+
+    /// The no-object objectness term: writes each column's gradient (zero where the slot holds
+    /// an object or is ignored) into `grad` and returns the row's loss (not yet divided by the
+    /// batch size).
+    #[inline(always)]
+    fn objectness(&mut self, a: usize, thresh: T, inv_batch: T, grad: &mut [T]) -> f64 {
+        let n = self.width;
+        let at = (a * 5 + 4) * n;
+        let (tc, grad) = (&self.logits[at..at + n], &mut grad[..n]);
+        let (best, is_object, bce_out) =
+            (&self.best[..n], &self.is_object[..n], &mut self.bce[..n]);
+        for col in 0..n {
+            let (bce, sig) = bce_with_logits(T::ZERO, tc[col]);
+            #[allow(clippy::needless_bitwise_bool)] // `&`: no branch in the vector loop
+            let counted = !is_object[col] & (best[col] < thresh);
+            bce_out[col] = if counted { bce } else { T::ZERO };
+            grad[col] = if counted { sig * inv_batch } else { T::ZERO };
+        }
+        // Four running sums, so the additions need not wait on each other; the order is fixed.
+        let mut lanes = [0.0f64; 4];
+        let chunks = self.bce.chunks_exact(4);
+        let tail: f64 = chunks.remainder().iter().map(|v| v.to_f64()).sum();
+        for c in chunks {
+            for (acc, v) in lanes.iter_mut().zip(c) {
+                *acc += v.to_f64();
             }
         }
+        (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
     }
 }
 
-/// Decodes slot `a` at `(row, col)` into a normalised centre-form box.
-#[inline]
-fn predicted_box<T: Real>(
-    ctx: &LayerCtx<'_, T>,
-    pred: &[T],
-    row: usize,
-    col: usize,
-    a: usize,
-    in_hw: [T; 2],
-) -> [T; 4] {
-    let s = &ctx.strides;
-    let base = a * ctx.shape.fields();
-    let at = |p: usize| pred[s.offset(base + p, row, col)];
-    let gw = T::from_usize(ctx.shape.width);
-    let gh = T::from_usize(ctx.shape.height);
-    let px = (crate::real::sigmoid(at(0)) + T::from_usize(col)) / gw;
-    let py = (crate::real::sigmoid(at(1)) + T::from_usize(row)) / gh;
-    let pw = at(2).exp() * ctx.anchors[a][0] / in_hw[1];
-    let ph = at(3).exp() * ctx.anchors[a][1] / in_hw[0];
-    [px, py, pw, ph]
+/// A worker's scratch space, reused across the blocks it computes.
+#[derive(Default)]
+struct Scratch<T> {
+    row: RowScratch<T>,
+    /// The block's objectness gradients, `(A, H, W)`.
+    conf_grad: Vec<T>,
 }
 
+// Inlined into both copies of [`with_avx2`], so that its loops are compiled for AVX2 there.
+#[allow(clippy::inline_always)]
+#[inline(always)]
 fn block_loss<T: Real>(
     ctx: &LayerCtx<'_, T>,
     block: Block<'_, T>,
@@ -337,92 +432,86 @@ fn block_loss<T: Real>(
     in_hw: [T; 2],
     inv_batch: T,
     ignore_thresh: f64,
+    scratch: &mut Scratch<T>,
 ) -> Option<[f64; 4]> {
     let Block { layer, image, grad, best_iou: mut best_out } = block;
     let shape = &ctx.shape;
     let s = ctx.strides;
     let fields = shape.fields();
+    let (height, width, anchors) = (shape.height, shape.width, shape.anchors);
+    let plane = height * width;
     let image_len = shape.image_len();
     let pred = &ctx.pred[image * image_len..(image + 1) * image_len];
     let thresh = T::from_f64(ignore_thresh);
     let objects: &[ObjectCell] = targets.cells(layer, image);
 
-    // NCHW: clear the whole block up front (the objectness writes then hit one plane per slot).
-    // NHWC: clear each cell's channel vector just before its writes, while it is in cache.
-    let per_cell = s.channel == 1;
-    if !per_cell {
-        grad.fill(T::ZERO);
-    }
+    // Pass 1, one grid row and anchor slot at a time: decode the predicted boxes into short
+    // arrays, take their IoU with each true box across the whole row, and keep each slot's
+    // objectness gradient.
+    let Scratch { row: rs, conf_grad } = scratch;
+    rs.resize(width, anchors);
+    conf_grad.resize(anchors * plane, T::ZERO);
+    let grid = [T::from_usize(height), T::from_usize(width)];
+    let in_wh = [in_hw[1], in_hw[0]];
     let mut finite = true;
     let mut conf = 0.0f64;
-    // One grid row and anchor slot at a time: the predicted boxes of the row go into short
-    // scratch arrays, and the IoU with each true box is taken across the whole row, a loop
-    // without branches that the compiler vectorises.
-    let width = shape.width;
-    let mut scratch = RowScratch::new(width);
     let mut row_objects = objects;
-    for row in 0..shape.height {
-        if per_cell {
-            let start = s.offset(0, row, 0);
-            grad[start..start + width * shape.channels()].fill(T::ZERO);
-        }
+    for row in 0..height {
         let in_row = row_objects.partition_point(|o| o.row == row);
         let (this_row, rest) = row_objects.split_at(in_row);
         row_objects = rest;
-        for a in 0..shape.anchors {
-            scratch.is_object.fill(false);
+        finite &= rs.gather(pred, &s, fields, row);
+        for a in 0..anchors {
+            rs.is_object.fill(false);
             for o in this_row.iter().filter(|o| o.slot == a) {
-                scratch.is_object[o.col] = true;
+                rs.is_object[o.col] = true;
             }
-            scratch.best.fill(T::NEG_INFINITY);
+            rs.best.fill(T::NEG_INFINITY);
             if !truths.is_empty() {
-                for col in 0..width {
-                    let [px, py, pw, ph] = predicted_box(ctx, pred, row, col, a, in_hw);
-                    let (hw, hh) = (pw * T::HALF, ph * T::HALF);
-                    scratch.x0[col] = px - hw;
-                    scratch.y0[col] = py - hh;
-                    scratch.x1[col] = px + hw;
-                    scratch.y1[col] = py + hh;
-                    scratch.area[col] = pw * ph;
-                    let raw = |p: usize| pred[s.offset(a * fields + p, row, col)];
-                    finite &= raw(0).is_finite()
-                        & raw(1).is_finite()
-                        & raw(2).is_finite()
-                        & raw(3).is_finite();
-                }
+                rs.decode_boxes(a, row, grid, ctx.anchors[a], in_wh);
                 for t in truths {
-                    scratch.take_best_iou(t);
+                    rs.take_best_iou(t);
                 }
             }
-            for col in 0..width {
-                let best = scratch.best[col];
-                if let Some(out) = best_out.as_deref_mut() {
-                    out[(row * width + col) * shape.anchors + a] = best;
+            if let Some(out) = best_out.as_deref_mut() {
+                for (col, best) in rs.best.iter().enumerate() {
+                    out[(row * width + col) * anchors + a] = *best;
                 }
-                if scratch.is_object[col] {
-                    continue;
-                }
-                let at4 = s.offset(a * fields + 4, row, col);
-                let t4 = pred[at4];
-                finite &= t4.is_finite();
-                let (bce, sig) = bce_with_logits(T::ZERO, t4);
-                if best < thresh {
-                    conf += bce.to_f64();
-                    grad[at4] = sig * inv_batch;
+            }
+            let at = a * plane + row * width;
+            conf += rs.objectness(a, thresh, inv_batch, &mut conf_grad[at..at + width]);
+        }
+    }
+
+    // Pass 2: write the block's whole gradient once, in memory order, straight to memory.
+    {
+        let mut out = LineWriter::new(grad);
+        if s.col == 1 {
+            for a in 0..anchors {
+                out.zeros(4 * plane);
+                out.extend(&conf_grad[a * plane..(a + 1) * plane]);
+                out.zeros((fields - 5) * plane);
+            }
+        } else {
+            for cell in 0..plane {
+                for a in 0..anchors {
+                    out.zeros(4);
+                    out.push(conf_grad[a * plane + cell]);
+                    out.zeros(fields - 5);
                 }
             }
         }
     }
 
+    // Pass 3: the few object slots.
     let mut sums = [0.0f64, 0.0, conf, 0.0];
-    let (gh, gw) = (T::from_usize(shape.height), T::from_usize(shape.width));
     for cell in objects {
         let base = cell.slot * fields;
         let at = |p: usize| s.offset(base + p, cell.row, cell.col);
         let [y0, y1, y2, y3] = cell.xywh.map(T::from_f32);
         let [aw, ah] = ctx.anchors[cell.slot];
-        let rx = y0 * gw - T::from_usize(cell.col);
-        let ry = y1 * gh - T::from_usize(cell.row);
+        let rx = y0 * grid[1] - T::from_usize(cell.col);
+        let ry = y1 * grid[0] - T::from_usize(cell.row);
         let rw = (y2 / aw * in_hw[1]).ln();
         let rh = (y3 / ah * in_hw[0]).ln();
         let scale = T::from_f64(2.0) - y2 * y3;
