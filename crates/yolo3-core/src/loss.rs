@@ -419,6 +419,8 @@ struct Scratch<T> {
     row: RowScratch<T>,
     /// The block's objectness gradients, `(A, H, W)`.
     conf_grad: Vec<T>,
+    /// One channels-last grid row of the gradient, zero between uses.
+    grad_row: Vec<T>,
 }
 
 // Inlined into both copies of [`with_avx2`], so that its loops are compiled for AVX2 there.
@@ -448,9 +450,12 @@ fn block_loss<T: Real>(
     // Pass 1, one grid row and anchor slot at a time: decode the predicted boxes into short
     // arrays, take their IoU with each true box across the whole row, and keep each slot's
     // objectness gradient.
-    let Scratch { row: rs, conf_grad } = scratch;
+    let Scratch { row: rs, conf_grad, grad_row: scratch_row } = scratch;
     rs.resize(width, anchors);
     conf_grad.resize(anchors * plane, T::ZERO);
+    if scratch_row.len() < width * shape.channels() {
+        scratch_row.resize(width * shape.channels(), T::ZERO);
+    }
     let grid = [T::from_usize(height), T::from_usize(width)];
     let in_wh = [in_hw[1], in_hw[0]];
     let mut finite = true;
@@ -493,11 +498,19 @@ fn block_loss<T: Real>(
                 out.zeros((fields - 5) * plane);
             }
         } else {
-            for cell in 0..plane {
-                for a in 0..anchors {
-                    out.zeros(4);
-                    out.push(conf_grad[a * plane + cell]);
-                    out.zeros(fields - 5);
+            // Channels-last: each grid row is one run of memory. Its objectness gradients go
+            // into a zero row in the cache, which is streamed out and zeroed again.
+            let row_grad = &mut scratch_row[..width * shape.channels()];
+            for row in 0..height {
+                for col in 0..width {
+                    for a in 0..anchors {
+                        row_grad[(col * anchors + a) * fields + 4] =
+                            conf_grad[a * plane + row * width + col];
+                    }
+                }
+                out.extend(row_grad);
+                for slot in 0..width * anchors {
+                    row_grad[slot * fields + 4] = T::ZERO;
                 }
             }
         }

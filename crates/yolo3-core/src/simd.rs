@@ -29,3 +29,32 @@ pub(crate) fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     }
     f()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::real::{bce_with_logits, sigmoid, Real};
+
+    /// The math of the loss's row loops over an array, branch-free like them.
+    #[allow(clippy::inline_always)] // compiled into both copies, as the loss kernel is
+    #[inline(always)]
+    fn kernel(x: &[f32]) -> Vec<[u32; 4]> {
+        x.iter()
+            .map(|&v| {
+                let (bce, sig) = bce_with_logits(0.3, v);
+                [Real::exp(v).to_bits(), sigmoid(v).to_bits(), bce.to_bits(), sig.to_bits()]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_avx2_copy_computes_the_same_bits() {
+        let x: Vec<f32> = (0..20_000).map(|i| (i as f32 - 10_000.0) * 0.011).collect();
+        let plain = kernel(&x);
+        let fast = with_avx2(
+            #[inline(always)]
+            || kernel(&x),
+        );
+        assert!(plain == fast);
+    }
+}
