@@ -378,8 +378,9 @@ impl<T: Real> RowScratch<T> {
                 - (if y0[col] > t[1] { y0[col] } else { t[1] });
             let inter = iw.max0() * ih.max0();
             let iou = inter / (area[col] + t[4] - inter);
-            // A select, not a conditional store: masked stores are slow on some CPUs.
-            *best = if iou > *best { iou } else { *best };
+            // `max`, not `if iou > best`: the compiler turns that into a masked store, which is
+            // slow on AMD CPUs. The same here, as a NaN IoU (a 0/0) is never taken either way.
+            *best = Real::max(*best, iou);
         }
     }
 

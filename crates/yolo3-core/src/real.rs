@@ -46,6 +46,9 @@ pub trait Real:
     /// Absolute value.
     #[must_use]
     fn abs(self) -> Self;
+    /// The larger of two values, or the one that is not NaN (IEEE `maxNum`).
+    #[must_use]
+    fn max(self, other: Self) -> Self;
     /// Whether the value is neither NaN nor infinite.
     fn is_finite(self) -> bool;
     /// Rounds to the nearest integer, ties to even (numpy's and TensorFlow's `round`).
@@ -90,6 +93,10 @@ macro_rules! impl_real {
             #[inline]
             fn abs(self) -> Self {
                 <$t>::abs(self)
+            }
+            #[inline]
+            fn max(self, other: Self) -> Self {
+                <$t>::max(self, other)
             }
             #[inline]
             fn is_finite(self) -> bool {
