@@ -19,12 +19,14 @@ fn f32s(st: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
 }
 
 fn cpu_time() -> f64 {
-    // utime + stime of this process, from /proc (Linux), in seconds.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 =
-        fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
-    ticks / 100.0
+    // Time on the CPU of every thread of this process (rayon's workers included), in seconds,
+    // from each thread's `schedstat` (Linux, nanoseconds; `/proc/self/stat` counts 10 ms ticks).
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
+    let ns: u64 = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 * 1e-9
 }
 
 /// `(B, H, W, C)` to `(B, C, H, W)`.
