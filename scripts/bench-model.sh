@@ -7,6 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
+# Both sides run with the malloc settings the yolo3 binary gives itself (crates/yolo3-cli,
+# `tuned_environment`); with glibc's defaults a fresh mmap per large tensor costs both about a
+# fifth at YOLOv3 batch 8.
+export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
