@@ -184,8 +184,8 @@ fn coco_files(gt: &Path, dets: &Path, as_json: bool) -> anyhow::Result<ExitCode>
                 format!("{} ({})", c.name, c.category_id),
                 c.n_gt,
                 c.n_det,
-                c.ap,
-                c.ap50
+                c.stats.ap,
+                c.stats.ap50
             );
         }
         stdout_text(&text)?;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use yolo3_core::metrics::{
-    evaluate_coco, evaluate_voc, CocoDataset, CocoDetection, CocoParams, VocBoxConvention,
-    VocDataset, VocMean, VocOptions,
+    evaluate_coco, evaluate_voc, CocoDataset, CocoDetection, CocoParams, CocoStats,
+    VocBoxConvention, VocDataset, VocMean, VocOptions,
 };
 
 const TOLERANCE: f64 = 1e-9;
@@ -113,21 +113,7 @@ fn check_coco(dir: &Path, report: &mut Report) {
         report.exact(&format!("{at}.n_gt"), c.n_gt, count(&x["n_gt"]));
         report.exact(&format!("{at}.n_gt_crowd"), c.n_gt_crowd, count(&x["n_gt_crowd"]));
         report.exact(&format!("{at}.n_det"), c.n_det, count(&x["n_det"]));
-        let scalars = [
-            ("ap", c.ap),
-            ("ap50", c.ap50),
-            ("ap75", c.ap75),
-            ("ap_small", c.ap_small),
-            ("ap_medium", c.ap_medium),
-            ("ap_large", c.ap_large),
-            ("ar1", c.ar1),
-            ("ar10", c.ar10),
-            ("ar100", c.ar100),
-            ("ar_small", c.ar_small),
-            ("ar_medium", c.ar_medium),
-            ("ar_large", c.ar_large),
-        ];
-        for (name, value) in scalars {
+        for (name, value) in CocoStats::FIELDS.iter().zip(c.stats.to_array()) {
             report.close(&format!("{at}.{name}"), value, &x[name]);
         }
         report.close_list(&format!("{at}.ap_per_iou"), &c.ap_per_iou, &x["ap_per_iou"]);

@@ -178,6 +178,22 @@ pub struct CocoStats {
 }
 
 impl CocoStats {
+    /// The field names (also the JSON keys), in `COCOeval.stats` order.
+    pub const FIELDS: [&'static str; 12] = [
+        "ap",
+        "ap50",
+        "ap75",
+        "ap_small",
+        "ap_medium",
+        "ap_large",
+        "ar1",
+        "ar10",
+        "ar100",
+        "ar_small",
+        "ar_medium",
+        "ar_large",
+    ];
+
     /// The values in `COCOeval.stats` order.
     #[must_use]
     pub fn to_array(&self) -> [f64; 12] {
@@ -211,30 +227,9 @@ pub struct CocoCategoryResult {
     pub n_gt_crowd: usize,
     /// Detections of this category in the results list (before any cut).
     pub n_det: usize,
-    /// AP at `IoU` .50:.95.
-    pub ap: f64,
-    /// AP at `IoU` .50.
-    pub ap50: f64,
-    /// AP at `IoU` .75.
-    pub ap75: f64,
-    /// AP, small objects.
-    pub ap_small: f64,
-    /// AP, medium objects.
-    pub ap_medium: f64,
-    /// AP, large objects.
-    pub ap_large: f64,
-    /// AR, 1 detection per image.
-    pub ar1: f64,
-    /// AR, 10 detections per image.
-    pub ar10: f64,
-    /// AR, 100 detections per image.
-    pub ar100: f64,
-    /// AR, small objects.
-    pub ar_small: f64,
-    /// AR, medium objects.
-    pub ar_medium: f64,
-    /// AR, large objects.
-    pub ar_large: f64,
+    /// The 12 summary numbers for this category alone (flattened into the same JSON object).
+    #[serde(flatten)]
+    pub stats: CocoStats,
     /// AP at each `IoU` threshold (all areas, 100 detections).
     pub ap_per_iou: Vec<f64>,
     /// Recall at each `IoU` threshold (all areas, 100 detections).
@@ -363,30 +358,11 @@ impl CocoDataset {
         let root = ctx.parse(text)?;
         let root = ctx.object(&root, "<root>")?;
 
-        let (images_value, field) = ctx.member(root, "", "images")?;
-        let images = ctx
-            .array(images_value, &field)?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| parse_image(ctx, v, &format!("images[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-
-        let (categories_value, field) = ctx.member(root, "", "categories")?;
-        let categories = ctx
-            .array(categories_value, &field)?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| parse_category(ctx, v, &format!("categories[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-
-        let (annotations_value, field) = ctx.member(root, "", "annotations")?;
-        let annotations = ctx
-            .array(annotations_value, &field)?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| parse_annotation(ctx, v, &format!("annotations[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-
+        let images = ctx.member_items(root, "", "images", |v, path| parse_image(ctx, v, path))?;
+        let categories =
+            ctx.member_items(root, "", "categories", |v, path| parse_category(ctx, v, path))?;
+        let annotations =
+            ctx.member_items(root, "", "annotations", |v, path| parse_annotation(ctx, v, path))?;
         Ok(Self { images, categories, annotations })
     }
 }
@@ -402,11 +378,7 @@ impl CocoDetection {
     pub fn parse_list(text: &str, file: &str) -> Result<Vec<Self>, MetricsError> {
         let ctx = Ctx { file };
         let root = ctx.parse(text)?;
-        ctx.array(&root, "<root>")?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| parse_detection(ctx, v, &format!("[{i}]")))
-            .collect()
+        ctx.items(&root, "", |v, path| parse_detection(ctx, v, path))
     }
 }
 
@@ -414,20 +386,8 @@ fn parse_image(ctx: Ctx<'_>, value: &Value, path: &str) -> Result<CocoImage, Met
     let object = ctx.object(value, path)?;
     let (id, field) = ctx.member(object, path, "id")?;
     let id = ctx.i64(id, &field)?;
-    let dimension = |name: &str| -> Result<Option<u32>, MetricsError> {
-        let field = json::join(path, name);
-        match object.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => {
-                let x = ctx.i64(v, &field)?;
-                u32::try_from(x)
-                    .map(Some)
-                    .map_err(|_| ctx.invalid(&field, format!("{x} is not a valid image size")))
-            }
-        }
-    };
-    let width = dimension("width")?;
-    let height = dimension("height")?;
+    let width = ctx.image_size(object, path, "width")?;
+    let height = ctx.image_size(object, path, "height")?;
     let file_name = match object.get("file_name") {
         None | Some(Value::Null) => None,
         Some(v) => Some(ctx.string(v, &json::join(path, "file_name"))?),
@@ -666,7 +626,7 @@ pub fn evaluate_coco(
     evaluation.stats = summarize(&evaluation, None);
     evaluation.per_category = (0..nk)
         .map(|k| {
-            let s = summarize(&evaluation, Some(k));
+            let stats = summarize(&evaluation, Some(k));
             let all = area_index(params, "all");
             let m_last = nm - 1;
             let iou50 = iou_index(params, 0.5);
@@ -676,18 +636,7 @@ pub fn evaluate_coco(
                 n_gt: n_gt[k],
                 n_gt_crowd: n_gt_crowd[k],
                 n_det: n_det[k],
-                ap: s.ap,
-                ap50: s.ap50,
-                ap75: s.ap75,
-                ap_small: s.ap_small,
-                ap_medium: s.ap_medium,
-                ap_large: s.ap_large,
-                ar1: s.ar1,
-                ar10: s.ar10,
-                ar100: s.ar100,
-                ar_small: s.ar_small,
-                ar_medium: s.ar_medium,
-                ar_large: s.ar_large,
+                stats,
                 ap_per_iou: (0..nt)
                     .map(|t| {
                         all.map_or(-1.0, |a| {

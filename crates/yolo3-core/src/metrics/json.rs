@@ -109,6 +109,53 @@ impl Ctx<'_> {
         }
     }
 
+    /// Parses each element of the array `value` at `field` (`""` for the document's root) with
+    /// `parse(element, "field[i]")`.
+    pub fn items<T>(
+        self,
+        value: &Value,
+        field: &str,
+        mut parse: impl FnMut(&Value, &str) -> Result<T, MetricsError>,
+    ) -> Result<Vec<T>, MetricsError> {
+        let name = if field.is_empty() { "<root>" } else { field };
+        self.array(value, name)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse(v, &format!("{field}[{i}]")))
+            .collect()
+    }
+
+    /// [`Ctx::items`] of the member `name` of `object`, which lives at `path`.
+    pub fn member_items<T>(
+        self,
+        object: &Map<String, Value>,
+        path: &str,
+        name: &str,
+        parse: impl FnMut(&Value, &str) -> Result<T, MetricsError>,
+    ) -> Result<Vec<T>, MetricsError> {
+        let (value, field) = self.member(object, path, name)?;
+        self.items(value, &field, parse)
+    }
+
+    /// An optional image dimension (`width`, `height`): absent or null is `None`.
+    pub fn image_size(
+        self,
+        object: &Map<String, Value>,
+        path: &str,
+        name: &str,
+    ) -> Result<Option<u32>, MetricsError> {
+        let field = join(path, name);
+        match object.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => {
+                let x = self.i64(v, &field)?;
+                u32::try_from(x)
+                    .map(Some)
+                    .map_err(|_| self.invalid(&field, format!("{x} is not a valid image size")))
+            }
+        }
+    }
+
     /// An array of exactly four finite numbers.
     pub fn bbox(self, value: &Value, field: &str) -> Result<[f64; 4], MetricsError> {
         let items = self.array(value, field)?;

@@ -177,8 +177,8 @@ pub fn evaluate_map(images: &[ImageBoxes], num_classes: usize) -> Result<MapSumm
                 instances: instances[c],
                 precision,
                 recall,
-                ap50: defined(row.ap50),
-                ap50_95: defined(row.ap),
+                ap50: defined(row.stats.ap50),
+                ap50_95: defined(row.stats.ap),
             }
         })
         .collect();

@@ -25,7 +25,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::json::{self, Ctx};
 use super::MetricsError;
@@ -177,85 +177,47 @@ impl VocDataset {
         let ctx = Ctx { file };
         let root = ctx.parse(text)?;
         let root = ctx.object(&root, "<root>")?;
-        let list = |name: &str| -> Result<(&[Value], String), MetricsError> {
-            let (value, field) = ctx.member(root, "", name)?;
-            Ok((ctx.array(value, &field)?, field))
-        };
-
-        let (items, field) = list("classes")?;
-        let classes = items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| ctx.string(v, &format!("{field}[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-
-        let (items, field) = list("images")?;
-        let images = items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let path = format!("{field}[{i}]");
-                let object = ctx.object(v, &path)?;
-                let (id, f) = ctx.member(object, &path, "id")?;
-                let id = ctx.string(id, &f)?;
-                let dimension = |name: &str| -> Result<Option<u32>, MetricsError> {
-                    let f = json::join(&path, name);
-                    match object.get(name) {
-                        None | Some(Value::Null) => Ok(None),
-                        Some(v) => {
-                            let x = ctx.i64(v, &f)?;
-                            u32::try_from(x).map(Some).map_err(|_| {
-                                ctx.invalid(&f, format!("{x} is not a valid image size"))
-                            })
-                        }
-                    }
-                };
-                Ok(VocImage { id, width: dimension("width")?, height: dimension("height")? })
+        let classes = ctx.member_items(root, "", "classes", |v, path| ctx.string(v, path))?;
+        let images = ctx.member_items(root, "", "images", |v, path| {
+            let object = ctx.object(v, path)?;
+            let (id, f) = ctx.member(object, path, "id")?;
+            Ok(VocImage {
+                id: ctx.string(id, &f)?,
+                width: ctx.image_size(object, path, "width")?,
+                height: ctx.image_size(object, path, "height")?,
             })
-            .collect::<Result<Vec<_>, MetricsError>>()?;
-
-        let (items, field) = list("gt")?;
-        let gt = items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let path = format!("{field}[{i}]");
-                let object = ctx.object(v, &path)?;
-                let (x, f) = ctx.member(object, &path, "image_id")?;
-                let image_id = ctx.string(x, &f)?;
-                let (x, f) = ctx.member(object, &path, "class")?;
-                let class = ctx.string(x, &f)?;
-                let (x, f) = ctx.member(object, &path, "bbox")?;
-                let bbox = ctx.bbox(x, &f)?;
-                let difficult = match object.get("difficult") {
-                    None | Some(Value::Null) => false,
-                    Some(x) => ctx.flag(x, &json::join(&path, "difficult"))?,
-                };
-                Ok(VocGroundTruth { image_id, class, bbox, difficult })
-            })
-            .collect::<Result<Vec<_>, MetricsError>>()?;
-
-        let (items, field) = list("det")?;
-        let det = items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let path = format!("{field}[{i}]");
-                let object = ctx.object(v, &path)?;
-                let (x, f) = ctx.member(object, &path, "image_id")?;
-                let image_id = ctx.string(x, &f)?;
-                let (x, f) = ctx.member(object, &path, "class")?;
-                let class = ctx.string(x, &f)?;
-                let (x, f) = ctx.member(object, &path, "bbox")?;
-                let bbox = ctx.bbox(x, &f)?;
-                let (x, f) = ctx.member(object, &path, "score")?;
-                let score = ctx.f64(x, &f)?;
-                Ok(VocDetection { image_id, class, bbox, score })
-            })
-            .collect::<Result<Vec<_>, MetricsError>>()?;
-
+        })?;
+        let gt = ctx.member_items(root, "", "gt", |v, path| {
+            let object = ctx.object(v, path)?;
+            let (image_id, class, bbox) = labelled_box(ctx, object, path)?;
+            let difficult = match object.get("difficult") {
+                None | Some(Value::Null) => false,
+                Some(x) => ctx.flag(x, &json::join(path, "difficult"))?,
+            };
+            Ok(VocGroundTruth { image_id, class, bbox, difficult })
+        })?;
+        let det = ctx.member_items(root, "", "det", |v, path| {
+            let object = ctx.object(v, path)?;
+            let (image_id, class, bbox) = labelled_box(ctx, object, path)?;
+            let (x, f) = ctx.member(object, path, "score")?;
+            Ok(VocDetection { image_id, class, bbox, score: ctx.f64(x, &f)? })
+        })?;
         Ok(Self { classes, images, gt, det })
     }
+}
+
+/// The `image_id`, `class` and `bbox` members that ground truth and detections share.
+fn labelled_box(
+    ctx: Ctx<'_>,
+    object: &Map<String, Value>,
+    path: &str,
+) -> Result<(String, String, [f64; 4]), MetricsError> {
+    let (x, f) = ctx.member(object, path, "image_id")?;
+    let image_id = ctx.string(x, &f)?;
+    let (x, f) = ctx.member(object, path, "class")?;
+    let class = ctx.string(x, &f)?;
+    let (x, f) = ctx.member(object, path, "bbox")?;
+    Ok((image_id, class, ctx.bbox(x, &f)?))
 }
 
 /// Evaluates `dataset` as py-faster-rcnn's `voc_eval` does, class by class.
