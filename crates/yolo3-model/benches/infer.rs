@@ -10,9 +10,9 @@
 
 #![allow(clippy::print_stdout, missing_docs)]
 
-use std::path::PathBuf;
-use std::time::Instant;
+mod common;
 
+use common::{cfg_dir, env_number, time};
 use tch::{Device, Kind, Tensor};
 use yolo3_model::{Config, Darknet};
 
@@ -21,49 +21,27 @@ const RUNS: [(&str, &str, i64, usize); 4] = [
     ("yolov3-tiny.cfg", "tiny-yolov3", 1, 20),
     ("yolov3-tiny.cfg", "tiny-yolov3", 8, 6),
     ("yolov3.cfg", "yolov3", 1, 5),
-    ("yolov3.cfg", "yolov3", 8, 2),
+    ("yolov3.cfg", "yolov3", 8, 3),
 ];
-
-fn env_number(name: &str, default: f64) -> f64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        f64::midpoint(v[n / 2 - 1], v[n / 2])
-    }
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let threads = env_number("YOLO3_BENCH_THREADS", 2.0) as i32;
     let scale = env_number("YOLO3_BENCH_SCALE", 1.0);
     tch::set_num_threads(threads);
     tch::manual_seed(0);
-    let cfg_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models/cfg"));
     println!("# tch, libtorch threads = {}", tch::get_num_threads());
     let only = std::env::var("YOLO3_BENCH_ONLY").ok();
     for (cfg_name, label, batch, iterations) in RUNS {
         if only.as_ref().is_some_and(|o| *o != format!("{label}:{batch}")) {
             continue;
         }
-        let net = Darknet::new(Config::from_file(cfg_dir.join(cfg_name))?, Device::Cpu)?;
+        let net = Darknet::new(Config::from_file(cfg_dir().join(cfg_name))?, Device::Cpu)?;
         let x = Tensor::rand([batch, 3, 416, 416], (Kind::Float, Device::Cpu));
         let iterations = ((iterations as f64 * scale).round() as usize).max(1);
         let _guard = tch::no_grad_guard();
-        net.forward_t(&x, false)?; // warm-up
-        let mut times = Vec::with_capacity(iterations);
-        for _ in 0..iterations {
-            let start = Instant::now();
-            let out = net.forward_t(&x, false)?;
-            drop(out);
-            times.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-        let min = times.iter().copied().fold(f64::INFINITY, f64::min);
-        println!("RESULT {label} {batch} {:.1} {iterations} {min:.1}", median(times));
+        time(&format!("{label} {batch}"), iterations, || {
+            drop(net.forward_t(&x, false).expect("forward"));
+        });
     }
     Ok(())
 }

@@ -11,45 +11,15 @@
 
 #![allow(clippy::print_stdout, missing_docs)]
 
-use std::path::PathBuf;
-use std::time::Instant;
+mod common;
 
+use common::{cfg_dir, env_number, time};
 use tch::{Device, Kind, Tensor};
 use yolo3_model::{Config, Darknet};
 
-fn env_number(name: &str, default: f64) -> f64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        f64::midpoint(v[n / 2 - 1], v[n / 2])
-    }
-}
-
-/// Runs `f` once untimed, then `iterations` times; prints and returns the median in ms.
-fn time(label: &str, iterations: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let start = Instant::now();
-        f();
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    let min = times.iter().copied().fold(f64::INFINITY, f64::min);
-    let m = median(times);
-    println!("RESULT {label} {m:.2} {iterations} {min:.2}");
-    m
-}
-
 /// The official tiny cfg with every hidden width divided by `divisor` (heads keep 255).
 fn tiny_text(divisor: i64) -> Result<String, Box<dyn std::error::Error>> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models/cfg"));
-    let text = std::fs::read_to_string(dir.join("yolov3-tiny.cfg"))?;
+    let text = std::fs::read_to_string(cfg_dir().join("yolov3-tiny.cfg"))?;
     Ok(text
         .lines()
         .map(|line| match line.trim().strip_prefix("filters=").map(str::parse::<i64>) {
