@@ -28,9 +28,9 @@ use anyhow::{bail, Context as _};
 use indicatif::ProgressBar;
 use serde_json::{json, Value};
 use yolo3_core::metrics::{
-    evaluate_coco, evaluate_voc, CocoDataset, CocoDetection, CocoEvaluation, CocoParams, CocoStats,
-    VocBoxConvention, VocDataset, VocDetection, VocEvaluation, VocGroundTruth, VocImage,
-    VocOptions,
+    confusion_pairs, evaluate_coco, evaluate_voc, CocoDataset, CocoDetection, CocoEvaluation,
+    CocoParams, CocoStats, VocBoxConvention, VocDataset, VocDetection, VocEvaluation,
+    VocGroundTruth, VocImage, VocOptions,
 };
 use yolo3_core::{DecodeOptions, LossOptions};
 use yolo3_data::{OpenOptions, ReadOptions};
@@ -388,7 +388,12 @@ fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Re
         .context("VOC evaluation")?;
     let mut matrix = ConfusionMatrix::new(names.clone());
     for (dets, gts) in evaluation.detections.iter().zip(&ground_truth) {
-        crate::confusion_match::add_image(&mut matrix, dets, gts, args.confusion_threshold, 0.5);
+        for (predicted, truth) in
+            confusion_pairs(dets, gts, names.len(), args.confusion_threshold, 0.5)
+        {
+            // Both classes are below `names.len()`, so `add` cannot fail.
+            let _ = matrix.add(predicted, truth);
+        }
     }
 
     let out_dir = yolo3_train::run_dir::next_run_dir(&args.project, &args.name)

@@ -9,7 +9,6 @@
 
 mod anchors_cmd;
 mod args;
-mod confusion_match;
 mod convert_cmd;
 mod detect_cmd;
 mod eval_cmd;

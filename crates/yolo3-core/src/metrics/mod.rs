@@ -13,6 +13,8 @@
 //!   and without the "+1 pixel" box convention, `ovmax > 0.5`, difficult GTs ignored, stable
 //!   score ties, and `None` where the original is undefined (no positives).
 //!
+//! [`confusion`] matches one image's detections to its ground truth for a confusion matrix.
+//!
 //! [`summary`] is the in-memory entry point for training and validation loops: per-image boxes
 //! in, COCO-style mAP50 / mAP50-95 and per-class rows out, computed by the same [`coco`]
 //! evaluator so there is exactly one matching implementation.
@@ -22,6 +24,7 @@
 //! on the thread count.
 
 pub mod coco;
+pub mod confusion;
 mod json;
 pub mod summary;
 pub mod voc;
@@ -30,6 +33,7 @@ pub use coco::{
     evaluate_coco, AreaRange, CocoAnnotation, CocoCategory, CocoCategoryResult, CocoDataset,
     CocoDetection, CocoEvaluation, CocoImage, CocoParams, CocoStats, PrCurve,
 };
+pub use confusion::{confusion_pairs, ConfusionPair};
 pub use summary::{
     evaluate_map, ClassSummary, DetectedBox, GroundTruthBox, ImageBoxes, MapSummary,
 };
