@@ -451,11 +451,11 @@ fn block_loss<T: Real>(
     // Pass 1, one grid row and anchor slot at a time: decode the predicted boxes into short
     // arrays, take their IoU with each true box across the whole row, and keep each slot's
     // objectness gradient.
-    let Scratch { row: rs, conf_grad, grad_row: scratch_row } = scratch;
+    let Scratch { row: rs, conf_grad, grad_row } = scratch;
     rs.resize(width, anchors);
     conf_grad.resize(anchors * plane, T::ZERO);
-    if scratch_row.len() < width * shape.channels() {
-        scratch_row.resize(width * shape.channels(), T::ZERO);
+    if grad_row.len() < width * shape.channels() {
+        grad_row.resize(width * shape.channels(), T::ZERO);
     }
     let grid = [T::from_usize(height), T::from_usize(width)];
     let in_wh = [in_hw[1], in_hw[0]];
@@ -501,17 +501,17 @@ fn block_loss<T: Real>(
         } else {
             // Channels-last: each grid row is one run of memory. Its objectness gradients go
             // into a zero row in the cache, which is streamed out and zeroed again.
-            let row_grad = &mut scratch_row[..width * shape.channels()];
+            let grad_row = &mut grad_row[..width * shape.channels()];
             for row in 0..height {
                 for col in 0..width {
                     for a in 0..anchors {
-                        row_grad[(col * anchors + a) * fields + 4] =
+                        grad_row[(col * anchors + a) * fields + 4] =
                             conf_grad[a * plane + row * width + col];
                     }
                 }
-                out.extend(row_grad);
+                out.extend(grad_row);
                 for slot in 0..width * anchors {
-                    row_grad[slot * fields + 4] = T::ZERO;
+                    grad_row[slot * fields + 4] = T::ZERO;
                 }
             }
         }
