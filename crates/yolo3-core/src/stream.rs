@@ -26,10 +26,11 @@ use crate::real::Real;
 /// Bytes per cache line, the unit a streaming store fills.
 const LINE_BYTES: usize = 64;
 
-/// One cache line of pending values, aligned like the destination lines.
+/// One cache line of pending values, aligned like the destination lines: 16 values, of which an
+/// `f64` line uses the first 8.
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
-struct Line([u8; LINE_BYTES]);
+struct Line<T>([T; 16]);
 
 /// Sequential writer of a slice that streams full cache lines to memory (see the module docs).
 pub(crate) struct LineWriter<'a, T: Real> {
@@ -40,7 +41,7 @@ pub(crate) struct LineWriter<'a, T: Real> {
     /// starts, or `dst.len()` when lines cannot be aligned).
     head: usize,
     /// The values of the line `pos` is in, from its start to `pos`; zero beyond.
-    line: Line,
+    line: Line<T>,
     /// Whether the CPU has AVX and its 32-byte streaming stores.
     avx: bool,
 }
@@ -59,7 +60,7 @@ impl<'a, T: Real> LineWriter<'a, T> {
         let avx = std::is_x86_feature_detected!("avx");
         #[cfg(not(target_arch = "x86_64"))]
         let avx = false;
-        Self { dst, pos: 0, head, line: Line([0; LINE_BYTES]), avx }
+        Self { dst, pos: 0, head, line: Line([T::ZERO; 16]), avx }
     }
 
     /// Writes `n` zeros.
@@ -98,60 +99,30 @@ impl<'a, T: Real> LineWriter<'a, T> {
         if lane != 0 {
             let k = (Self::LANES - lane).min(n - done);
             if let Some(s) = src {
-                values_of::<T>(&mut self.line)[lane..lane + k].copy_from_slice(&s[done..done + k]);
+                self.line.0[lane..lane + k].copy_from_slice(&s[done..done + k]);
             }
             self.pos += k;
             done += k;
             if lane + k == Self::LANES {
-                let start = self.pos - Self::LANES;
-                let line = std::ptr::from_ref(&self.line).cast::<u8>();
-                self.stream(start, Some(line), 1);
-                self.line = Line([0; LINE_BYTES]);
+                let out = &mut self.dst[self.pos - Self::LANES..self.pos];
+                stream_lines(out, Some(&self.line.0[..Self::LANES]), self.avx);
+                self.line = Line([T::ZERO; 16]);
             }
         }
         // Whole lines, straight from the source (or from a zero register) to memory.
         let lines = (n - done) / Self::LANES;
         if lines > 0 {
-            let from = src.map(|s| s[done..].as_ptr().cast::<u8>());
-            self.stream(self.pos, from, lines);
-            self.pos += lines * Self::LANES;
-            done += lines * Self::LANES;
+            let len = lines * Self::LANES;
+            let out = &mut self.dst[self.pos..self.pos + len];
+            stream_lines(out, src.map(|s| &s[done..done + len]), self.avx);
+            self.pos += len;
+            done += len;
         }
         // The start of the next line.
         if let Some(s) = src {
-            values_of::<T>(&mut self.line)[..n - done].copy_from_slice(&s[done..n]);
+            self.line.0[..n - done].copy_from_slice(&s[done..n]);
         }
         self.pos += n - done;
-    }
-
-    /// Streams `lines` lines to `dst[start..]` (line-aligned) from `src` (any alignment, valid
-    /// for that many lines), or zeros when `src` is `None`.
-    fn stream(&mut self, start: usize, src: Option<*const u8>, lines: usize) {
-        let out = &mut self.dst[start..start + lines * Self::LANES];
-        debug_assert_eq!(out.as_ptr().align_offset(LINE_BYTES), 0);
-        #[cfg(target_arch = "x86_64")]
-        {
-            let dst = out.as_mut_ptr().cast::<u8>();
-            // SAFETY: `out` is `lines` whole lines starting on a 64-byte boundary (`head` is the
-            // first aligned index and `start - head` is a multiple of `LANES`); the callers pass
-            // a `src` valid for as many bytes. AVX is used only when the CPU was found to have
-            // it; SSE2 is part of x86-64. `Drop` fences the stores.
-            unsafe {
-                if self.avx {
-                    stream_avx(dst, src, lines);
-                } else {
-                    stream_sse2(dst, src, lines);
-                }
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        match src {
-            // SAFETY: the callers pass a `src` valid for `out.len()` values of `T`.
-            Some(p) => {
-                out.copy_from_slice(unsafe { std::slice::from_raw_parts(p.cast::<T>(), out.len()) })
-            }
-            None => out.fill(T::ZERO),
-        }
     }
 }
 
@@ -161,12 +132,43 @@ impl<T: Real> Drop for LineWriter<'_, T> {
         if self.pos > self.head {
             let pending = (self.pos - self.head) % Self::LANES;
             let start = self.pos - pending;
-            self.dst[start..self.pos].copy_from_slice(&values_of::<T>(&mut self.line)[..pending]);
+            self.dst[start..self.pos].copy_from_slice(&self.line.0[..pending]);
         }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: SSE is part of x86-64; `sfence` has no other precondition.
         unsafe {
             std::arch::x86_64::_mm_sfence();
+        }
+    }
+}
+
+/// Streams `out`, whole lines starting on a line boundary, from `src` (the same length, any
+/// alignment) or zeros, 32 bytes per store with `avx` and 16 without.
+fn stream_lines<T: Real>(out: &mut [T], src: Option<&[T]>, avx: bool) {
+    let bytes = std::mem::size_of_val(out);
+    assert!(bytes % LINE_BYTES == 0 && out.as_ptr().align_offset(LINE_BYTES) == 0);
+    assert!(src.is_none_or(|s| s.len() == out.len()));
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (dst, src) = (out.as_mut_ptr().cast::<u8>(), src.map(|s| s.as_ptr().cast::<u8>()));
+        let lines = bytes / LINE_BYTES;
+        // SAFETY: checked above: `dst` is 64-byte aligned and `lines` lines long, and `src`, when
+        // given, is as long. AVX is used only when the caller found the CPU to have it; SSE2 is
+        // part of x86-64. The writer's `Drop` fences the stores.
+        unsafe {
+            if avx {
+                stream_avx(dst, src, lines);
+            } else {
+                stream_sse2(dst, src, lines);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = avx;
+        match src {
+            Some(s) => out.copy_from_slice(s),
+            None => out.fill(T::ZERO),
         }
     }
 }
@@ -215,20 +217,6 @@ unsafe fn stream_sse2(dst: *mut u8, src: Option<*const u8>, lines: usize) {
             };
             _mm_stream_si128(dst.add(k), v);
         }
-    }
-}
-
-/// The values of a line.
-#[inline]
-fn values_of<T: Real>(line: &mut Line) -> &mut [T] {
-    // SAFETY: `Line` is 64 bytes aligned to 64, so it holds exactly `64 / size_of::<T>()` values
-    // of `T` (`f32` or `f64`, for which every bit pattern is valid) at their natural alignment,
-    // and the returned slice borrows `line` exclusively.
-    unsafe {
-        std::slice::from_raw_parts_mut(
-            std::ptr::from_mut(line).cast::<T>(),
-            LINE_BYTES / std::mem::size_of::<T>(),
-        )
     }
 }
 
