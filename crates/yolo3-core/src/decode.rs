@@ -15,7 +15,7 @@
 
 use crate::error::CoreError;
 use crate::geometry::BoxXyxy;
-use crate::head::{HeadConfig, HeadInput};
+use crate::head::{head_box, HeadConfig, HeadInput};
 use crate::layout::Layout;
 use crate::nms::non_max_suppression;
 use crate::real::{sigmoid, Real};
@@ -129,7 +129,7 @@ pub fn decode<T: Real>(
             let image_len = shape.image_len();
             let pred = &input.data[image * image_len..(image + 1) * image_len];
             let fields = shape.fields();
-            let (gh, gw) = (T::from_usize(shape.height), T::from_usize(shape.width));
+            let grid = [T::from_usize(shape.width), T::from_usize(shape.height)];
             for row in 0..shape.height {
                 for col in 0..shape.width {
                     for a in 0..shape.anchors {
@@ -141,10 +141,13 @@ pub fn decode<T: Real>(
                             continue; // every score is conf * prob <= conf
                         }
                         let [aw, ah] = config.anchors.slot(l, a);
-                        let px = (sigmoid(at(0)) + T::from_usize(col)) / gw;
-                        let py = (sigmoid(at(1)) + T::from_usize(row)) / gh;
-                        let pw = at(2).exp() * T::from_f32(aw) / in_w;
-                        let ph = at(3).exp() * T::from_f32(ah) / in_h;
+                        let [px, py, pw, ph] = head_box(
+                            [at(0), at(1), at(2), at(3)],
+                            [T::from_usize(col), T::from_usize(row)],
+                            grid,
+                            [T::from_f32(aw), T::from_f32(ah)],
+                            [in_w, in_h],
+                        );
                         let cy = (py - off_y) * scale_y;
                         let cx = (px - off_x) * scale_x;
                         let (bh, bw) = (ph * scale_y, pw * scale_x);

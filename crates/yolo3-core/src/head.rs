@@ -8,6 +8,29 @@
 use crate::anchors::{layer_stride, Anchors};
 use crate::error::CoreError;
 use crate::layout::HeadShape;
+use crate::real::{sigmoid, Real};
+
+/// keras-yolo3's `yolo_head` for one slot: the raw `[tx, ty, tw, th]` at grid cell
+/// `[col, row]` to a normalised centre-form box `[x, y, w, h]`, as
+/// `((sigmoid(t_xy) + cell) / grid, exp(t_wh) * anchor / input)`. `grid` is the layer's
+/// `[cols, rows]`, `anchor` the slot's `[w, h]` in pixels and `input` the network's `[w, h]`.
+/// The loss and the decode both call this, in this operation order.
+#[inline]
+#[must_use]
+pub fn head_box<T: Real>(
+    t: [T; 4],
+    cell: [T; 2],
+    grid: [T; 2],
+    anchor: [T; 2],
+    input: [T; 2],
+) -> [T; 4] {
+    [
+        (sigmoid(t[0]) + cell[0]) / grid[0],
+        (sigmoid(t[1]) + cell[1]) / grid[1],
+        t[2].exp() * anchor[0] / input[0],
+        t[3].exp() * anchor[1] / input[1],
+    ]
+}
 
 /// The heads of a YOLOv3-style detector.
 #[derive(Clone, Debug, PartialEq)]

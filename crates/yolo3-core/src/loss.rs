@@ -24,9 +24,9 @@
 use rayon::prelude::*;
 
 use crate::error::CoreError;
-use crate::head::{HeadConfig, HeadInput};
+use crate::head::{head_box, HeadConfig, HeadInput};
 use crate::layout::{HeadShape, Layout, Strides};
-use crate::real::{bce_with_logits, sigmoid, Real};
+use crate::real::{bce_with_logits, Real};
 use crate::simd::with_avx2;
 use crate::stream::LineWriter;
 use crate::targets::{ObjectCell, Targets};
@@ -336,10 +336,10 @@ impl<T: Real> RowScratch<T> {
         self.logits.iter().fold(true, |ok, v| ok & v.is_finite())
     }
 
-    /// Decodes slot `a`'s predicted boxes along `row` (keras' `yolo_head`) into corners and
-    /// areas. `grid` is `[rows, cols]` and `anchor` the slot's `[w, h]` over the input `[w, h]`.
+    /// Decodes slot `a`'s predicted boxes along `row` ([`head_box`]) into corners and areas.
+    /// `grid` is `[cols, rows]`, `anchor` the slot's `[w, h]` and `input` the network's `[w, h]`.
     #[inline(always)]
-    fn decode_boxes(&mut self, a: usize, row: usize, grid: [T; 2], anchor: [T; 2], in_wh: [T; 2]) {
+    fn decode_boxes(&mut self, a: usize, row: usize, grid: [T; 2], anchor: [T; 2], input: [T; 2]) {
         let width = self.width;
         let at = a * 5 * width;
         let t = &self.logits[at..at + 4 * width];
@@ -351,10 +351,8 @@ impl<T: Real> RowScratch<T> {
         let (x1, y1, area) =
             (&mut self.x1[..width], &mut self.y1[..width], &mut self.area[..width]);
         for col in 0..width {
-            let px = (sigmoid(tx[col]) + T::from_usize(col)) / grid[1];
-            let py = (sigmoid(ty[col]) + fy) / grid[0];
-            let pw = tw[col].exp() * anchor[0] / in_wh[0];
-            let ph = th[col].exp() * anchor[1] / in_wh[1];
+            let t = [tx[col], ty[col], tw[col], th[col]];
+            let [px, py, pw, ph] = head_box(t, [T::from_usize(col), fy], grid, anchor, input);
             let (hw, hh) = (pw * T::HALF, ph * T::HALF);
             x0[col] = px - hw;
             y0[col] = py - hh;
@@ -457,8 +455,8 @@ fn block_loss<T: Real>(
     if grad_row.len() < width * shape.channels() {
         grad_row.resize(width * shape.channels(), T::ZERO);
     }
-    let grid = [T::from_usize(height), T::from_usize(width)];
-    let in_wh = [in_hw[1], in_hw[0]];
+    let grid = [T::from_usize(width), T::from_usize(height)];
+    let input = [in_hw[1], in_hw[0]];
     let mut finite = true;
     let mut conf = 0.0f64;
     let mut row_objects = objects;
@@ -474,7 +472,7 @@ fn block_loss<T: Real>(
             }
             rs.best.fill(T::NEG_INFINITY);
             if !truths.is_empty() {
-                rs.decode_boxes(a, row, grid, ctx.anchors[a], in_wh);
+                rs.decode_boxes(a, row, grid, ctx.anchors[a], input);
                 for t in truths {
                     rs.take_best_iou(t);
                 }
@@ -524,8 +522,8 @@ fn block_loss<T: Real>(
         let at = |p: usize| s.offset(base + p, cell.row, cell.col);
         let [y0, y1, y2, y3] = cell.xywh.map(T::from_f32);
         let [aw, ah] = ctx.anchors[cell.slot];
-        let rx = y0 * grid[1] - T::from_usize(cell.col);
-        let ry = y1 * grid[0] - T::from_usize(cell.row);
+        let rx = y0 * grid[0] - T::from_usize(cell.col);
+        let ry = y1 * grid[1] - T::from_usize(cell.row);
         let rw = (y2 / aw * in_hw[1]).ln();
         let rh = (y3 / ah * in_hw[0]).ln();
         let scale = T::from_f64(2.0) - y2 * y3;
