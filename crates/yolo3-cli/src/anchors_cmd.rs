@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use yolo3_core::kmeans::{cluster_anchors, size_iou, CentroidUpdate, KmeansInit, KmeansOptions};
 use yolo3_core::Anchors;
 use yolo3_data::OpenOptions;
@@ -29,10 +29,10 @@ pub struct AnchorsArgs {
     #[arg(long)]
     classes: Option<PathBuf>,
     /// Number of anchors (9 for YOLOv3, 6 for tiny-YOLOv3).
-    #[arg(short = 'n', long = "num", default_value_t = 9)]
+    #[arg(short = 'n', long = "num", default_value_t = 9, value_parser = crate::ranges::count(1, 100))]
     num: usize,
     /// Square network input side the boxes are letterboxed to.
-    #[arg(long, default_value_t = 416)]
+    #[arg(long, default_value_t = 416, value_parser = crate::ranges::count_u32(1, crate::ranges::MAX_INPUT))]
     input: u32,
     /// Seed of the initial centres.
     #[arg(long, default_value_t = 0)]
@@ -51,9 +51,6 @@ pub struct AnchorsArgs {
 // main.rs hands the parsed arguments over by value.
 #[allow(clippy::needless_pass_by_value)]
 pub fn run(args: AnchorsArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    if args.input == 0 {
-        bail!("--input must be positive");
-    }
     let open = OpenOptions { classes: args.classes.clone(), ..OpenOptions::default() };
     let dataset = yolo3_data::read_dataset(&args.dataset, &open)
         .with_context(|| format!("reading dataset {}", args.dataset.display()))?;

@@ -12,7 +12,7 @@ pub struct Global {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// CPU threads for libtorch and the data pipeline (default: all cores).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = crate::ranges::threads())]
     pub threads: Option<usize>,
 }
 

@@ -39,7 +39,7 @@ use yolo3_data::{ImageSize, InputSize, Letterbox};
 use yolo3_viz::{annotate, palette, AnnotateOptions, Annotation};
 
 use crate::args::{DeviceArg, Global};
-use crate::model_load::{check_input, load_model, ModelArgs};
+use crate::model_load::{load_model, ModelArgs};
 
 /// Extensions taken from folders.
 const FOLDER_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
@@ -54,19 +54,19 @@ pub struct DetectArgs {
     model: ModelArgs,
     /// Network input side in pixels, a multiple of 32 (default: the checkpoint's training
     /// input, else the cfg's width).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ranges::input_side())]
     input: Option<u32>,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = crate::ranges::count(1, 1024))]
     batch: usize,
     /// Keep boxes whose objectness x class probability is at least this (keras-yolo3: 0.6).
-    #[arg(long, visible_alias = "conf", default_value_t = 0.25)]
+    #[arg(long, visible_alias = "conf", default_value_t = 0.25, value_parser = crate::ranges::unit)]
     score_threshold: f64,
     /// NMS: drop a box whose IoU with a kept box of its class exceeds this (keras-yolo3: 0.5).
-    #[arg(long, visible_alias = "iou", default_value_t = 0.45)]
+    #[arg(long, visible_alias = "iou", default_value_t = 0.45, value_parser = crate::ranges::unit)]
     iou_threshold: f64,
     /// At most this many boxes per class and image (keras-yolo3: 20).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = crate::ranges::count(1, 100_000))]
     max_boxes: usize,
     #[command(flatten)]
     device: DeviceArg,
@@ -131,16 +131,13 @@ struct ImageResult {
 // main.rs hands the parsed arguments over by value.
 #[allow(clippy::needless_pass_by_value)]
 pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    if args.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
     let device = args.device.device()?;
     let (paths, mut failures) = collect_inputs(&args.inputs);
     if paths.is_empty() {
         bail!("no images found in {}", join_paths(&args.inputs));
     }
     let model = load_model(&args.model, device)?;
-    let side = check_input(args.input.unwrap_or(model.default_input))?;
+    let side = model.input(args.input)?;
     let config = HeadConfig::new(
         side as usize,
         side as usize,

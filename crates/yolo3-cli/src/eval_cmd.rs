@@ -41,7 +41,7 @@ use yolo3_viz::{
 };
 
 use crate::args::{DeviceArg, Global};
-use crate::model_load::{check_input, load_model, ModelArgs};
+use crate::model_load::{load_model, ModelArgs};
 
 /// Names of the 12 COCO numbers, in `COCOeval.stats` order.
 const STAT_NAMES: [&str; 12] =
@@ -88,22 +88,22 @@ pub struct EvalArgs {
     json: bool,
     /// Network input side, a multiple of 32 (default: the checkpoint's training input, else
     /// the cfg's width).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ranges::input_side())]
     input: Option<u32>,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = crate::ranges::count(1, 1024))]
     batch: usize,
     /// Lowest score kept by the decode (low, so that the whole PR curve is measured).
-    #[arg(long, visible_alias = "conf", default_value_t = 0.001)]
+    #[arg(long, visible_alias = "conf", default_value_t = 0.001, value_parser = crate::ranges::unit)]
     score_threshold: f64,
     /// NMS IoU threshold of the decode.
-    #[arg(long, visible_alias = "iou", default_value_t = 0.5)]
+    #[arg(long, visible_alias = "iou", default_value_t = 0.5, value_parser = crate::ranges::unit)]
     iou_threshold: f64,
     /// Boxes kept per class and image by the decode.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = crate::ranges::count(1, 100_000))]
     max_boxes: usize,
     /// Score a detection needs to enter the confusion matrix.
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.25, value_parser = crate::ranges::unit_f32)]
     confusion_threshold: f32,
     /// VOC AP with continuous box widths (x_max - x_min) instead of voc_eval's "+1 pixel".
     #[arg(long)]
@@ -295,12 +295,9 @@ impl Observer for BarObserver {
 }
 
 fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Result<ExitCode> {
-    if args.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
     let device = args.device.device()?;
     let model = load_model(&args.model, device)?;
-    let side = check_input(args.input.unwrap_or(model.default_input))?;
+    let side = model.input(args.input)?;
     let open = OpenOptions {
         classes: args.model.classes.clone(),
         // VOC `difficult` objects stay as ignored ground truth: neither counted nor penalised.
@@ -318,6 +315,18 @@ fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Re
             dataset.class_names.len(),
             model.class_names.len()
         );
+    }
+    if model.names_known {
+        if let Some(c) = (0..dataset.class_names.len()).find(|&c| dataset.class_names[c] != model.class_names[c]) {
+            bail!(
+                "class {c} is {:?} in the dataset and {:?} in the model {}: the two do not \
+                 name the same classes (give the model's class file with --classes, or \
+                 evaluate on a dataset with its classes)",
+                dataset.class_names[c],
+                model.class_names[c],
+                model.name
+            );
+        }
     }
     if dataset.samples.is_empty() {
         bail!("{} has no readable images", data.display());

@@ -14,6 +14,7 @@ mod detect_cmd;
 mod eval_cmd;
 mod model_load;
 mod progress;
+mod ranges;
 mod table;
 mod train_cmd;
 

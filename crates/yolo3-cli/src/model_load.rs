@@ -24,10 +24,14 @@ pub struct LoadedModel {
     pub net: Darknet,
     /// Class names, index = class id.
     pub class_names: Vec<String>,
+    /// Whether the names are real (from the checkpoint or --classes) rather than `0, 1, ...`.
+    pub names_known: bool,
     /// Anchors and masks in head order (coarsest first).
     pub anchors: Anchors,
     /// The input side the model was trained at (checkpoint) or the cfg's width.
     pub default_input: u32,
+    /// The model's file, for messages.
+    pub name: String,
 }
 
 /// Where the model comes from (flags shared by `detect` and `eval`).
@@ -106,13 +110,22 @@ pub fn load_model(args: &ModelArgs, device: tch::Device) -> anyhow::Result<Loade
     let anchors = yolo3_train::anchors_of(net.config())
         .with_context(|| format!("reading the anchors of {}", net.config().name()))?;
     let num_classes = net.heads().first().map_or(0, |h| h.classes.max(0) as usize);
+    let names_known = names.is_some();
     let class_names = match names {
         Some(n) if n.len() == num_classes => n,
         Some(n) => bail!("{} class names, but the network has {num_classes} classes", n.len()),
         None => (0..num_classes).map(|c| c.to_string()).collect(),
     };
     let cfg_width = u32::try_from(net.config().net().width).unwrap_or(416);
-    Ok(LoadedModel { net, class_names, anchors, default_input: trained_input.unwrap_or(cfg_width) })
+    let name = args.weights.as_ref().or(args.cfg.as_ref()).map(|p| p.display().to_string());
+    Ok(LoadedModel {
+        net,
+        class_names,
+        names_known,
+        anchors,
+        default_input: trained_input.unwrap_or(cfg_width),
+        name: name.unwrap_or_default(),
+    })
 }
 
 /// Reads and parses a darknet cfg, naming the file on failure.
@@ -126,10 +139,22 @@ pub fn read_names(path: &Path) -> anyhow::Result<Vec<String>> {
         .with_context(|| format!("reading class names {}", path.display()))
 }
 
-/// Checks a network input side: positive and a multiple of 32 (the coarsest stride).
-pub fn check_input(side: u32) -> anyhow::Result<u32> {
-    if side == 0 || side % 32 != 0 {
-        bail!("--input {side}: must be a positive multiple of 32");
+impl LoadedModel {
+    /// The network input side: `--input` when given (checked when parsed), else the model's
+    /// default, which must be a multiple of 32 too.
+    pub fn input(&self, given: Option<u32>) -> anyhow::Result<u32> {
+        if let Some(side) = given {
+            return Ok(side);
+        }
+        let side = self.default_input;
+        if side == 0 || side % 32 != 0 || side > crate::ranges::MAX_INPUT {
+            bail!(
+                "{}: the model's input side {side} (its checkpoint's training input, else its \
+                 cfg's width) is not a multiple of 32 up to {}; give --input",
+                self.name,
+                crate::ranges::MAX_INPUT
+            );
+        }
+        Ok(side)
     }
-    Ok(side)
 }

@@ -59,23 +59,23 @@ pub struct TrainArgs {
     #[arg(long)]
     classes: Option<PathBuf>,
     /// Fraction of training images held out for validation when --val is absent.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = crate::ranges::fraction_below_one)]
     val_fraction: f64,
     /// Images of the synthetic training split (with no --data).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ranges::count(1, 1_000_000))]
     synthetic_images: Option<usize>,
     /// Images of the synthetic validation split (with no --data).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ranges::count(1, 1_000_000))]
     synthetic_val_images: Option<usize>,
     /// Side of the synthetic images in pixels (with no --data).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ranges::count_u32(32, 4096))]
     synthetic_size: Option<u32>,
     /// Darknet cfg of the network (default: the built-in narrow tiny-YOLOv3). Its classes,
     /// head filters and (with --anchors kmeans) anchors are adapted to the dataset.
     #[arg(long)]
     cfg: Option<PathBuf>,
     /// Width divisor of the built-in tiny-YOLOv3 (1 = official widths).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ranges::count_u32(1, 16))]
     width_divisor: Option<u32>,
     /// Initial weights: darknet .weights (full, or partial like darknet53.conv.74) or a
     /// .safetensors checkpoint.
@@ -88,16 +88,16 @@ pub struct TrainArgs {
     #[arg(long)]
     anchors_file: Option<PathBuf>,
     /// Square input side in pixels, a multiple of 32.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ranges::input_side())]
     input: Option<u32>,
     /// Images per forward pass.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ranges::count(1, 1024))]
     batch: Option<usize>,
     /// Images per optimizer step (gradients accumulate over nominal/batch passes).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ranges::count(1, 65_536))]
     nominal_batch: Option<usize>,
     /// Epochs.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ranges::count(1, 100_000))]
     epochs: Option<usize>,
     /// Optimizer.
     #[arg(long, value_enum)]
@@ -106,10 +106,10 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     schedule: Option<ScheduleArg>,
     /// Peak learning rate (keras schedule: the frozen stage's; the unfrozen stage uses a tenth).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ranges::positive)]
     lr: Option<f64>,
     /// Epochs with the body frozen (keras schedule).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::ranges::count(0, 100_000))]
     frozen_epochs: usize,
     /// Turn keras-yolo3's random augmentation off (letterbox only).
     #[arg(long)]
@@ -121,7 +121,7 @@ pub struct TrainArgs {
     #[arg(long)]
     multi_scale: bool,
     /// Ignore threshold of the loss (keras: 0.5).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ranges::unit)]
     ignore_thresh: Option<f64>,
     /// Ignore mask against every box of the image (darknet) instead of the layer's (keras).
     #[arg(long)]

@@ -101,7 +101,7 @@ pub enum CoreError {
         reason: String,
     },
     /// An `anchors.txt` file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// File.
         path: String,

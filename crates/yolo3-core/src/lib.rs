@@ -25,6 +25,7 @@
 pub mod anchors;
 pub mod decode;
 pub mod error;
+pub mod fsio;
 pub mod geometry;
 pub mod head;
 pub mod kmeans;

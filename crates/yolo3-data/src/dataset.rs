@@ -144,7 +144,7 @@ impl Default for ReadOptions {
 /// Reads a class-name file: one name per line, surrounding whitespace trimmed, blank lines
 /// ignored (keras-yolo3 `classes.txt`, darknet `.names`). Duplicates are an error.
 pub fn read_class_names(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
+    let text = yolo3_core::fsio::read_text(path)
         .map_err(|e| DataError::io(path, "cannot read class names", e))?;
     let mut names: Vec<String> = Vec::new();
     for (i, line) in text.lines().enumerate() {

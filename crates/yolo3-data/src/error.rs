@@ -58,7 +58,7 @@ impl fmt::Display for ShowBox<'_> {
 #[non_exhaustive]
 pub enum DataError {
     /// A file or folder could not be read or written.
-    #[error("{}: {action}: {source}", path.display())]
+    #[error("{}: {action}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -134,7 +134,7 @@ pub enum DataError {
         bbox: BoxXyxy,
     },
     /// A box extends beyond the image by more than the tolerance.
-    #[error("{at}: field \"{field}\": box {} lies outside the {width}x{height} image (set the clip option to clip it)", ShowBox(bbox))]
+    #[error("{at}: field \"{field}\": box {} lies outside the {width}x{height} image", ShowBox(bbox))]
     BoxOutsideImage {
         /// Where.
         at: Location,
@@ -148,7 +148,7 @@ pub enum DataError {
         height: u32,
     },
     /// An XML file is not well formed.
-    #[error("{}: invalid XML: {source}", path.display())]
+    #[error("{}: invalid XML", path.display())]
     Xml {
         /// The XML file.
         path: PathBuf,
@@ -157,7 +157,7 @@ pub enum DataError {
         source: roxmltree::Error,
     },
     /// A JSON file is not well formed or does not have the expected shape.
-    #[error("{}:{line}:{column}: invalid JSON: {source}", path.display())]
+    #[error("{}:{line}:{column}: invalid JSON", path.display())]
     Json {
         /// The JSON file.
         path: PathBuf,
@@ -178,7 +178,7 @@ pub enum DataError {
         message: String,
     },
     /// An image could not be opened or decoded.
-    #[error("{}: cannot decode image: {source}", path.display())]
+    #[error("{}: cannot decode image", path.display())]
     Image {
         /// The image file.
         path: PathBuf,

@@ -80,7 +80,7 @@ pub fn detect_format(path: &Path) -> Result<DatasetFormat> {
         "xml" => Ok(DatasetFormat::Voc),
         "txt" => {
             let text =
-                std::fs::read_to_string(path).map_err(|e| DataError::io(path, "cannot read", e))?;
+                yolo3_core::fsio::read_text(path).map_err(|e| DataError::io(path, "cannot read", e))?;
             let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty()).take(100);
             Ok(if lines.any(|l| l.contains(',')) {
                 DatasetFormat::Keras

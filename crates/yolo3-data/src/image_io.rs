@@ -13,22 +13,57 @@ use crate::dataset::{ImageSize, UnreadableImage};
 use crate::error::{DataError, Result};
 
 /// Decodes an image file to RGB u8. The error names the file.
+///
+/// The format is taken from the content, never from the extension (a PNG named `.jpg` is read
+/// as the PNG it is), and only regular files are opened (a FIFO would block). A JPEG whose
+/// data stops before its end marker is decoded (the decoder fills the rest with grey) and
+/// logged once as truncated.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| DataError::Image { path: path.to_path_buf(), source: e.into() })?;
-    let reader = reader
+    let bytes = yolo3_core::fsio::read_bytes(path)
+        .map_err(|e| DataError::io(path, "cannot read image", e))?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
-        .map_err(|e| DataError::Image { path: path.to_path_buf(), source: e.into() })?;
+        .map_err(|e| DataError::io(path, "cannot read image", e))?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_has_end_marker(&bytes) {
+        warn_truncated(path);
+    }
     let img =
         reader.decode().map_err(|source| DataError::Image { path: path.to_path_buf(), source })?;
     Ok(img.into_rgb8())
 }
 
-/// Reads an image's size from its header without decoding the pixels.
+/// Reads an image's size from its header without decoding the pixels (format from the
+/// content, regular files only).
 pub fn image_size(path: &Path) -> Result<ImageSize> {
-    let (width, height) = image::image_dimensions(path)
+    let file = yolo3_core::fsio::open_regular(path)
+        .map_err(|e| DataError::io(path, "cannot read image", e))?;
+    let (width, height) = image::ImageReader::new(std::io::BufReader::new(file))
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, "cannot read image", e))?
+        .into_dimensions()
         .map_err(|source| DataError::Image { path: path.to_path_buf(), source })?;
     Ok(ImageSize { width, height })
+}
+
+/// Whether JPEG data ends with its end-of-image marker `FF D9`. Cameras and editors may pad
+/// the file after it, so the marker is looked for in the last 4 KB rather than at the very end.
+fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+/// Logs a truncated image once per path (the loader decodes every image once an epoch).
+fn warn_truncated(path: &Path) {
+    static WARNED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !warned.iter().any(|p| p == path) {
+        warned.push(path.to_path_buf());
+        tracing::warn!(
+            "{}: the JPEG data ends before its end marker (truncated file?); the missing part \
+             decodes as grey",
+            path.display()
+        );
+    }
 }
 
 /// Reads the headers of many images in parallel; `Err` entries name the unreadable files.

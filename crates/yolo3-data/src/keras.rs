@@ -44,7 +44,7 @@ pub fn read_keras_with_classes(
     class_names: Vec<String>,
     options: &ReadOptions,
 ) -> Result<Dataset> {
-    let text = std::fs::read_to_string(annotation_path)
+    let text = yolo3_core::fsio::read_text(annotation_path)
         .map_err(|e| DataError::io(annotation_path, "cannot read annotations", e))?;
     let base = annotation_path.parent().unwrap_or(Path::new(""));
     let num_classes = class_names.len();

@@ -5,7 +5,8 @@ use yolo3_core::{BoxXyxy, LabeledBox};
 use crate::dataset::{ImageSize, ReadOptions};
 use crate::error::{DataError, Location, Result};
 
-/// Parses one number field, rejecting non-numbers and non-finite values.
+/// Parses one number field, rejecting non-numbers, non-finite values and values that do not
+/// fit the `f32` boxes are kept in (`1e39` would become infinite).
 pub(crate) fn parse_number(text: &str, at: &Location, field: &str) -> Result<f64> {
     let v: f64 = text.trim().parse().map_err(|e: std::num::ParseFloatError| DataError::Number {
         at: at.clone(),
@@ -13,19 +14,22 @@ pub(crate) fn parse_number(text: &str, at: &Location, field: &str) -> Result<f64
         value: text.to_string(),
         source: Box::new(e),
     })?;
+    finite(v, at, field)
+}
+
+/// Checks that a number is finite and within the `f32` range.
+pub(crate) fn finite(v: f64, at: &Location, field: &str) -> Result<f64> {
     if !v.is_finite() {
         return Err(DataError::NonFinite { at: at.clone(), field: field.to_string(), value: v });
     }
-    Ok(v)
-}
-
-/// Checks that a number read from JSON is finite.
-pub(crate) fn finite(v: f64, at: &Location, field: &str) -> Result<f64> {
-    if v.is_finite() {
-        Ok(v)
-    } else {
-        Err(DataError::NonFinite { at: at.clone(), field: field.to_string(), value: v })
+    if v.abs() > f64::from(f32::MAX) {
+        return Err(DataError::syntax(
+            at.clone(),
+            field,
+            format!("{v:e} is beyond the float32 range"),
+        ));
     }
+    Ok(v)
 }
 
 /// Parses a class index field (an integer; `3.0` is accepted, `3.5` is not).
@@ -156,5 +160,7 @@ mod tests {
         assert_eq!(parse_class("2.0", 3, &at(), "c").unwrap(), 2);
         assert!(matches!(parse_number("nan", &at(), "x"), Err(DataError::NonFinite { .. })));
         assert!(matches!(parse_number("1e", &at(), "x"), Err(DataError::Number { .. })));
+        let e = parse_number("1e39", &at(), "x").unwrap_err();
+        assert_eq!(e.to_string(), "a.txt:3: field \"x\": 1e39 is beyond the float32 range");
     }
 }

@@ -70,7 +70,7 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Reads a list file of image paths (one per line, blank lines skipped).
 pub fn read_image_list(list: &Path) -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string(list)
+    let text = yolo3_core::fsio::read_text(list)
         .map_err(|e| DataError::io(list, "cannot read image list", e))?;
     let base = list.parent().unwrap_or(Path::new(""));
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| base.join(l)).collect())
@@ -128,7 +128,7 @@ fn read_one(
     let label = label_path_for(image);
     let mut sample = Sample::new(image.to_path_buf(), Vec::new());
     sample.image_size = Some(size);
-    let text = match std::fs::read_to_string(&label) {
+    let text = match yolo3_core::fsio::read_text(&label) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(sample)),
         Err(e) => return Err(DataError::io(&label, "cannot read labels", e)),

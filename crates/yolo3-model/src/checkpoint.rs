@@ -34,7 +34,7 @@ pub struct CheckpointInfo {
 }
 
 fn io_read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| ModelError::Io {
+    yolo3_core::fsio::read_bytes(path).map_err(|source| ModelError::Io {
         action: "reading",
         path: path.to_owned(),
         source,

@@ -14,7 +14,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ModelError {
     /// Reading or writing a file failed.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}", path.display())]
     Io {
         /// What was being done ("reading", "writing", "renaming to").
         action: &'static str,
@@ -180,7 +180,7 @@ pub enum ModelError {
     },
 
     /// A libtorch operation failed.
-    #[error("libtorch: {context}: {source}")]
+    #[error("libtorch: {context}")]
     Torch {
         /// What was being done.
         context: String,
@@ -190,7 +190,7 @@ pub enum ModelError {
     },
 
     /// A checkpoint file is not valid safetensors.
-    #[error("{}: not a valid safetensors checkpoint: {source}", path.display())]
+    #[error("{}: not a valid safetensors checkpoint", path.display())]
     CheckpointFormat {
         /// The checkpoint.
         path: PathBuf,

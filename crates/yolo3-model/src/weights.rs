@@ -12,7 +12,7 @@
 //! having bytes after the last conv ([`ModelError::WeightsTrailing`]) is rejected with the
 //! expected and actual byte counts. Writing what was read reproduces the file exactly.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cfg::{Config, Layer};
 use crate::error::{ModelError, Result};
@@ -147,7 +147,7 @@ impl DarknetWeights {
     /// Reads a `.weights` file for `cfg`.
     pub fn read(path: impl AsRef<Path>, cfg: &Config) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(io_err("reading", path))?;
+        let bytes = yolo3_core::fsio::read_bytes(path).map_err(io_err("reading", path))?;
         Self::from_bytes(&bytes, &ConvLayout::of_config(cfg), path)
     }
 
@@ -273,23 +273,9 @@ impl DarknetWeights {
     }
 }
 
-/// Writes `bytes` to `<path>.tmp-<pid>` in the same folder, syncs it and renames it over
-/// `path`, so an existing file is never left half-written.
+/// Writes `bytes` to `path` atomically ([`yolo3_core::fsio::write_atomic`]).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}", std::process::id()));
-    let tmp: PathBuf = path.with_file_name(name);
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp).map_err(io_err("creating", &tmp))?;
-        file.write_all(bytes).map_err(io_err("writing", &tmp))?;
-        file.sync_all().map_err(io_err("syncing", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(io_err("renaming to", path))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    yolo3_core::fsio::write_atomic(path, bytes).map_err(io_err("writing", path))
 }
 
 #[cfg(test)]

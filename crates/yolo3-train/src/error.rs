@@ -24,7 +24,7 @@ pub enum TrainError {
         source: yolo3_core::CoreError,
     },
     /// Computing mAP failed.
-    #[error("evaluation: {0}")]
+    #[error("evaluation")]
     Metrics(#[from] yolo3_core::metrics::MetricsError),
     /// A libtorch operation failed.
     #[error("{context}")]

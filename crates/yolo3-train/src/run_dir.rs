@@ -30,7 +30,8 @@ pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
     unreachable!("an unbounded range always yields a free name")
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename
+/// ([`yolo3_core::fsio::write_atomic`]), creating the folder if needed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
@@ -38,16 +39,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         path: dir.to_owned(),
         source,
     })?;
-    let file_name =
-        path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|source| TrainError::Io {
+    yolo3_core::fsio::write_atomic(path, bytes).map_err(|source| TrainError::Io {
         action: "writing",
-        path: tmp.clone(),
-        source,
-    })?;
-    std::fs::rename(&tmp, path).map_err(|source| TrainError::Io {
-        action: "renaming to",
         path: path.to_owned(),
         source,
     })
@@ -165,7 +158,7 @@ impl std::fmt::Display for EpochRow {
 
 /// Reads `results.csv` (an absent file is an empty table).
 pub fn read_results(path: &Path) -> Result<Vec<EpochRow>> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match yolo3_core::fsio::read_text(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {

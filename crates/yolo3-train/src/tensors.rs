@@ -59,7 +59,7 @@ pub fn save(
 
 /// Reads a file written by [`save`].
 pub fn load(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).map_err(|source| TrainError::Io {
+    let bytes = yolo3_core::fsio::read_bytes(path).map_err(|source| TrainError::Io {
         action: "reading",
         path: path.to_owned(),
         source,

@@ -85,7 +85,7 @@ pub fn train(config: TrainConfig, observer: &mut dyn Observer) -> Result<TrainSu
 /// Continues the run in `run_dir` from its last checkpoint.
 pub fn resume(run_dir: &Path, observer: &mut dyn Observer) -> Result<TrainSummary> {
     let path = run_dir.join("args.toml");
-    let text = std::fs::read_to_string(&path).map_err(|source| TrainError::Io {
+    let text = yolo3_core::fsio::read_text(&path).map_err(|source| TrainError::Io {
         action: "reading",
         path: path.clone(),
         source,
@@ -483,7 +483,7 @@ fn model_cfg_text(config: &TrainConfig, train: &Dataset) -> Result<String> {
                 .collect();
             tiny_cfg(*width_divisor, config.input, classes, &default)
         }
-        ModelSource::Cfg { path } => std::fs::read_to_string(path)
+        ModelSource::Cfg { path } => yolo3_core::fsio::read_text(path)
             .map_err(|source| TrainError::Io { action: "reading", path: path.clone(), source })?,
     };
     let n_anchors = Config::parse(&base, "cfg").map(|c| {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum VizError {
     /// A file could not be created, written, synced or renamed.
-    #[error("{}: {action}: {source}", path.display())]
+    #[error("{}: {action}", path.display())]
     Io {
         /// The file being written (the final path, not the temporary one).
         path: PathBuf,
@@ -19,7 +19,7 @@ pub enum VizError {
         source: std::io::Error,
     },
     /// The image could not be encoded.
-    #[error("{}: cannot encode image: {source}", path.display())]
+    #[error("{}: cannot encode image", path.display())]
     Encode {
         /// The file being written.
         path: PathBuf,

@@ -1,19 +1,14 @@
-//! Writing pictures without ever leaving a half-written file: the image is encoded into a
-//! temporary file in the destination folder, flushed to disk and renamed over the destination
-//! (an atomic replace on the same file system). On failure the temporary file is removed and
-//! the destination is untouched.
+//! Writing pictures without ever leaving a half-written file: the image is encoded in memory,
+//! then written through [`yolo3_core::fsio::write_atomic`] (a temporary file in the destination
+//! folder, synced and renamed over the destination). On failure the temporary file is removed
+//! and the destination is untouched.
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::Cursor;
+use std::path::Path;
 
 use image::{ImageFormat, RgbImage};
 
 use crate::error::VizError;
-
-/// Distinguishes temporary files of concurrent saves within one process.
-static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Saves `image` as PNG at `path` (whatever its extension), atomically.
 pub fn save_png(image: &RgbImage, path: &Path) -> Result<(), VizError> {
@@ -33,41 +28,11 @@ pub fn save_image(image: &RgbImage, path: &Path) -> Result<(), VizError> {
 }
 
 fn save_as(image: &RgbImage, path: &Path, format: ImageFormat) -> Result<(), VizError> {
-    let temp = temporary_path(path);
-    let result = write_file(image, path, &temp, format).and_then(|()| {
-        fs::rename(&temp, path)
-            .map_err(|source| io_error(path, "cannot rename temporary file", source))
-    });
-    if result.is_err() {
-        // Best effort: the temporary file may not exist (creation failed).
-        let _ = fs::remove_file(&temp);
-    }
-    result
-}
-
-fn write_file(
-    image: &RgbImage,
-    path: &Path,
-    temp: &Path,
-    format: ImageFormat,
-) -> Result<(), VizError> {
-    let file = File::create(temp)
-        .map_err(|source| io_error(path, "cannot create temporary file", source))?;
-    let mut writer = BufWriter::new(file);
+    let mut bytes = Vec::new();
     image
-        .write_to(&mut writer, format)
+        .write_to(&mut Cursor::new(&mut bytes), format)
         .map_err(|source| VizError::Encode { path: path.to_path_buf(), source })?;
-    writer.flush().map_err(|source| io_error(path, "cannot write", source))?;
-    let file = writer.into_inner().map_err(|e| io_error(path, "cannot write", e.into_error()))?;
-    file.sync_all().map_err(|source| io_error(path, "cannot sync", source))
-}
-
-/// `dir/.name.tmp-<pid>-<n>` beside `path`.
-fn temporary_path(path: &Path) -> PathBuf {
-    let name =
-        path.file_name().map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+    yolo3_core::fsio::write_atomic(path, &bytes).map_err(|source| io_error(path, "cannot write", source))
 }
 
 fn io_error(path: &Path, action: &'static str, source: std::io::Error) -> VizError {
@@ -79,6 +44,7 @@ mod tests {
     use super::*;
     use image::Rgb;
     use std::error::Error as _;
+    use std::fs;
 
     fn sample() -> RgbImage {
         RgbImage::from_fn(7, 5, |x, y| Rgb([x as u8 * 30, y as u8 * 40, 200]))
@@ -132,7 +98,7 @@ mod tests {
         fs::write(path.join("inside"), b"x").unwrap();
         let err = save_png(&sample(), &path).unwrap_err();
         assert!(
-            matches!(err, VizError::Io { action: "cannot rename temporary file", .. }),
+            matches!(err, VizError::Io { action: "cannot write", .. }),
             "{err}"
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);

@@ -363,6 +363,8 @@ impl CocoDataset {
             ctx.member_items(root, "", "categories", |v, path| parse_category(ctx, v, path))?;
         let annotations =
             ctx.member_items(root, "", "annotations", |v, path| parse_annotation(ctx, v, path))?;
+        unique_ids(ctx, "images", images.iter().map(|i| i.id))?;
+        unique_ids(ctx, "categories", categories.iter().map(|c| c.id))?;
         Ok(Self { images, categories, annotations })
     }
 }
@@ -380,6 +382,25 @@ impl CocoDetection {
         let root = ctx.parse(text)?;
         ctx.items(&root, "", |v, path| parse_detection(ctx, v, path))
     }
+}
+
+/// Refuses a list whose `id`s repeat: pycocotools would keep the last entry of an id and
+/// evaluate silently against it.
+fn unique_ids(
+    ctx: Ctx<'_>,
+    list: &str,
+    ids: impl Iterator<Item = i64>,
+) -> Result<(), MetricsError> {
+    let mut first = std::collections::HashMap::new();
+    for (i, id) in ids.enumerate() {
+        if let Some(j) = first.insert(id, i) {
+            return Err(ctx.invalid(
+                &format!("{list}[{i}].id"),
+                format!("id {id} is already used by {list}[{j}]"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_image(ctx: Ctx<'_>, value: &Value, path: &str) -> Result<CocoImage, MetricsError> {

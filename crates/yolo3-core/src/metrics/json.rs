@@ -172,7 +172,7 @@ impl Ctx<'_> {
 
 /// Reads a file to a string, naming it in the error.
 pub(crate) fn read(path: &Path) -> Result<String, MetricsError> {
-    std::fs::read_to_string(path)
+    crate::fsio::read_text(path)
         .map_err(|source| MetricsError::Io { path: path.to_path_buf(), source })
 }
 

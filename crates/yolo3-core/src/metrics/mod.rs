@@ -51,7 +51,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     /// The file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -60,7 +60,7 @@ pub enum MetricsError {
         source: std::io::Error,
     },
     /// The file is not valid JSON.
-    #[error("{file}: not valid JSON: {source}")]
+    #[error("{file}: not valid JSON")]
     Json {
         /// The input.
         file: String,

@@ -217,7 +217,14 @@ fn labelled_box(
     let (x, f) = ctx.member(object, path, "class")?;
     let class = ctx.string(x, &f)?;
     let (x, f) = ctx.member(object, path, "bbox")?;
-    Ok((image_id, class, ctx.bbox(x, &f)?))
+    let bbox = ctx.bbox(x, &f)?;
+    if bbox[2] < bbox[0] || bbox[3] < bbox[1] {
+        return Err(ctx.invalid(
+            &f,
+            format!("box {bbox:?} is inverted (x_max < x_min or y_max < y_min)"),
+        ));
+    }
+    Ok((image_id, class, bbox))
 }
 
 /// Evaluates `dataset` as py-faster-rcnn's `voc_eval` does, class by class.

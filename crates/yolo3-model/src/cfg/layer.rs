@@ -276,7 +276,7 @@ fn read_yolo(r: &SectionReader<'_>) -> Result<Yolo> {
         return Err(r.key_error("mask", format!("index {bad} is not below num={num}")));
     }
     let flat: Vec<f32> =
-        r.opt_list("anchors", "a number")?.ok_or_else(|| r.key_error("anchors", "missing"))?;
+        r.opt_list("anchors", "a number")?.ok_or_else(|| r.missing("anchors"))?;
     if flat.len() != 2 * num {
         return Err(r.key_error(
             "anchors",

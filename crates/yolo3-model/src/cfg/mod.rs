@@ -104,7 +104,7 @@ impl Config {
     /// Reads and parses a cfg file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        let text = yolo3_core::fsio::read_text(path).map_err(|source| ModelError::Io {
             action: "reading",
             path: path.to_owned(),
             source,

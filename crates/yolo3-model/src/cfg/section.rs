@@ -57,16 +57,23 @@ impl<'a> SectionReader<'a> {
         }
     }
 
-    /// An error about `key`, located at the key's line when present, else at the header.
+    /// An error about `key`'s value, located at the key's line when present, else (a default
+    /// value that does not fit) at the section header.
     pub fn key_error(&self, key: &'static str, reason: impl Into<String>) -> ModelError {
         match self.section.entries.iter().find(|e| e.key == key) {
             Some(entry) => self.value_error(key, entry, reason),
-            None => self.structure_error(usize::MAX, reason),
+            None => ModelError::CfgValue {
+                file: self.file.to_owned(),
+                line: self.section.line,
+                section: self.kind,
+                key,
+                value: "(default)".to_owned(),
+                reason: reason.into(),
+            },
         }
     }
 
-    /// An error about the section as a whole; `layer` is its darknet index (or `usize::MAX`
-    /// for `[net]`, printed as such only in the message).
+    /// An error about a layer section as a whole; `layer` is its darknet index.
     pub fn structure_error(&self, layer: usize, message: impl Into<String>) -> ModelError {
         ModelError::CfgStructure {
             file: self.file.to_owned(),
@@ -154,7 +161,8 @@ impl<'a> SectionReader<'a> {
         Ok(())
     }
 
-    fn missing(&self, key: &'static str) -> ModelError {
+    /// A required key that is absent.
+    pub fn missing(&self, key: &'static str) -> ModelError {
         ModelError::CfgMissingKey {
             file: self.file.to_owned(),
             line: self.section.line,
