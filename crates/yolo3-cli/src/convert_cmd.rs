@@ -8,6 +8,11 @@
 //! * `convert annotations`: any supported dataset to keras-yolo3's `train.txt` (+
 //!   `classes.txt` beside it; the job of keras' `voc_annotation.py`) or to a YOLO txt folder
 //!   (`images/`, `labels/`, `classes.txt`).
+//!
+//! Neither ever writes over one of its inputs or deletes anything. An existing output file is
+//! replaced only with `--force`; a YOLO output folder must be new or empty; a `classes.txt`
+//! that exists beside a keras output is kept when it lists the same classes and refused (or,
+//! with `--force`, replaced) when it does not.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -16,10 +21,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::{Subcommand, ValueEnum};
-use yolo3_data::{DatasetFormat, ImagePlacement, OpenOptions};
+use yolo3_data::{DatasetFormat, DifficultPolicy, ImagePlacement, OpenOptions};
 use yolo3_model::{CheckpointInfo, Darknet, DarknetWeights, WeightsHeader};
 
 use crate::args::Global;
+use crate::guard::{check_extension, check_output};
 use crate::model_load::{is_checkpoint, read_cfg, read_names};
 
 /// Metadata key of the darknet header in a checkpoint's `extra`.
@@ -55,6 +61,9 @@ struct WeightsArgs {
     /// Output: a .safetensors checkpoint (from .weights) or a .weights file (from a checkpoint).
     #[arg(long, short = 'o')]
     out: PathBuf,
+    /// Replace the output file if it exists (an input is never replaced).
+    #[arg(long)]
+    force: bool,
 }
 
 /// Target annotation formats.
@@ -87,6 +96,23 @@ struct AnnotationsArgs {
     /// YOLO output: copy the images instead of hard-linking them.
     #[arg(long)]
     copy_images: bool,
+    /// Keep Pascal VOC boxes marked difficult (by default they are left out, as keras-yolo3's
+    /// voc_annotation.py does, and counted in a warning).
+    #[arg(long)]
+    keep_difficult: bool,
+    /// keras output: replace an existing train.txt, and a classes.txt beside it that lists other
+    /// classes (an input is never replaced).
+    #[arg(long)]
+    force: bool,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Keras => "keras",
+            Self::Yolo => "YOLO",
+        }
+    }
 }
 
 pub fn run(args: ConvertArgs, global: &Global) -> anyhow::Result<ExitCode> {
@@ -120,6 +146,14 @@ fn parse_header(text: &str) -> Option<WeightsHeader> {
 }
 
 fn weights(args: &WeightsArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let inputs = [Some(&args.weights), args.cfg.as_ref(), args.classes.as_ref()];
+    let inputs = inputs.into_iter().flatten().map(PathBuf::as_path);
+    if is_checkpoint(&args.weights) {
+        check_extension("--out", &args.out, &["weights"], "a checkpoint converted to darknet")?;
+    } else {
+        check_extension("--out", &args.out, &["safetensors"], "darknet weights converted")?;
+    }
+    check_output("--out", &args.out, inputs, args.force)?;
     if is_checkpoint(&args.weights) {
         if args.cfg.is_some() || args.classes.is_some() {
             tracing::warn!("--cfg and --classes are ignored: the checkpoint carries its own");
@@ -150,12 +184,6 @@ fn weights(args: &WeightsArgs, global: &Global) -> anyhow::Result<ExitCode> {
         let Some(cfg_path) = &args.cfg else {
             bail!("{} is read as darknet weights, which needs --cfg", args.weights.display());
         };
-        if !is_checkpoint(&args.out) {
-            bail!(
-                "--out {}: a darknet input converts to a .safetensors checkpoint",
-                args.out.display()
-            );
-        }
         let cfg = read_cfg(cfg_path)?;
         let classes = cfg.heads().first().map_or(0, |h| h.classes.max(0) as usize);
         let weights = DarknetWeights::read(&args.weights, &cfg)
@@ -165,6 +193,12 @@ fn weights(args: &WeightsArgs, global: &Global) -> anyhow::Result<ExitCode> {
             .load_darknet_weights(&weights)
             .with_context(|| format!("loading {}", args.weights.display()))?;
         let total = net.config().conv_layers().len();
+        if loaded == 0 {
+            bail!(
+                "{} holds no convolution weights (only a header); there is nothing to convert",
+                args.weights.display()
+            );
+        }
         if loaded < total {
             eprintln!(
                 "warning: {} holds {loaded} of {total} convolutions; the rest are random in the checkpoint",
@@ -193,35 +227,69 @@ fn weights(args: &WeightsArgs, global: &Global) -> anyhow::Result<ExitCode> {
 }
 
 fn annotations(args: &AnnotationsArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let open = OpenOptions {
+    let mut open = OpenOptions {
         format: args.format,
         classes: args.classes.clone(),
         ..OpenOptions::default()
     };
-    let dataset = yolo3_data::read_dataset(&args.data, &open)
+    if args.keep_difficult {
+        open.read.difficult = DifficultPolicy::Keep;
+    }
+    let mut dataset = yolo3_data::read_dataset(&args.data, &open)
         .with_context(|| format!("reading dataset {}", args.data.display()))?;
-    for u in &dataset.unreadable {
+    let unreadable = std::mem::take(&mut dataset.unreadable);
+    for u in &unreadable {
         eprintln!("warning: {} is unreadable ({}); it is left out", u.path.display(), u.reason);
     }
-    let mut dataset = dataset;
-    let unreadable = std::mem::take(&mut dataset.unreadable);
-    if !unreadable.is_empty() {
-        let bad: std::collections::HashSet<&Path> =
-            unreadable.iter().map(|u| u.path.as_path()).collect();
-        dataset.samples.retain(|s| !bad.contains(s.image_path.as_path()));
+    let summary = dataset.summary();
+    if summary.ignored_difficult > 0 {
+        eprintln!(
+            "warning: {} boxes marked difficult are left out (as keras-yolo3's voc_annotation.py \
+             does); --keep-difficult writes them",
+            summary.ignored_difficult
+        );
     }
-    let boxes: usize = dataset.samples.iter().map(|s| s.boxes.len()).sum();
+    if summary.ignored_crowd > 0 {
+        eprintln!(
+            "warning: {} COCO crowd boxes are left out (the {} format has no crowd flag)",
+            summary.ignored_crowd,
+            args.to.name()
+        );
+    }
+    let boxes = summary.boxes;
+    let mut inputs: Vec<&Path> = vec![&args.data];
+    inputs.extend(args.classes.as_deref());
+    inputs.extend(dataset.samples.iter().map(|s| s.image_path.as_path()));
     match args.to {
         Target::Keras => {
+            check_output("--out", &args.out, inputs.iter().copied(), args.force)?;
+            let classes = classes_path_beside(&args.out);
+            let same_classes =
+                || yolo3_data::read_class_names(&classes).is_ok_and(|n| n == dataset.class_names);
+            let write_classes = if !classes.exists() {
+                true
+            } else if same_classes() {
+                false
+            } else if args.force {
+                check_output("--out's classes.txt", &classes, inputs.iter().copied(), true)?;
+                true
+            } else {
+                bail!(
+                    "{} exists and does not list this dataset's classes; pass --force to replace \
+                     it, or write the output to another folder",
+                    classes.display()
+                );
+            };
             if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
             yolo3_data::write_keras(&dataset, &args.out)
                 .with_context(|| format!("writing {}", args.out.display()))?;
-            let classes = classes_path_beside(&args.out);
-            yolo3_data::write_class_names(&classes, &dataset.class_names)
-                .with_context(|| format!("writing {}", classes.display()))?;
+            if write_classes {
+                yolo3_data::write_class_names(&classes, &dataset.class_names)
+                    .with_context(|| format!("writing {}", classes.display()))?;
+            }
             say(
                 global,
                 &format!(
@@ -237,11 +305,17 @@ fn annotations(args: &AnnotationsArgs, global: &Global) -> anyhow::Result<ExitCo
                 if args.copy_images { ImagePlacement::Copy } else { ImagePlacement::LinkOrCopy };
             let written = yolo3_data::write_yolo(&dataset, &args.out, placement)
                 .with_context(|| format!("writing {}", args.out.display()))?;
+            for (source, name) in &written.renamed {
+                eprintln!(
+                    "warning: {} is written as images/{name} (its name is taken by another image)",
+                    source.display()
+                );
+            }
             say(
                 global,
                 &format!(
                     "{} images, {boxes} boxes written to {}",
-                    written.len(),
+                    written.images.len(),
                     args.out.display()
                 ),
             );

@@ -9,8 +9,9 @@
 //! canvas) to a square `--input`, `[0, 1]` CHW, inference-mode forward in batches, then
 //! `yolo3-core`'s `decode` (keras' `yolo_eval`: letterbox correction, per-class NMS). Boxes are
 //! clipped to the image. Outputs, in `runs/detect/exp{,2,...}`:
-//! * the annotated images, under their own file names (a name seen twice gets an index
-//!   prefix);
+//! * the annotated images, under their own file names; an image whose stem is already taken
+//!   (`c/x.png` and `b/x.png`, or `a.png` and `a.jpg`, which would share `labels/a.txt`) gets a
+//!   `_2`, `_3`, ... suffix and a warning;
 //! * `predictions.json`: a COCO results list `{image_id, category_id, bbox: [x, y, w, h],
 //!   score}` in original-image pixels. `category_id` is the **0-based class index**;
 //!   `image_id` is the file stem when every stem is a distinct integer (COCO's
@@ -138,6 +139,12 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
     }
     let model = load_model(&args.model, device)?;
     let side = model.input(args.input)?;
+    yolo3_model::memory::check_fits(
+        model.net.config(),
+        side,
+        args.batch,
+        yolo3_model::memory::Pass::Inference,
+    )?;
     let config = HeadConfig::new(
         side as usize,
         side as usize,
@@ -269,11 +276,14 @@ fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, usize) {
                     failures += 1;
                 }
             }
-        } else if input.is_file() {
-            out.push(input.clone());
         } else {
-            eprintln!("warning: skipping {}: no such file or folder", input.display());
-            failures += 1;
+            match yolo3_core::fsio::check_regular(input) {
+                Ok(_) => out.push(input.clone()),
+                Err(e) => {
+                    eprintln!("warning: skipping {}: {e}", input.display());
+                    failures += 1;
+                }
+            }
         }
     }
     (out, failures)
@@ -291,7 +301,7 @@ fn plan_jobs(paths: Vec<PathBuf>) -> Vec<Job> {
         .collect();
     let distinct: HashSet<i64> = stems.iter().flatten().copied().collect();
     let use_stems = stems.iter().all(Option::is_some) && distinct.len() == stems.len();
-    let mut used = HashSet::new();
+    let mut names = yolo3_data::UniqueNames::new();
     paths
         .into_iter()
         .enumerate()
@@ -305,11 +315,14 @@ fn plan_jobs(paths: Vec<PathBuf>) -> Vec<Job> {
             if !matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
                 name.push_str(".png");
             }
-            if !used.insert(name.clone()) {
-                name = format!("{i}_{name}");
-                used.insert(name.clone());
+            let out_name = names.claim(&name);
+            if out_name != name {
+                eprintln!(
+                    "warning: the outputs of {} are named {out_name} ({name} is taken by another input)",
+                    path.display()
+                );
             }
-            Job { path, id, out_name: name }
+            Job { path, id, out_name }
         })
         .collect()
 }

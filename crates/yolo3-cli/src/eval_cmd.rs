@@ -298,6 +298,12 @@ fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Re
     let device = args.device.device()?;
     let model = load_model(&args.model, device)?;
     let side = model.input(args.input)?;
+    yolo3_model::memory::check_fits(
+        model.net.config(),
+        side,
+        args.batch,
+        yolo3_model::memory::Pass::Inference,
+    )?;
     let open = OpenOptions {
         classes: args.model.classes.clone(),
         // VOC `difficult` objects stay as ignored ground truth: neither counted nor penalised.
@@ -317,7 +323,9 @@ fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Re
         );
     }
     if model.names_known {
-        if let Some(c) = (0..dataset.class_names.len()).find(|&c| dataset.class_names[c] != model.class_names[c]) {
+        if let Some(c) =
+            (0..dataset.class_names.len()).find(|&c| dataset.class_names[c] != model.class_names[c])
+        {
             bail!(
                 "class {c} is {:?} in the dataset and {:?} in the model {}: the two do not \
                  name the same classes (give the model's class file with --classes, or \

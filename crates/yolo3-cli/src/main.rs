@@ -12,6 +12,7 @@ mod args;
 mod convert_cmd;
 mod detect_cmd;
 mod eval_cmd;
+mod guard;
 mod model_load;
 mod progress;
 mod ranges;

@@ -85,9 +85,12 @@ pub fn load_model(args: &ModelArgs, device: tch::Device) -> anyhow::Result<Loade
                 .with_context(|| format!("loading {} into the network", w.display()))?;
             let total = net.config().conv_layers().len();
             if loaded < total {
-                tracing::warn!(
-                    "{} holds {loaded} of {total} convolutions; the rest keep random weights",
-                    w.display()
+                bail!(
+                    "{} holds {loaded} of the {total} convolutions of {}; detection and \
+                     evaluation need them all (a partial file such as darknet53.conv.74 only \
+                     initialises training)",
+                    w.display(),
+                    cfg_path.display()
                 );
             }
             let names = args.classes.as_deref().map(read_names).transpose()?;

@@ -9,9 +9,9 @@
 
 use clap::builder::{RangedU64ValueParser, TypedValueParser as _, ValueParser};
 
-/// Largest network input side accepted on the command line. 8192 x 8192 RGB is 800 MB of
-/// float32 input per image before the network's activations; larger sides are refused here.
-pub const MAX_INPUT: u32 = 8192;
+/// Largest network input side (8192 x 8192 RGB is 800 MB of float32 input per image before the
+/// network's activations); training has the same bound.
+pub const MAX_INPUT: u32 = yolo3_train::config::MAX_INPUT;
 
 /// Largest `--threads`.
 const MAX_THREADS: u64 = 1024;

@@ -152,10 +152,10 @@ impl TrainArgs {
                 classes: self.classes.clone(),
                 val_fraction: self.val_fraction,
             };
-        } else if let (Some(n), DataSource::Synthetic { train_images, .. }) =
-            (self.synthetic_images, &mut c.data)
-        {
-            *train_images = n;
+        } else if let DataSource::Synthetic { train_images, val_images, size, .. } = &mut c.data {
+            *train_images = self.synthetic_images.unwrap_or(*train_images);
+            *val_images = self.synthetic_val_images.unwrap_or(*val_images);
+            *size = self.synthetic_size.unwrap_or(*size);
         }
         if let Some(cfg) = &self.cfg {
             c.model = ModelSource::Cfg { path: cfg.clone() };

@@ -4,71 +4,15 @@
 //! seconds.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
-use yolo3_data::{synthetic, SyntheticOptions};
+use yolo3_data::synthetic;
 
-const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models");
+mod common;
+use common::{assert_ok, model, small_dataset, text, tiny_mini_checkpoint, yolo3};
+
 const EVAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/eval");
-
-fn yolo3(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_yolo3"))
-        .current_dir(dir)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("the yolo3 binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-fn model(name: &str) -> PathBuf {
-    Path::new(MODELS).join(name)
-}
-
-/// Converts yolov3-tiny-mini (3 classes, random weights) to a checkpoint in `dir`.
-fn tiny_mini_checkpoint(dir: &Path) -> PathBuf {
-    let out = dir.join("tiny-mini.safetensors");
-    assert_ok(&yolo3(
-        dir,
-        &[
-            "convert",
-            "weights",
-            "--cfg",
-            model("cfg/yolov3-tiny-mini.cfg").to_str().unwrap(),
-            "--weights",
-            model("weights/yolov3-tiny-mini.weights").to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    ));
-    out
-}
-
-fn small_dataset(dir: &Path, images: usize, size: u32) -> synthetic::SyntheticDataset {
-    let options = SyntheticOptions {
-        images_train: images,
-        images_val: 2,
-        size,
-        seed: 7,
-        ..SyntheticOptions::default()
-    };
-    synthetic::generate(&dir.join("data"), &options).expect("synthetic dataset")
-}
 
 #[test]
 fn help_of_each_subcommand_mentions_its_key_flags() {

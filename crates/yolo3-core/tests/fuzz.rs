@@ -36,7 +36,11 @@ fn check_anchors(a: &Anchors) -> Result<(), String> {
     if n != 9 && n != 6 {
         return Err(format!("{n} anchors accepted without a mask"));
     }
-    if let Some(s) = a.sizes().iter().find(|s| !(s[0] > 0.0 && s[1] > 0.0 && s[0].is_finite() && s[1].is_finite())) {
+    if let Some(s) = a
+        .sizes()
+        .iter()
+        .find(|s| !(s[0] > 0.0 && s[1] > 0.0 && s[0].is_finite() && s[1].is_finite()))
+    {
         return Err(format!("anchor {s:?} is not a positive finite size"));
     }
     if a.mask().is_empty() || a.mask().iter().flatten().any(|&m| m >= n) {
@@ -65,8 +69,9 @@ fn anchors_check() -> Check<(Bytes, bool)> {
             match result {
                 Ok(a) => {
                     check_anchors(a)?;
-                    let again = Anchors::parse(&a.to_text(), "<again>", tiny)
-                        .map_err(|e| format!("to_text() of accepted anchors does not parse: {e}"))?;
+                    let again = Anchors::parse(&a.to_text(), "<again>", tiny).map_err(|e| {
+                        format!("to_text() of accepted anchors does not parse: {e}")
+                    })?;
                     if &again != a {
                         return Err(format!("to_text() round trip changed {a:?} into {again:?}"));
                     }
@@ -75,7 +80,7 @@ fn anchors_check() -> Check<(Bytes, bool)> {
                 Err(e) => return Err(format!("unexpected error kind: {e:?}")),
             }
         }
-        Ok(())
+        Ok(from_file.is_ok())
     })
 }
 
@@ -91,13 +96,32 @@ fn seeds_are_valid() {
     }
 }
 
+/// The harness itself: a panic and a hang are reported as failures, not as passes, and a
+/// hang does not block the test.
+#[test]
+fn harness_reports_panics_and_hangs() {
+    let check: Check<u8> = Arc::new(|n: u8| match n {
+        0 => Ok(true),
+        1 => panic!("boom"),
+        _ => loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        },
+    });
+    let bound = std::time::Duration::from_millis(200);
+    assert_eq!(fuzz_support::guarded_within(&check, 0, bound), Ok(true));
+    let e = fuzz_support::guarded_within(&check, 1, bound).unwrap_err();
+    assert!(e.contains("panicked: boom"), "{e}");
+    let e = fuzz_support::guarded_within(&check, 2, bound).unwrap_err();
+    assert!(e.contains("hang"), "{e}");
+}
+
 #[test]
 fn fuzz_anchors() {
-    fuzz("anchors", 512, anchors_input(), anchors_check());
+    fuzz("anchors", 512, &anchors_input(), &anchors_check());
 }
 
 #[test]
 #[ignore = "long fuzzing run (YOLO3_FUZZ_SECONDS, default 600)"]
 fn fuzz_anchors_long() {
-    fuzz_long("anchors", 512, anchors_input(), anchors_check());
+    fuzz_long("anchors", 512, &anchors_input(), &anchors_check());
 }

@@ -134,7 +134,10 @@ pub enum DataError {
         bbox: BoxXyxy,
     },
     /// A box extends beyond the image by more than the tolerance.
-    #[error("{at}: field \"{field}\": box {} lies outside the {width}x{height} image", ShowBox(bbox))]
+    #[error(
+        "{at}: field \"{field}\": box {} lies outside the {width}x{height} image",
+        ShowBox(bbox)
+    )]
     BoxOutsideImage {
         /// Where.
         at: Location,
@@ -193,6 +196,16 @@ pub enum DataError {
         path: PathBuf,
         /// Why no format matched.
         reason: String,
+    },
+    /// An output folder that must be new or empty holds files.
+    #[error(
+        "{}: the folder is not empty; a dataset is written into a new or empty folder only, so \
+         that nothing already there is replaced",
+        path.display()
+    )]
+    OutputNotEmpty {
+        /// The folder.
+        path: PathBuf,
     },
     /// Options or arguments are inconsistent (for example a batch size of 0).
     #[error("invalid option {option}: {message}")]

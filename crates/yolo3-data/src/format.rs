@@ -79,8 +79,8 @@ pub fn detect_format(path: &Path) -> Result<DatasetFormat> {
         "json" => Ok(DatasetFormat::Coco),
         "xml" => Ok(DatasetFormat::Voc),
         "txt" => {
-            let text =
-                yolo3_core::fsio::read_text(path).map_err(|e| DataError::io(path, "cannot read", e))?;
+            let text = yolo3_core::fsio::read_text(path)
+                .map_err(|e| DataError::io(path, "cannot read", e))?;
             let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty()).take(100);
             Ok(if lines.any(|l| l.contains(',')) {
                 DatasetFormat::Keras

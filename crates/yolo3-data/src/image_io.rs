@@ -77,11 +77,19 @@ pub(crate) fn image_sizes(paths: &[PathBuf]) -> Vec<Result<ImageSize, Unreadable
         .collect()
 }
 
-/// The innermost useful message of an error (the decoder's), for summaries.
-fn source_message(e: &DataError) -> String {
-    match e {
-        DataError::Image { source, .. } => source.to_string(),
-        other => other.to_string(),
+/// The causes of an error joined with `: ` (the decoder's or the OS's words), for one-line
+/// summaries of unreadable images.
+pub(crate) fn source_message(e: &DataError) -> String {
+    let mut parts = Vec::new();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        parts.push(c.to_string());
+        cause = c.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
     }
 }
 

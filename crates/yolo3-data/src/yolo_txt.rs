@@ -21,6 +21,7 @@ use yolo3_core::BoxXyxy;
 use crate::dataset::{Dataset, ImageSize, ReadOptions, Sample};
 use crate::error::{DataError, Location, Result};
 use crate::image_io::image_size;
+use crate::unique::UniqueNames;
 use crate::validate::{check_box, parse_class, parse_number};
 
 /// Image file extensions the folder search collects. Formats the decoder does not support are
@@ -93,6 +94,21 @@ pub fn read_yolo_images(
     class_names: Vec<String>,
     options: &ReadOptions,
 ) -> Result<Dataset> {
+    let mut owner: std::collections::HashMap<PathBuf, &Path> = std::collections::HashMap::new();
+    for image in images {
+        let label = label_path_for(image);
+        if let Some(first) = owner.insert(label.clone(), image) {
+            return Err(DataError::syntax(
+                Location::file(&label),
+                "label file",
+                format!(
+                    "belongs to both {} and {}: images of one folder need distinct stems",
+                    first.display(),
+                    image.display()
+                ),
+            ));
+        }
+    }
     let num_classes = class_names.len();
     let results: Vec<Result<std::result::Result<Sample, crate::UnreadableImage>>> =
         images.par_iter().map(|p| read_one(p, num_classes, options)).collect();
@@ -118,10 +134,7 @@ fn read_one(
     let size = match image_size(image) {
         Ok(s) => s,
         Err(e) => {
-            let reason = match &e {
-                DataError::Image { source, .. } => source.to_string(),
-                other => other.to_string(),
-            };
+            let reason = crate::image_io::source_message(&e);
             return Ok(Err(crate::UnreadableImage { path: image.to_path_buf(), reason }));
         }
     };
@@ -190,27 +203,51 @@ pub enum ImagePlacement {
     Copy,
 }
 
-/// Writes `dataset` as a YOLO txt dataset: `out_dir/images/<name>`, `out_dir/labels/<name>.txt`
-/// and `out_dir/classes.txt`. File names that collide are prefixed with the sample index. Only
-/// training boxes are written (the format has no crowd/difficult flags). Returns the image
-/// paths written, in sample order.
+/// What [`write_yolo`] wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct YoloWritten {
+    /// The image paths written, in sample order.
+    pub images: Vec<PathBuf>,
+    /// `(source image, name written)` of the images whose file name had to change so that
+    /// every image has a label file of its own ([`UniqueNames`]).
+    pub renamed: Vec<(PathBuf, String)>,
+}
+
+/// Writes `dataset` as a YOLO txt dataset: `out_dir/images/<name>`, `out_dir/labels/<stem>.txt`
+/// and `out_dir/classes.txt`. `out_dir` must be new or empty: nothing in it is ever replaced or
+/// deleted. Images whose stems collide (`a.png` and `a.jpg`, or `x.png` from two folders) get
+/// `_2`, `_3`, ... suffixes ([`YoloWritten::renamed`]). Only training boxes are written (the
+/// format has no crowd/difficult flags).
 pub fn write_yolo(
     dataset: &Dataset,
     out_dir: &Path,
     placement: ImagePlacement,
-) -> Result<Vec<PathBuf>> {
+) -> Result<YoloWritten> {
+    let occupied = match std::fs::read_dir(out_dir) {
+        Ok(mut rd) => rd.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(DataError::io(out_dir, "cannot list folder", e)),
+    };
+    if occupied {
+        return Err(DataError::OutputNotEmpty { path: out_dir.to_path_buf() });
+    }
     let img_dir = out_dir.join("images");
     let lbl_dir = out_dir.join("labels");
     for d in [&img_dir, &lbl_dir] {
         std::fs::create_dir_all(d).map_err(|e| DataError::io(d, "cannot create folder", e))?;
     }
     crate::dataset::write_class_names(&out_dir.join("classes.txt"), &dataset.class_names)?;
-    let mut used = std::collections::HashSet::new();
-    let mut written = Vec::with_capacity(dataset.samples.len());
+    let mut names = UniqueNames::new();
+    let mut written = YoloWritten::default();
     for (i, s) in dataset.samples.iter().enumerate() {
-        let name = s.image_path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let name = if used.insert(name.clone()) { name } else { format!("{i:06}_{name}") };
-        used.insert(name.clone());
+        let original = s
+            .image_path
+            .file_name()
+            .map_or_else(|| format!("image{i}.png"), |n| n.to_string_lossy().into_owned());
+        let name = names.claim(&original);
+        if name != original {
+            written.renamed.push((s.image_path.clone(), name.clone()));
+        }
         let size = match s.image_size {
             Some(sz) => sz,
             None => image_size(&s.image_path)?,
@@ -218,11 +255,17 @@ pub fn write_yolo(
         let dst = img_dir.join(&name);
         place(&s.image_path, &dst, placement)?;
         let label = label_path_for(&dst);
-        std::fs::write(&label, yolo_lines(&s.boxes, size))
+        write_new(&label, yolo_lines(&s.boxes, size).as_bytes())
             .map_err(|e| DataError::io(&label, "cannot write labels", e))?;
-        written.push(dst);
+        written.images.push(dst);
     }
     Ok(written)
+}
+
+/// Creates `path` and writes `bytes`; an existing file is an error, never replaced.
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path)?.write_all(bytes)
 }
 
 /// The label-file text of `boxes` in an image of `size`.
@@ -246,13 +289,12 @@ pub fn yolo_lines(boxes: &[yolo3_core::LabeledBox], size: ImageSize) -> String {
 }
 
 fn place(src: &Path, dst: &Path, placement: ImagePlacement) -> Result<()> {
-    if dst.exists() {
-        std::fs::remove_file(dst).map_err(|e| DataError::io(dst, "cannot replace", e))?;
-    }
     if placement == ImagePlacement::LinkOrCopy && std::fs::hard_link(src, dst).is_ok() {
         return Ok(());
     }
-    std::fs::copy(src, dst).map(|_| ()).map_err(|e| DataError::io(src, "cannot copy image", e))
+    let bytes = yolo3_core::fsio::read_bytes(src)
+        .map_err(|e| DataError::io(src, "cannot read image", e))?;
+    write_new(dst, &bytes).map_err(|e| DataError::io(dst, "cannot write image", e))
 }
 
 #[cfg(test)]

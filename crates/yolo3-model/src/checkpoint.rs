@@ -19,7 +19,7 @@ use tch::{Device, Kind, Tensor};
 use crate::cfg::Config;
 use crate::error::{ModelError, Result, TorchContext};
 use crate::network::Darknet;
-use crate::weights::write_atomically;
+use crate::weights::{write_atomically, ConvLayout};
 
 /// Value of the `format` metadata key.
 pub const CHECKPOINT_FORMAT: &str = "yolo3-darknet-checkpoint/1";
@@ -92,6 +92,34 @@ fn read_header(bytes: &[u8], path: &Path) -> Result<Header> {
     })
 }
 
+/// Refuses a checkpoint whose cfg describes more parameters than its tensors hold, before the
+/// network is built: building allocates and initialises every variable the cfg names, so a
+/// cfg edited to `size=2000` would otherwise take gigabytes and many seconds (or abort the
+/// process) only to fail the shape comparison afterwards. A network no larger than the file
+/// is built and compared tensor by tensor as usual, for the precise message.
+fn check_cfg_fits_file(cfg: &Config, bytes: &[u8], path: &Path) -> Result<()> {
+    let file = SafeTensors::deserialize(bytes)
+        .map_err(|source| ModelError::CheckpointFormat { path: path.to_owned(), source })?;
+    let held: u64 = file
+        .tensors()
+        .iter()
+        .map(|(_, v)| v.shape().iter().product::<usize>() as u64)
+        .fold(0, u64::saturating_add);
+    // Config validation keeps this sum within an i64.
+    let needed: u64 = ConvLayout::of_config(cfg).iter().map(|l| l.float_count() as u64).sum();
+    if needed > held {
+        return Err(meta_err(
+            path,
+            "cfg",
+            format!(
+                "its convolutions have {needed} parameters, but the file's tensors hold only \
+                 {held} values"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Darknet {
     /// Saves every variable and buffer with the cfg text and `info` to `path`.
     pub fn save_checkpoint(&self, path: impl AsRef<Path>, info: &CheckpointInfo) -> Result<()> {
@@ -150,7 +178,9 @@ impl Darknet {
         } else {
             header.cfg_name.clone()
         };
-        let mut net = Self::new(Config::parse(&header.cfg_text, &name)?, device)?;
+        let cfg = Config::parse(&header.cfg_text, &name)?;
+        check_cfg_fits_file(&cfg, &bytes, path)?;
+        let mut net = Self::new(cfg, device)?;
         net.load_tensors(&bytes, path)?;
         Ok((net, header.info))
     }
@@ -185,6 +215,11 @@ impl Darknet {
                 ));
             }
             let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            let floats =
+                view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            if let Some((i, v)) = floats.enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(tensor_err(path, name, format!("element {i} is {v}, not finite")));
+            }
             if shape != var.size() {
                 return Err(tensor_err(
                     path,

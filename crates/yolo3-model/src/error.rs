@@ -109,6 +109,24 @@ pub enum ModelError {
         message: String,
     },
 
+    /// A pass would need more memory than the machine has available.
+    #[error(
+        "{pass} at {side}x{side} with batch {batch} needs about {needed_mb} MB of activations; \
+         {available_mb} MB are available (lower the input size or the batch)"
+    )]
+    OutOfMemory {
+        /// Input side.
+        side: u32,
+        /// Images per pass.
+        batch: usize,
+        /// "inference" or "training".
+        pass: &'static str,
+        /// Estimated need, MB.
+        needed_mb: u64,
+        /// Available, MB.
+        available_mb: u64,
+    },
+
     /// The input tensor does not have the shape or kind the network expects.
     #[error("bad input tensor: expected {expected}, got {actual}")]
     InputTensor {
@@ -166,6 +184,19 @@ pub enum ModelError {
         actual_bytes: u64,
         /// `actual_bytes - expected_bytes`.
         extra_bytes: u64,
+    },
+
+    /// A `.weights` file holds a value no network can use (NaN, infinity, negative variance).
+    #[error("{}: conv #{conv} (layer {layer}): {message}", path.display())]
+    WeightsValue {
+        /// The weights file.
+        path: PathBuf,
+        /// 0-based ordinal of the conv among the cfg's convs.
+        conv: usize,
+        /// Its darknet layer index.
+        layer: usize,
+        /// Which value and what is wrong with it.
+        message: String,
     },
 
     /// Weights given to a network do not match its convs.

@@ -28,6 +28,7 @@
 pub mod cfg;
 pub mod checkpoint;
 pub mod error;
+pub mod memory;
 pub mod network;
 pub mod weights;
 

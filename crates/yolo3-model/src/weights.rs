@@ -222,6 +222,11 @@ impl DarknetWeights {
                 extra_bytes: actual_bytes - offset as u64,
             });
         }
+        // Values are checked once the sizes are known to fit: a shifted or truncated file is
+        // reported as such, not as the odd value the shift happens to produce first.
+        for (k, (params, layout)) in convs.iter().zip(layouts).enumerate() {
+            check_values(params, path, k, layout.layer)?;
+        }
         Ok(Self { header, convs })
     }
 
@@ -271,6 +276,35 @@ impl DarknetWeights {
     pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
         write_atomically(path.as_ref(), &self.to_bytes()?)
     }
+}
+
+/// Refuses NaN or infinite values and negative running variances (`sqrt(var + eps)` of a
+/// negative variance is NaN): either would make every detection vanish without an error.
+fn check_values(params: &ConvParams, path: &Path, conv: usize, layer: usize) -> Result<()> {
+    let mut groups: Vec<(&str, &[f32])> = vec![("biases", &params.biases)];
+    if let Some(bn) = &params.batch_norm {
+        groups.push(("scales", &bn.scales));
+        groups.push(("rolling mean", &bn.rolling_mean));
+        groups.push(("rolling variance", &bn.rolling_variance));
+    }
+    groups.push(("kernel", &params.kernel));
+    for (what, values) in groups {
+        let bad = |i: usize, v: f32, why: &str| ModelError::WeightsValue {
+            path: path.to_owned(),
+            conv,
+            layer,
+            message: format!("{what}[{i}] = {v} {why}"),
+        };
+        if let Some((i, &v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(bad(i, v, "is not finite"));
+        }
+        if what == "rolling variance" {
+            if let Some((i, &v)) = values.iter().enumerate().find(|(_, v)| **v < 0.0) {
+                return Err(bad(i, v, "is negative"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` atomically ([`yolo3_core::fsio::write_atomic`]).

@@ -6,8 +6,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::TrainError;
 use crate::optim::OptimizerKind;
 use crate::schedule::Schedule;
+
+/// Largest input side a run accepts (the CLI's `--input` has the same bound).
+pub const MAX_INPUT: u32 = 8192;
 
 /// Where the images and boxes come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -157,6 +161,51 @@ impl TrainConfig {
     /// Parses `args.toml`.
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
+    }
+
+    /// Checks every value against its range before anything is read or written, so a bad
+    /// value is reported as itself (not as a missing checkpoint or a non-finite loss later).
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |what: String| Err(TrainError::Config(what));
+        if self.input == 0 || self.input % 32 != 0 || self.input > MAX_INPUT {
+            return bad(format!("input {}: not a multiple of 32 in 32..={MAX_INPUT}", self.input));
+        }
+        if self.batch == 0 || self.nominal_batch < self.batch {
+            return bad(format!(
+                "batch {} and nominal batch {}: need 1 <= batch <= nominal batch",
+                self.batch, self.nominal_batch
+            ));
+        }
+        if self.epochs == 0 {
+            return bad("epochs 0: a run needs at least one epoch".into());
+        }
+        if !(0.0..=1.0).contains(&self.ignore_thresh) {
+            return bad(format!("ignore threshold {}: not in [0, 1]", self.ignore_thresh));
+        }
+        for (what, lr) in self.schedule.learning_rates() {
+            if !(lr.is_finite() && lr > 0.0) {
+                return bad(format!("{what} {lr}: not a positive number"));
+            }
+        }
+        match &self.data {
+            DataSource::Synthetic { train_images, val_images, size, .. } => {
+                if *train_images == 0 || *val_images == 0 || *size < 32 {
+                    return bad(format!(
+                        "synthetic data of {train_images} training and {val_images} validation \
+                         images of {size} pixels: need at least 1 image per split and 32 pixels"
+                    ));
+                }
+            }
+            DataSource::Files { val_fraction, val, .. } => {
+                if val.is_none() && !(0.0..1.0).contains(val_fraction) {
+                    return bad(format!("validation fraction {val_fraction}: not in [0, 1)"));
+                }
+            }
+        }
+        if let ModelSource::TinyPreset { width_divisor: 0 } = self.model {
+            return bad("width divisor 0: must be at least 1".into());
+        }
+        crate::run_dir::check_run_name(&self.name)
     }
 }
 

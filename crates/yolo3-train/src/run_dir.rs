@@ -12,8 +12,22 @@ use crate::error::{Result, TrainError};
 pub const RESULTS_HEADER: &str = "epoch,train_xy,train_wh,train_conf,train_class,train_loss,\
 val_xy,val_wh,val_conf,val_class,val_loss,precision,recall,map50,map50_95,lr,seconds";
 
+/// Checks that a run name is one plain folder name, so the run folder stays inside its
+/// project folder (`""`, `.`, `..`, `a/b` and absolute paths are refused).
+pub fn check_run_name(name: &str) -> Result<()> {
+    let mut parts = Path::new(name).components();
+    match (parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(n)), None) if n == name => Ok(()),
+        _ => Err(TrainError::Config(format!(
+            "run name {name:?}: must be one folder name (no path separators, not empty, not . or ..)"
+        ))),
+    }
+}
+
 /// Creates `<root>/<name>`, or `<root>/<name>N` with the smallest `N >= 2` that is free.
+/// `name` must pass [`check_run_name`].
 pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
+    check_run_name(name)?;
     std::fs::create_dir_all(root).map_err(|source| TrainError::Io {
         action: "creating",
         path: root.to_owned(),

@@ -91,6 +91,17 @@ pub struct Position {
 }
 
 impl Schedule {
+    /// The learning rates the schedule is built from, named (for range checks).
+    #[must_use]
+    pub fn learning_rates(&self) -> Vec<(&'static str, f64)> {
+        match self {
+            Self::KerasTwoStage { frozen_lr, lr, .. } => {
+                vec![("frozen-stage learning rate", *frozen_lr), ("learning rate", *lr)]
+            }
+            Self::Darknet { lr, .. } | Self::Cosine { lr, .. } => vec![("learning rate", *lr)],
+        }
+    }
+
     /// keras-yolo3's preset: 50 frozen epochs at 1e-3, then 1e-4 with plateau and early stop.
     #[must_use]
     pub fn keras(frozen_epochs: usize) -> Self {

@@ -72,14 +72,30 @@ struct RunState {
 }
 
 /// Starts a new run.
+///
+/// A run that fails before its first epoch is recorded removes the run folder it created, so
+/// the next run gets the same name instead of `exp2` beside an empty `exp`.
 pub fn train(config: TrainConfig, observer: &mut dyn Observer) -> Result<TrainSummary> {
+    config.validate()?;
     let run_dir = next_run_dir(&config.project, &config.name)?;
-    let args = config.to_toml().map_err(|e| TrainError::RunFile {
-        path: run_dir.join("args.toml"),
-        message: e.to_string(),
-    })?;
-    write_atomic(&run_dir.join("args.toml"), args.as_bytes())?;
-    Session::open(config, run_dir, false, observer)?.run(observer)
+    let result = (|| {
+        let args = config.to_toml().map_err(|e| TrainError::RunFile {
+            path: run_dir.join("args.toml"),
+            message: e.to_string(),
+        })?;
+        write_atomic(&run_dir.join("args.toml"), args.as_bytes())?;
+        Session::open(config, run_dir.clone(), false, observer)?.run(observer)
+    })();
+    if result.is_err() && !run_dir.join("results.csv").exists() {
+        // Everything in it was written by this call; nothing of the user's is inside.
+        if std::fs::remove_dir_all(&run_dir).is_ok() {
+            observer.message(&format!(
+                "removed {}: the run ended before its first epoch",
+                run_dir.display()
+            ));
+        }
+    }
+    result
 }
 
 /// Continues the run in `run_dir` from its last checkpoint.
@@ -92,6 +108,7 @@ pub fn resume(run_dir: &Path, observer: &mut dyn Observer) -> Result<TrainSummar
     })?;
     let config = TrainConfig::from_toml(&text)
         .map_err(|e| TrainError::RunFile { path, message: e.to_string() })?;
+    config.validate()?;
     Session::open(config, run_dir.to_owned(), true, observer)?.run(observer)
 }
 
@@ -114,18 +131,6 @@ impl Session {
         resuming: bool,
         observer: &mut dyn Observer,
     ) -> Result<Self> {
-        if config.input % 32 != 0 || config.input == 0 {
-            return Err(TrainError::Config(format!(
-                "input {} is not a positive multiple of 32",
-                config.input
-            )));
-        }
-        if config.batch == 0 || config.nominal_batch < config.batch {
-            return Err(TrainError::Config(format!(
-                "batch {} and nominal batch {}: need 1 <= batch <= nominal batch",
-                config.batch, config.nominal_batch
-            )));
-        }
         let device = parse_device(&config.device).map_err(TrainError::Config)?;
         tch::manual_seed(config.seed as i64);
         let splits = load_splits(&config.data, &run_dir, config.seed)?;
@@ -203,6 +208,17 @@ impl Session {
             ((net, None), state, Vec::new())
         };
         let (net, optimizer) = net;
+        let largest = if config.multi_scale {
+            config.input.max(yolo3_data::MultiScale::default().max)
+        } else {
+            config.input
+        };
+        yolo3_model::memory::check_fits(
+            net.config(),
+            largest,
+            config.batch,
+            yolo3_model::memory::Pass::Training,
+        )?;
         let heads_classes = net.heads().first().map_or(0, |h| h.classes as usize);
         if heads_classes != class_names.len() {
             return Err(TrainError::Config(format!(
@@ -486,7 +502,11 @@ fn model_cfg_text(config: &TrainConfig, train: &Dataset) -> Result<String> {
         ModelSource::Cfg { path } => yolo3_core::fsio::read_text(path)
             .map_err(|source| TrainError::Io { action: "reading", path: path.clone(), source })?,
     };
-    let n_anchors = Config::parse(&base, "cfg").map(|c| {
+    let cfg_name = match &config.model {
+        ModelSource::Cfg { path } => path.display().to_string(),
+        ModelSource::TinyPreset { .. } => "the built-in tiny-YOLOv3 cfg".to_owned(),
+    };
+    let n_anchors = Config::parse(&base, &cfg_name).map(|c| {
         c.layers()
             .iter()
             .find_map(|l| {
@@ -500,12 +520,20 @@ fn model_cfg_text(config: &TrainConfig, train: &Dataset) -> Result<String> {
     })?;
     let anchors: Option<Vec<[f32; 2]>> = match &config.anchors {
         AnchorSource::Cfg => None,
-        AnchorSource::File { path } => Some(
-            Anchors::read(path, TinyMask::Darknet)
+        AnchorSource::File { path } => {
+            let sizes = Anchors::read(path, TinyMask::Darknet)
                 .map_err(|source| TrainError::Core { context: "anchors file".into(), source })?
                 .sizes()
-                .to_vec(),
-        ),
+                .to_vec();
+            if sizes.len() != n_anchors {
+                return Err(TrainError::Config(format!(
+                    "{} holds {} anchors; the [yolo] layers of {cfg_name} use {n_anchors}",
+                    path.display(),
+                    sizes.len()
+                )));
+            }
+            Some(sizes)
+        }
         AnchorSource::Kmeans => Some(kmeans_anchors(train, n_anchors, config.input, config.seed)?),
     };
     Ok(adapt_cfg(&base, classes, anchors.as_deref()))

@@ -32,7 +32,8 @@ fn save_as(image: &RgbImage, path: &Path, format: ImageFormat) -> Result<(), Viz
     image
         .write_to(&mut Cursor::new(&mut bytes), format)
         .map_err(|source| VizError::Encode { path: path.to_path_buf(), source })?;
-    yolo3_core::fsio::write_atomic(path, &bytes).map_err(|source| io_error(path, "cannot write", source))
+    yolo3_core::fsio::write_atomic(path, &bytes)
+        .map_err(|source| io_error(path, "cannot write", source))
 }
 
 fn io_error(path: &Path, action: &'static str, source: std::io::Error) -> VizError {
@@ -97,10 +98,7 @@ mod tests {
         fs::create_dir(&path).unwrap();
         fs::write(path.join("inside"), b"x").unwrap();
         let err = save_png(&sample(), &path).unwrap_err();
-        assert!(
-            matches!(err, VizError::Io { action: "cannot write", .. }),
-            "{err}"
-        );
+        assert!(matches!(err, VizError::Io { action: "cannot write", .. }), "{err}");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         assert_eq!(fs::read(path.join("inside")).unwrap(), b"x");
     }

@@ -219,10 +219,9 @@ fn labelled_box(
     let (x, f) = ctx.member(object, path, "bbox")?;
     let bbox = ctx.bbox(x, &f)?;
     if bbox[2] < bbox[0] || bbox[3] < bbox[1] {
-        return Err(ctx.invalid(
-            &f,
-            format!("box {bbox:?} is inverted (x_max < x_min or y_max < y_min)"),
-        ));
+        return Err(
+            ctx.invalid(&f, format!("box {bbox:?} is inverted (x_max < x_min or y_max < y_min)"))
+        );
     }
     Ok((image_id, class, bbox))
 }

@@ -267,16 +267,16 @@ fn read_shortcut(r: &SectionReader<'_>, index: usize) -> Result<Shortcut> {
 
 fn read_yolo(r: &SectionReader<'_>) -> Result<Yolo> {
     let num = r.int_at_least("num", 1, 1)? as usize;
-    let mask: Vec<usize> =
-        r.opt_list("mask", "an anchor index")?.unwrap_or_else(|| (0..num).collect());
-    if mask.is_empty() {
-        return Err(r.key_error("mask", "is empty"));
+    let explicit_mask: Option<Vec<usize>> = r.opt_list("mask", "an anchor index")?;
+    if let Some(mask) = &explicit_mask {
+        if mask.is_empty() {
+            return Err(r.key_error("mask", "is empty"));
+        }
+        if let Some(bad) = mask.iter().find(|&&m| m >= num) {
+            return Err(r.key_error("mask", format!("index {bad} is not below num={num}")));
+        }
     }
-    if let Some(bad) = mask.iter().find(|&&m| m >= num) {
-        return Err(r.key_error("mask", format!("index {bad} is not below num={num}")));
-    }
-    let flat: Vec<f32> =
-        r.opt_list("anchors", "a number")?.ok_or_else(|| r.missing("anchors"))?;
+    let flat: Vec<f32> = r.opt_list("anchors", "a number")?.ok_or_else(|| r.missing("anchors"))?;
     if flat.len() != 2 * num {
         return Err(r.key_error(
             "anchors",
@@ -287,6 +287,9 @@ fn read_yolo(r: &SectionReader<'_>) -> Result<Yolo> {
         return Err(r.key_error("anchors", "anchor sizes must be positive"));
     }
     let anchors = flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
+    // The default mask (every anchor) is built only now that `anchors` has as many pairs as
+    // `num` says: `num=10000000000` without a mask is an error, not a 80 GB allocation.
+    let mask = explicit_mask.unwrap_or_else(|| (0..num).collect());
     let classes = r.int_at_least("classes", 20, 1)?;
     r.reject_unless("scale_x_y", 1.0, "scaled xy (YOLOv4)")?;
     r.reject_unless("new_coords", 0.0, "new coordinates (scaled-YOLOv4)")?;

@@ -192,6 +192,9 @@ impl Config {
         // Input pixels per output sample, as a float: upsampling divides it.
         let mut strides: Vec<f64> = Vec::with_capacity(self.layers.len());
         let mut heads = Vec::new();
+        // Floats of all conv parameters so far. Kept countable (also as bytes, in an i64) so
+        // that `.weights` sizes and variable shapes derived from the cfg never overflow.
+        let mut params: i64 = 0;
         for (i, layer) in self.layers.iter().enumerate() {
             let (in_c, in_s) =
                 if i == 0 { (self.net.channels, 1.0) } else { (channels[i - 1], strides[i - 1]) };
@@ -210,7 +213,22 @@ impl Config {
                 );
             }
             let (c, s) = match layer {
-                Layer::Convolutional(conv) => (conv.filters, in_s * conv.stride as f64),
+                Layer::Convolutional(conv) => {
+                    params = conv_floats(conv, in_c)
+                        .and_then(|n| params.checked_add(n))
+                        .filter(|n| n.checked_mul(4).is_some())
+                        .ok_or_else(|| {
+                            self.structure_error(
+                                i,
+                                format!(
+                                    "{} filters of {in_c}x{}x{} weights: the parameter count of \
+                                     the convolutions overflows 64 bits",
+                                    conv.filters, conv.size, conv.size
+                                ),
+                            )
+                        })?;
+                    (conv.filters, in_s * conv.stride as f64)
+                }
                 Layer::Maxpool(m) => (in_c, in_s * m.stride as f64),
                 Layer::Upsample(u) => (in_c, in_s / u.stride as f64),
                 Layer::Route(r) => {
@@ -224,7 +242,14 @@ impl Config {
                             ),
                         ));
                     }
-                    (r.layers.iter().map(|&j| channels[j]).sum(), s)
+                    let c = r
+                        .layers
+                        .iter()
+                        .try_fold(0i64, |sum, &j| sum.checked_add(channels[j]))
+                        .ok_or_else(|| {
+                            self.structure_error(i, "the concatenated channel count overflows")
+                        })?;
+                    (c, s)
                 }
                 Layer::Shortcut(sc) => {
                     if i == 0 || channels[sc.from] != in_c || strides[sc.from] != in_s {
@@ -239,8 +264,12 @@ impl Config {
                     (in_c, in_s)
                 }
                 Layer::Yolo(y) => {
-                    let need = y.mask.len() as i64 * (5 + y.classes);
-                    if i == 0 || in_c != need {
+                    let need = 5i64
+                        .checked_add(y.classes)
+                        .and_then(|k| k.checked_mul(y.mask.len() as i64));
+                    if i == 0 || need != Some(in_c) {
+                        let need =
+                            need.map_or_else(|| "more than 2^63".to_owned(), |n| n.to_string());
                         return Err(self.structure_error(
                             i,
                             format!(
@@ -296,15 +325,34 @@ impl Config {
             };
             let shape = match layer {
                 Layer::Convolutional(c) => {
-                    let out = |x: i64| (x + 2 * c.padding - c.size).div_euclid(c.stride) + 1;
-                    Shape { c: c.filters, h: out(input.h), w: out(input.w) }
+                    let out = |x: i64| {
+                        let padded = x.checked_add(c.padding.checked_mul(2)?)?;
+                        padded.checked_sub(c.size)?.div_euclid(c.stride).checked_add(1)
+                    };
+                    let (Some(h), Some(w)) = (out(input.h), out(input.w)) else {
+                        return Err(fail("the output size overflows".into()));
+                    };
+                    Shape { c: c.filters, h, w }
                 }
                 Layer::Maxpool(m) => {
-                    let out = |x: i64| (x + m.padding - m.size).div_euclid(m.stride) + 1;
-                    Shape { c: input.c, h: out(input.h), w: out(input.w) }
+                    let out = |x: i64| {
+                        x.checked_add(m.padding)?
+                            .checked_sub(m.size)?
+                            .div_euclid(m.stride)
+                            .checked_add(1)
+                    };
+                    let (Some(h), Some(w)) = (out(input.h), out(input.w)) else {
+                        return Err(fail("the output size overflows".into()));
+                    };
+                    Shape { c: input.c, h, w }
                 }
                 Layer::Upsample(u) => {
-                    Shape { c: input.c, h: input.h * u.stride, w: input.w * u.stride }
+                    let (Some(h), Some(w)) =
+                        (input.h.checked_mul(u.stride), input.w.checked_mul(u.stride))
+                    else {
+                        return Err(fail("the output size overflows".into()));
+                    };
+                    Shape { c: input.c, h, w }
                 }
                 Layer::Route(r) => {
                     let first = shapes[r.layers[0]];
@@ -337,6 +385,14 @@ impl Config {
         }
         Ok(shapes)
     }
+}
+
+/// Floats of a conv's parameters in a `.weights` file or a checkpoint (kernel, then biases or
+/// the four batch-norm vectors), or `None` when the count does not fit an `i64`.
+fn conv_floats(conv: &Convolutional, in_channels: i64) -> Option<i64> {
+    let kernel =
+        conv.filters.checked_mul(in_channels)?.checked_mul(conv.size)?.checked_mul(conv.size)?;
+    kernel.checked_add(conv.filters.checked_mul(if conv.batch_normalize { 4 } else { 1 })?)
 }
 
 #[cfg(test)]

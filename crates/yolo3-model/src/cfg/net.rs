@@ -88,8 +88,7 @@ impl NetParams {
     pub(crate) fn read(r: &SectionReader<'_>) -> Result<Self> {
         let size = r.opt_int("size")?;
         let width = r.opt_int("width")?.or(size).ok_or_else(|| r.missing("width"))?;
-        let height =
-            r.opt_int("height")?.or(size).ok_or_else(|| r.missing("height"))?;
+        let height = r.opt_int("height")?.or(size).ok_or_else(|| r.missing("height"))?;
         let channels = r.req_int("channels")?;
         for (key, v) in [("width", width), ("height", height), ("channels", channels)] {
             if v <= 0 {

@@ -1,0 +1,69 @@
+//! What the binary's integration tests share: running `yolo3` in a folder, the shared random
+//! models, small synthetic datasets.
+// Each test crate uses its own part of this module.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use yolo3_data::{synthetic, SyntheticOptions};
+
+pub const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models");
+
+pub fn yolo3(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_yolo3"))
+        .current_dir(dir)
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("the yolo3 binary runs")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[track_caller]
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+pub fn model(name: &str) -> PathBuf {
+    Path::new(MODELS).join(name)
+}
+
+/// Converts yolov3-tiny-mini (3 classes, random weights) to a checkpoint in `dir`.
+pub fn tiny_mini_checkpoint(dir: &Path) -> PathBuf {
+    let out = dir.join("tiny-mini.safetensors");
+    assert_ok(&yolo3(
+        dir,
+        &[
+            "convert",
+            "weights",
+            "--cfg",
+            model("cfg/yolov3-tiny-mini.cfg").to_str().unwrap(),
+            "--weights",
+            model("weights/yolov3-tiny-mini.weights").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ));
+    out
+}
+
+pub fn small_dataset(dir: &Path, images: usize, size: u32) -> synthetic::SyntheticDataset {
+    let options = SyntheticOptions {
+        images_train: images,
+        images_val: 2,
+        size,
+        seed: 7,
+        ..SyntheticOptions::default()
+    };
+    synthetic::generate(&dir.join("data"), &options).expect("synthetic dataset")
+}
