@@ -28,10 +28,10 @@ pub struct AnchorsArgs {
     /// Class-name file, where the format needs one and none is found beside the data.
     #[arg(long)]
     classes: Option<PathBuf>,
-    /// Number of anchors (9 for YOLOv3, 6 for tiny-YOLOv3).
+    /// Number of anchors, 1-100 (9 for YOLOv3, 6 for tiny-YOLOv3).
     #[arg(short = 'n', long = "num", default_value_t = 9, value_parser = crate::ranges::count(1, 100))]
     num: usize,
-    /// Square network input side the boxes are letterboxed to.
+    /// Square network input side the boxes are letterboxed to (1-8192).
     #[arg(long, default_value_t = 416, value_parser = crate::ranges::count_u32(1, crate::ranges::MAX_INPUT))]
     input: u32,
     /// Seed of the initial centres.
@@ -46,6 +46,9 @@ pub struct AnchorsArgs {
     /// Where to write the keras anchors.txt.
     #[arg(long, default_value = "anchors.txt")]
     out: PathBuf,
+    /// Replace --out if it exists (an input is never replaced).
+    #[arg(long)]
+    force: bool,
 }
 
 // main.rs hands the parsed arguments over by value.
@@ -57,6 +60,8 @@ pub fn run(args: AnchorsArgs, global: &Global) -> anyhow::Result<ExitCode> {
     for u in &dataset.unreadable {
         eprintln!("warning: skipping {}: {}", u.path.display(), u.reason);
     }
+    let inputs = crate::guard::dataset_inputs(&args.dataset, args.classes.as_deref(), &dataset);
+    crate::guard::check_output("--out", &args.out, inputs.iter().map(AsRef::as_ref), args.force)?;
     let side = f64::from(args.input);
     let mut unknown_size = 0usize;
     let sizes: Vec<[f64; 2]> = dataset

@@ -11,7 +11,7 @@ pub struct Global {
     /// Only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// CPU threads for libtorch and the data pipeline (default: all cores).
+    /// CPU threads for libtorch and the data pipeline, 1-1024 (default: all cores).
     #[arg(long, global = true, value_parser = crate::ranges::threads())]
     pub threads: Option<usize>,
 }

@@ -257,12 +257,10 @@ fn annotations(args: &AnnotationsArgs, global: &Global) -> anyhow::Result<ExitCo
         );
     }
     let boxes = summary.boxes;
-    let mut inputs: Vec<&Path> = vec![&args.data];
-    inputs.extend(args.classes.as_deref());
-    inputs.extend(dataset.samples.iter().map(|s| s.image_path.as_path()));
+    let inputs = crate::guard::dataset_inputs(&args.data, args.classes.as_deref(), &dataset);
     match args.to {
         Target::Keras => {
-            check_output("--out", &args.out, inputs.iter().copied(), args.force)?;
+            check_output("--out", &args.out, inputs.iter().map(AsRef::as_ref), args.force)?;
             let classes = classes_path_beside(&args.out);
             let same_classes =
                 || yolo3_data::read_class_names(&classes).is_ok_and(|n| n == dataset.class_names);
@@ -271,7 +269,12 @@ fn annotations(args: &AnnotationsArgs, global: &Global) -> anyhow::Result<ExitCo
             } else if same_classes() {
                 false
             } else if args.force {
-                check_output("--out's classes.txt", &classes, inputs.iter().copied(), true)?;
+                check_output(
+                    "--out's classes.txt",
+                    &classes,
+                    inputs.iter().map(AsRef::as_ref),
+                    true,
+                )?;
                 true
             } else {
                 bail!(

@@ -53,20 +53,20 @@ pub struct DetectArgs {
     inputs: Vec<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
-    /// Network input side in pixels, a multiple of 32 (default: the checkpoint's training
+    /// Network input side in pixels, a multiple of 32 up to 8192 (default: the checkpoint's training
     /// input, else the cfg's width).
     #[arg(long, value_parser = crate::ranges::input_side())]
     input: Option<u32>,
-    /// Images per forward pass.
+    /// Images per forward pass (1-1024).
     #[arg(long, default_value_t = 8, value_parser = crate::ranges::count(1, 1024))]
     batch: usize,
-    /// Keep boxes whose objectness x class probability is at least this (keras-yolo3: 0.6).
+    /// Keep boxes whose objectness x class probability is at least this, in [0, 1] (keras-yolo3: 0.6).
     #[arg(long, visible_alias = "conf", default_value_t = 0.25, value_parser = crate::ranges::unit)]
     score_threshold: f64,
-    /// NMS: drop a box whose IoU with a kept box of its class exceeds this (keras-yolo3: 0.5).
+    /// NMS: drop a box whose IoU with a kept box of its class exceeds this, in [0, 1] (keras-yolo3: 0.5).
     #[arg(long, visible_alias = "iou", default_value_t = 0.45, value_parser = crate::ranges::unit)]
     iou_threshold: f64,
-    /// At most this many boxes per class and image (keras-yolo3: 20).
+    /// At most this many boxes per class and image, 1-100000 (keras-yolo3: 20).
     #[arg(long, default_value_t = 100, value_parser = crate::ranges::count(1, 100_000))]
     max_boxes: usize,
     #[command(flatten)]

@@ -86,23 +86,23 @@ pub struct EvalArgs {
     /// shared/eval's expected.json).
     #[arg(long)]
     json: bool,
-    /// Network input side, a multiple of 32 (default: the checkpoint's training input, else
+    /// Network input side, a multiple of 32 up to 8192 (default: the checkpoint's training input, else
     /// the cfg's width).
     #[arg(long, value_parser = crate::ranges::input_side())]
     input: Option<u32>,
-    /// Images per forward pass.
+    /// Images per forward pass (1-1024).
     #[arg(long, default_value_t = 8, value_parser = crate::ranges::count(1, 1024))]
     batch: usize,
-    /// Lowest score kept by the decode (low, so that the whole PR curve is measured).
+    /// Lowest score kept by the decode, in [0, 1] (low, so that the whole PR curve is measured).
     #[arg(long, visible_alias = "conf", default_value_t = 0.001, value_parser = crate::ranges::unit)]
     score_threshold: f64,
-    /// NMS IoU threshold of the decode.
+    /// NMS IoU threshold of the decode, in [0, 1].
     #[arg(long, visible_alias = "iou", default_value_t = 0.5, value_parser = crate::ranges::unit)]
     iou_threshold: f64,
-    /// Boxes kept per class and image by the decode.
+    /// Boxes kept per class and image by the decode (1-100000).
     #[arg(long, default_value_t = 100, value_parser = crate::ranges::count(1, 100_000))]
     max_boxes: usize,
-    /// Score a detection needs to enter the confusion matrix.
+    /// Score a detection needs to enter the confusion matrix, in [0, 1].
     #[arg(long, default_value_t = 0.25, value_parser = crate::ranges::unit_f32)]
     confusion_threshold: f32,
     /// VOC AP with continuous box widths (x_max - x_min) instead of voc_eval's "+1 pixel".

@@ -25,6 +25,28 @@ fn absolute(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).or_else(|_| std::path::absolute(p)).unwrap_or_else(|_| p.into())
 }
 
+/// Whether `out` is `input`, or lies inside `input` when that is a folder (a dataset folder's
+/// files are all inputs).
+fn is_input(out: &Path, input: &Path) -> bool {
+    same_file(out, input) || (input.is_dir() && absolute(out).starts_with(absolute(input)))
+}
+
+/// What a command that reads `dataset` from `data` takes as input: the annotation file or
+/// folder, the class file (given, or the one the reader found beside the data) and every image.
+pub fn dataset_inputs<'a>(
+    data: &'a Path,
+    classes: Option<&'a Path>,
+    dataset: &'a yolo3_data::Dataset,
+) -> Vec<std::borrow::Cow<'a, Path>> {
+    let mut inputs = vec![std::borrow::Cow::Borrowed(data)];
+    match classes {
+        Some(c) => inputs.push(c.into()),
+        None => inputs.extend(yolo3_data::format::find_class_file(data).map(Into::into)),
+    }
+    inputs.extend(dataset.samples.iter().map(|s| s.image_path.as_path().into()));
+    inputs
+}
+
 /// Refuses an output that is one of `inputs`, or (unless `replace`) that exists already.
 /// `flag` names the option the output came from, for the message.
 pub fn check_output<'a>(
@@ -35,7 +57,7 @@ pub fn check_output<'a>(
 ) -> anyhow::Result<()> {
     let exists = std::fs::symlink_metadata(out).is_ok();
     if exists {
-        if let Some(input) = inputs.into_iter().find(|i| same_file(out, i)) {
+        if let Some(input) = inputs.into_iter().find(|i| is_input(out, i)) {
             bail!(
                 "{flag} {}: that is an input of this command ({}); choose another output",
                 out.display(),

@@ -58,23 +58,23 @@ pub struct TrainArgs {
     /// Class-name file (one name per line), where the format needs one.
     #[arg(long)]
     classes: Option<PathBuf>,
-    /// Fraction of training images held out for validation when --val is absent.
+    /// Fraction of training images held out for validation when --val is absent, in [0, 1).
     #[arg(long, default_value_t = 0.1, value_parser = crate::ranges::fraction_below_one)]
     val_fraction: f64,
-    /// Images of the synthetic training split (with no --data).
+    /// Images of the synthetic training split, 1-1000000 (with no --data).
     #[arg(long, value_parser = crate::ranges::count(1, 1_000_000))]
     synthetic_images: Option<usize>,
-    /// Images of the synthetic validation split (with no --data).
+    /// Images of the synthetic validation split, 1-1000000 (with no --data).
     #[arg(long, value_parser = crate::ranges::count(1, 1_000_000))]
     synthetic_val_images: Option<usize>,
-    /// Side of the synthetic images in pixels (with no --data).
+    /// Side of the synthetic images in pixels, 32-4096 (with no --data).
     #[arg(long, value_parser = crate::ranges::count_u32(32, 4096))]
     synthetic_size: Option<u32>,
     /// Darknet cfg of the network (default: the built-in narrow tiny-YOLOv3). Its classes,
     /// head filters and (with --anchors kmeans) anchors are adapted to the dataset.
     #[arg(long)]
     cfg: Option<PathBuf>,
-    /// Width divisor of the built-in tiny-YOLOv3 (1 = official widths).
+    /// Width divisor of the built-in tiny-YOLOv3 (1-16; 1 = official widths).
     #[arg(long, value_parser = crate::ranges::count_u32(1, 16))]
     width_divisor: Option<u32>,
     /// Initial weights: darknet .weights (full, or partial like darknet53.conv.74) or a
@@ -87,16 +87,16 @@ pub struct TrainArgs {
     /// Anchors from a keras anchors.txt (overrides --anchors).
     #[arg(long)]
     anchors_file: Option<PathBuf>,
-    /// Square input side in pixels, a multiple of 32.
+    /// Square input side in pixels, a multiple of 32 up to 8192.
     #[arg(long, value_parser = crate::ranges::input_side())]
     input: Option<u32>,
-    /// Images per forward pass.
+    /// Images per forward pass (1-1024).
     #[arg(long, value_parser = crate::ranges::count(1, 1024))]
     batch: Option<usize>,
-    /// Images per optimizer step (gradients accumulate over nominal/batch passes).
+    /// Images per optimizer step (1-65536; gradients accumulate over nominal/batch passes).
     #[arg(long, value_parser = crate::ranges::count(1, 65_536))]
     nominal_batch: Option<usize>,
-    /// Epochs.
+    /// Epochs (1-100000).
     #[arg(long, value_parser = crate::ranges::count(1, 100_000))]
     epochs: Option<usize>,
     /// Optimizer.
@@ -105,10 +105,10 @@ pub struct TrainArgs {
     /// Learning-rate schedule.
     #[arg(long, value_enum)]
     schedule: Option<ScheduleArg>,
-    /// Peak learning rate (keras schedule: the frozen stage's; the unfrozen stage uses a tenth).
+    /// Peak learning rate, > 0 (keras schedule: the frozen stage's; the unfrozen stage uses a tenth).
     #[arg(long, value_parser = crate::ranges::positive)]
     lr: Option<f64>,
-    /// Epochs with the body frozen (keras schedule).
+    /// Epochs with the body frozen (keras schedule; 0-100000).
     #[arg(long, default_value_t = 0, value_parser = crate::ranges::count(0, 100_000))]
     frozen_epochs: usize,
     /// Turn keras-yolo3's random augmentation off (letterbox only).
@@ -120,7 +120,7 @@ pub struct TrainArgs {
     /// Multi-scale training: 320..608 by 32, changing every 10 batches.
     #[arg(long)]
     multi_scale: bool,
-    /// Ignore threshold of the loss (keras: 0.5).
+    /// Ignore threshold of the loss, in [0, 1] (keras: 0.5).
     #[arg(long, value_parser = crate::ranges::unit)]
     ignore_thresh: Option<f64>,
     /// Ignore mask against every box of the image (darknet) instead of the layer's (keras).

@@ -4,7 +4,6 @@
 //! seconds.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use serde_json::Value;
 use yolo3_data::synthetic;

@@ -288,7 +288,7 @@ fn a_failed_run_leaves_no_run_folder_and_too_much_memory_is_refused() {
 fn anchors_within(dir: &Path, train: &Path, seconds: u64) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_yolo3"))
         .current_dir(dir)
-        .args(["anchors", "--dataset", s(train), "-n", "2", "--out", "anchors.txt"])
+        .args(["anchors", "--dataset", s(train), "-n", "2", "--out", "anchors.txt", "--force"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -472,7 +472,7 @@ fn evaluation_inputs_that_disagree_are_refused() {
 }
 
 #[test]
-fn convert_detect_and_train_leave_a_shared_folder_as_it_was() {
+fn no_command_changes_a_shared_input_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let shared = tmp.path().join("shared");
     std::fs::create_dir(&shared).unwrap();
@@ -534,6 +534,8 @@ fn convert_detect_and_train_leave_a_shared_folder_as_it_was() {
             false,
         ),
         (vec!["detect", "-w", s(&sc), "--input", "64", "--save-txt", s(&images)], true),
+        (vec!["anchors", "--dataset", s(&data.train), "-n", "6", "--out", "a.txt"], true),
+        (vec!["anchors", "--dataset", s(&data.train), "--out", s(&data.classes), "--force"], false),
         (vec!["detect", "-w", s(&sc), "--input", "64", "--project", s(&images), s(&images)], true),
         (
             vec![
@@ -561,4 +563,63 @@ fn convert_detect_and_train_leave_a_shared_folder_as_it_was() {
         after.retain(|p, _| !p.starts_with("data/images/train/exp"));
         assert_eq!(after, before, "yolo3 {args:?} changed the shared folder");
     }
+}
+
+#[test]
+fn voc_to_keras_says_what_it_leaves_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let voc = tmp.path().join("voc");
+    std::fs::create_dir_all(voc.join("Annotations")).unwrap();
+    std::fs::create_dir_all(voc.join("JPEGImages")).unwrap();
+    image::RgbImage::new(64, 48).save(voc.join("JPEGImages/a.png")).unwrap();
+    let object = |name: &str, difficult: u8, x: u32| {
+        format!(
+            "<object><name>{name}</name><difficult>{difficult}</difficult><bndbox><xmin>{x}</xmin>\
+             <ymin>5</ymin><xmax>{}</xmax><ymax>30</ymax></bndbox></object>",
+            x + 20
+        )
+    };
+    std::fs::write(
+        voc.join("Annotations/a.xml"),
+        format!(
+            "<annotation><filename>a.png</filename><size><width>64</width><height>48</height>\
+             <depth>3</depth></size>{}{}</annotation>",
+            object("cat", 0, 2),
+            object("dog", 1, 30)
+        ),
+    )
+    .unwrap();
+    let out = yolo3(
+        tmp.path(),
+        &["convert", "annotations", "-d", s(&voc), "--to", "keras", "-o", "k/train.txt"],
+    );
+    assert_ok(&out);
+    assert!(
+        text(&out.stderr).contains("1 boxes marked difficult are left out"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("k/train.txt")).unwrap().matches(',').count(),
+        4
+    );
+    let out = yolo3(
+        tmp.path(),
+        &[
+            "convert",
+            "annotations",
+            "-d",
+            s(&voc),
+            "--to",
+            "keras",
+            "-o",
+            "all/train.txt",
+            "--keep-difficult",
+        ],
+    );
+    assert_ok(&out);
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("all/train.txt")).unwrap().matches(',').count(),
+        8
+    );
 }

@@ -141,6 +141,13 @@ impl Anchors {
                 field: n + 1,
                 reason: format!("`{field}` is not a number"),
             })?;
+            if !(v.is_finite() && v > 0.0) {
+                return Err(CoreError::AnchorsFile {
+                    path: origin.to_owned(),
+                    field: n + 1,
+                    reason: format!("`{field}` is not a positive size within the float32 range"),
+                });
+            }
             values.push(v);
         }
         if values.len() % 2 != 0 || values.is_empty() {

@@ -117,11 +117,11 @@ fn harness_reports_panics_and_hangs() {
 
 #[test]
 fn fuzz_anchors() {
-    fuzz("anchors", 512, &anchors_input(), &anchors_check());
+    fuzz("anchors", 256, &anchors_input(), &anchors_check());
 }
 
 #[test]
 #[ignore = "long fuzzing run (YOLO3_FUZZ_SECONDS, default 600)"]
 fn fuzz_anchors_long() {
-    fuzz_long("anchors", 512, &anchors_input(), &anchors_check());
+    fuzz_long("anchors", 256, &anchors_input(), &anchors_check());
 }

@@ -843,22 +843,22 @@ fn fuzz_cfg_long() {
 
 #[test]
 fn fuzz_weights() {
-    fuzz("weights", 128, &weights_input(), &weights_check());
+    fuzz("weights", 256, &weights_input(), &weights_check());
 }
 
 #[test]
 #[ignore = "long fuzzing run (YOLO3_FUZZ_SECONDS, default 600)"]
 fn fuzz_weights_long() {
-    fuzz_long("weights", 128, &weights_input(), &weights_check());
+    fuzz_long("weights", 256, &weights_input(), &weights_check());
 }
 
 #[test]
 fn fuzz_checkpoint() {
-    fuzz("checkpoint", 64, &checkpoint_input(), &checkpoint_check());
+    fuzz("checkpoint", 128, &checkpoint_input(), &checkpoint_check());
 }
 
 #[test]
 #[ignore = "long fuzzing run (YOLO3_FUZZ_SECONDS, default 600)"]
 fn fuzz_checkpoint_long() {
-    fuzz_long("checkpoint", 64, &checkpoint_input(), &checkpoint_check());
+    fuzz_long("checkpoint", 128, &checkpoint_input(), &checkpoint_check());
 }

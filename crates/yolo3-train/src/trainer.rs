@@ -595,6 +595,13 @@ fn load_initial_weights(net: &mut Darknet, path: &Path, observer: &mut dyn Obser
     } else {
         let weights = DarknetWeights::read(path, net.config())?;
         let n = net.load_darknet_weights(&weights)?;
+        if n == 0 {
+            return Err(TrainError::Config(format!(
+                "{} holds no convolution weights (only a header); train without --weights to \
+                 start from scratch",
+                path.display()
+            )));
+        }
         observer.message(&format!("initial weights: {} convolutions from {}", n, path.display()));
     }
     Ok(())
