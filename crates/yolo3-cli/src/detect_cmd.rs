@@ -138,13 +138,7 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
         bail!("no images found in {}", join_paths(&args.inputs));
     }
     let model = load_model(&args.model, device)?;
-    let side = model.input(args.input)?;
-    yolo3_model::memory::check_fits(
-        model.net.config(),
-        side,
-        args.batch,
-        yolo3_model::memory::Pass::Inference,
-    )?;
+    let side = model.input(args.input, args.batch)?;
     let config = HeadConfig::new(
         side as usize,
         side as usize,

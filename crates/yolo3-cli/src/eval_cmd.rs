@@ -297,13 +297,7 @@ impl Observer for BarObserver {
 fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Result<ExitCode> {
     let device = args.device.device()?;
     let model = load_model(&args.model, device)?;
-    let side = model.input(args.input)?;
-    yolo3_model::memory::check_fits(
-        model.net.config(),
-        side,
-        args.batch,
-        yolo3_model::memory::Pass::Inference,
-    )?;
+    let side = model.input(args.input, args.batch)?;
     let open = OpenOptions {
         classes: args.model.classes.clone(),
         // VOC `difficult` objects stay as ignored ground truth: neither counted nor penalised.

@@ -144,11 +144,23 @@ pub fn read_names(path: &Path) -> anyhow::Result<Vec<String>> {
 
 impl LoadedModel {
     /// The network input side: `--input` when given (checked when parsed), else the model's
-    /// default, which must be a multiple of 32 too.
-    pub fn input(&self, given: Option<u32>) -> anyhow::Result<u32> {
-        if let Some(side) = given {
-            return Ok(side);
-        }
+    /// default, which must be a multiple of 32 too; batches of `batch` images at that side
+    /// must fit in the available memory.
+    pub fn input(&self, given: Option<u32>, batch: usize) -> anyhow::Result<u32> {
+        let side = match given {
+            Some(side) => side,
+            None => self.checked_default_input()?,
+        };
+        yolo3_model::memory::check_fits(
+            self.net.config(),
+            side,
+            batch,
+            yolo3_model::memory::Pass::Inference,
+        )?;
+        Ok(side)
+    }
+
+    fn checked_default_input(&self) -> anyhow::Result<u32> {
         let side = self.default_input;
         if side == 0 || side % 32 != 0 || side > crate::ranges::MAX_INPUT {
             bail!(
