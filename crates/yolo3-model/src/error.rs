@@ -109,6 +109,19 @@ pub enum ModelError {
         message: String,
     },
 
+    /// A network's parameters would need more memory than the machine has available.
+    #[error("{cfg}: {parameters} parameters need {needed_mb} MB; {available_mb} MB are available")]
+    TooManyParameters {
+        /// The cfg's name.
+        cfg: String,
+        /// Learned values of the convolutions.
+        parameters: u64,
+        /// Their float32 size, MB.
+        needed_mb: u64,
+        /// Available, MB.
+        available_mb: u64,
+    },
+
     /// A pass would need more memory than the machine has available.
     #[error(
         "{pass} at {side}x{side} with batch {batch} needs about {needed_mb} MB of activations; \

@@ -1,7 +1,8 @@
-//! Whether a forward pass fits in memory, checked before it is attempted.
+//! Whether a network and a forward pass fit in memory, checked before they are attempted.
 //!
-//! libtorch aborts the process (with a C++ backtrace) when an allocation fails, so a large
-//! `--input` or `--batch` would end in a crash rather than an error. The activations of a
+//! libtorch aborts the process (with a C++ backtrace) when an allocation fails, so a cfg with
+//! huge layers, a large `--input` or a large `--batch` would end in a crash rather than an error.
+//! A network's parameters are counted from its cfg ([`check_parameters`], before it is built). The activations of a
 //! darknet network are known from its cfg: every layer's output is `c x h x w` float32 values
 //! per image. Their sum bounds what inference holds at once; training keeps them all for
 //! backward, with the gradients and batch-norm intermediates roughly quadrupling it. The total
@@ -32,9 +33,12 @@ impl Pass {
 /// Bytes of the float32 outputs of every layer of `cfg` for `batch` images of `side x side`.
 pub fn activation_bytes(cfg: &Config, side: u32, batch: usize) -> Result<u64> {
     let shapes = cfg.output_shapes(i64::from(side), i64::from(side))?;
-    let per_image: u64 = shapes.iter().map(|s| (s.c * s.h * s.w).max(0) as u64).sum();
+    let size = |s: &crate::Shape| {
+        (s.c.max(0) as u64).saturating_mul(s.h.max(0) as u64).saturating_mul(s.w.max(0) as u64)
+    };
+    let per_image = shapes.iter().map(size).fold(0u64, u64::saturating_add);
     let input = 3 * u64::from(side) * u64::from(side);
-    Ok((per_image + input).saturating_mul(4).saturating_mul(batch as u64))
+    Ok(per_image.saturating_add(input).saturating_mul(4).saturating_mul(batch as u64))
 }
 
 /// Memory the operating system says can be allocated without swapping, in bytes.
@@ -44,6 +48,21 @@ pub fn available_bytes() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// Refuses a network whose float32 parameters alone would not fit in the available memory
+/// (building it would abort inside libtorch).
+pub fn check_parameters(cfg: &Config) -> Result<()> {
+    let needed = cfg.parameter_count().saturating_mul(4);
+    match available_bytes() {
+        Some(available) if needed > available => Err(ModelError::TooManyParameters {
+            cfg: cfg.name().to_owned(),
+            parameters: cfg.parameter_count(),
+            needed_mb: needed / (1 << 20),
+            available_mb: available / (1 << 20),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses a pass of `batch` images at `side` whose activations would not fit in the
@@ -79,6 +98,19 @@ mod tests {
         // input 3x64x64, conv 8x64x64, pool 8x32x32; float32; two images.
         let per_image = 3 * 64 * 64 + 8 * 64 * 64 + 8 * 32 * 32;
         assert_eq!(activation_bytes(&cfg, 64, 2).unwrap(), 2 * 4 * per_image);
+    }
+
+    #[test]
+    fn a_network_larger_than_the_machine_is_refused_before_it_is_built() {
+        let cfg = Config::parse(CFG, "t.cfg").unwrap();
+        assert_eq!(cfg.parameter_count(), 8 * 3 * 3 * 3 + 8);
+        check_parameters(&cfg).unwrap();
+        let huge = CFG.replace("filters=8", "filters=2000000000");
+        let cfg = Config::parse(&huge, "huge.cfg").unwrap();
+        if available_bytes().is_some() {
+            let e = check_parameters(&cfg).unwrap_err();
+            assert!(e.to_string().starts_with("huge.cfg: 56000000000 parameters"), "{e}");
+        }
     }
 
     #[test]

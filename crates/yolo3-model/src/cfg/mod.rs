@@ -42,6 +42,7 @@ pub struct Config {
     lines: Vec<usize>,
     channels: Vec<i64>,
     heads: Vec<HeadSpec>,
+    parameters: i64,
 }
 
 impl Config {
@@ -96,6 +97,7 @@ impl Config {
             lines,
             channels: Vec::new(),
             heads: Vec::new(),
+            parameters: 0,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -110,6 +112,12 @@ impl Config {
             source,
         })?;
         Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Learned values of the convolutions (kernels, biases, batch-norm vectors).
+    #[must_use]
+    pub fn parameter_count(&self) -> u64 {
+        self.parameters as u64
     }
 
     /// The name used in errors (the path for files).
@@ -303,6 +311,7 @@ impl Config {
         }
         self.channels = channels;
         self.heads = heads;
+        self.parameters = params;
         Ok(())
     }
 

@@ -48,6 +48,7 @@ impl Darknet {
     /// Builds the network for `cfg` on `device` with freshly initialised variables
     /// (He-normal kernels, identity batch norm).
     pub fn new(cfg: Config, device: Device) -> Result<Self> {
+        crate::memory::check_parameters(&cfg)?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let mut convs = Vec::with_capacity(cfg.layers().len());
