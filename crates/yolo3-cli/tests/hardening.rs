@@ -375,8 +375,21 @@ fn truncated_jpegs_warn_and_bad_weights_are_refused_with_their_layer() {
 }
 
 #[test]
-fn errors_print_their_cause_once() {
+fn messages_name_the_problem_and_print_each_cause_once() {
     let tmp = tempfile::tempdir().unwrap();
+    let cfg = std::fs::read_to_string(model("cfg/yolov3-tiny-mini.cfg")).unwrap();
+    let no_height: String =
+        cfg.lines().filter(|l| !l.starts_with("height")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(tmp.path().join("noh.cfg"), no_height).unwrap();
+    let data = small_dataset(tmp.path(), 1, 64);
+    let image = data.root.join("images/train/000000.png");
+    let out = yolo3(tmp.path(), &["detect", "--cfg", "noh.cfg", s(&image)]);
+    assert_refused(&out, "[net] needs `height`");
+    let odd = cfg.replace("width=160", "width=161").replace("height=160", "height=161");
+    std::fs::write(tmp.path().join("odd.cfg"), odd).unwrap();
+    let out = yolo3(tmp.path(), &["detect", "--cfg", "odd.cfg", s(&image)]);
+    assert_refused(&out, "input side 161");
+    assert!(!text(&out.stderr).contains("--input 161"), "{}", text(&out.stderr));
     let out = yolo3(
         tmp.path(),
         &["convert", "weights", "-w", "m.weights", "--cfg", "m.cfg", "-o", "m.safetensors"],

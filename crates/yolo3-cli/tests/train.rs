@@ -75,6 +75,12 @@ fn killed_run_resumes_from_its_last_checkpoint() {
     ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
+    // The synthetic flags shaped the generated data: 32 + 8 images of 64 pixels.
+    let lines =
+        |f: &str| std::fs::read_to_string(run.join("data").join(f)).unwrap().lines().count();
+    assert_eq!((lines("train.txt"), lines("val.txt")), (32, 8));
+    let first = image::open(run.join("data/images/train/000000.png")).unwrap();
+    assert_eq!((first.width(), first.height()), (64, 64));
 }
 
 #[test]

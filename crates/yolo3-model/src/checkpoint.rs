@@ -19,7 +19,7 @@ use tch::{Device, Kind, Tensor};
 use crate::cfg::Config;
 use crate::error::{ModelError, Result, TorchContext};
 use crate::network::Darknet;
-use crate::weights::{write_atomically, ConvLayout};
+use crate::weights::write_atomically;
 
 /// Value of the `format` metadata key.
 pub const CHECKPOINT_FORMAT: &str = "yolo3-darknet-checkpoint/1";
@@ -105,8 +105,7 @@ fn check_cfg_fits_file(cfg: &Config, bytes: &[u8], path: &Path) -> Result<()> {
         .iter()
         .map(|(_, v)| v.shape().iter().product::<usize>() as u64)
         .fold(0, u64::saturating_add);
-    // Config validation keeps this sum within an i64.
-    let needed: u64 = ConvLayout::of_config(cfg).iter().map(|l| l.float_count() as u64).sum();
+    let needed = cfg.parameter_count();
     if needed > held {
         return Err(meta_err(
             path,
@@ -181,7 +180,7 @@ impl Darknet {
         let cfg = Config::parse(&header.cfg_text, &name)?;
         check_cfg_fits_file(&cfg, &bytes, path)?;
         let mut net = Self::new(cfg, device)?;
-        net.load_tensors(&bytes, path)?;
+        net.load_tensors(&bytes, path, &[])?;
         Ok((net, header.info))
     }
 
@@ -191,11 +190,37 @@ impl Darknet {
         let path = path.as_ref();
         let bytes = io_read(path)?;
         let header = read_header(&bytes, path)?;
-        self.load_tensors(&bytes, path)?;
+        self.load_tensors(&bytes, path, &[])?;
         Ok(header.info)
     }
 
-    fn load_tensors(&mut self, bytes: &[u8], path: &Path) -> Result<()> {
+    /// Loads a checkpoint of the same network with other heads (another class or anchor
+    /// count) by shape: every tensor whose shape is the network's is loaded, and the heads
+    /// whose shapes differ keep their initialisation. Any other difference is an error.
+    pub fn transfer_checkpoint(
+        &mut self,
+        path: impl AsRef<Path>,
+    ) -> Result<(crate::network::Transfer, CheckpointInfo)> {
+        let path = path.as_ref();
+        let bytes = io_read(path)?;
+        let header = read_header(&bytes, path)?;
+        let heads: Vec<usize> = self.config().heads().iter().map(|h| h.source_layer).collect();
+        let reinitialised = self.load_tensors(&bytes, path, &heads)?;
+        let total = self.config().conv_layers().len();
+        let mut transfer = self.empty_transfer(total);
+        transfer.loaded = total - reinitialised.len();
+        transfer.reinitialised = reinitialised;
+        Ok((transfer, header.info))
+    }
+
+    /// Loads every variable from the checkpoint. The convs of `flexible_layers` may have
+    /// another shape there; they are left as they are and returned.
+    fn load_tensors(
+        &mut self,
+        bytes: &[u8],
+        path: &Path,
+        flexible_layers: &[usize],
+    ) -> Result<Vec<crate::network::ReinitialisedHead>> {
         let file = SafeTensors::deserialize(bytes)
             .map_err(|source| ModelError::CheckpointFormat { path: path.to_owned(), source })?;
         let vars = self.var_store().variables();
@@ -203,6 +228,7 @@ impl Darknet {
             return Err(tensor_err(path, extra, "not a variable of this network"));
         }
         let mut loads = Vec::with_capacity(vars.len());
+        let mut skipped = Vec::new();
         for (name, var) in &vars {
             let view = file
                 .tensor(name)
@@ -220,6 +246,18 @@ impl Darknet {
             if let Some((i, v)) = floats.enumerate().find(|(_, v)| !v.is_finite()) {
                 return Err(tensor_err(path, name, format!("element {i} is {v}, not finite")));
             }
+            let layer =
+                flexible_layers.iter().copied().find(|l| name.starts_with(&format!("layers.{l}.")));
+            if let (Some(layer), true) = (layer, shape != var.size()) {
+                if !skipped.iter().any(|h: &crate::network::ReinitialisedHead| h.layer == layer) {
+                    skipped.push(crate::network::ReinitialisedHead {
+                        layer,
+                        file_filters: shape.first().copied().unwrap_or(0) as usize,
+                        filters: var.size().first().copied().unwrap_or(0) as usize,
+                    });
+                }
+                continue;
+            }
             if shape != var.size() {
                 return Err(tensor_err(
                     path,
@@ -235,6 +273,7 @@ impl Darknet {
                 Tensor::f_from_data_size(view.data(), &shape, Kind::Float).torch(context)?;
             tch::no_grad(|| var.shallow_clone().f_copy_(&values)).torch(context)?;
         }
-        Ok(())
+        skipped.sort_by_key(|h| h.layer);
+        Ok(skipped)
     }
 }

@@ -35,5 +35,5 @@ pub mod weights;
 pub use cfg::{Activation, Config, HeadSpec, Layer, NetParams, Shape};
 pub use checkpoint::{CheckpointInfo, CHECKPOINT_FORMAT};
 pub use error::{ModelError, Result};
-pub use network::{Darknet, ParamGroups};
+pub use network::{Darknet, ParamGroups, ReinitialisedHead, Transfer};
 pub use weights::{ConvLayout, DarknetWeights, WeightsHeader};

@@ -151,6 +151,34 @@ impl DarknetWeights {
         Self::from_bytes(&bytes, &ConvLayout::of_config(cfg), path)
     }
 
+    /// Reads a `.weights` file for `cfg`, or for the same network with other heads: official
+    /// weights have 80 classes (255 filters per YOLOv3 head) while a cfg adapted to a dataset has
+    /// its own count. A darknet file does not store shapes, so the file's head width is solved
+    /// from its size: every conv but the heads (the convs feeding a `[yolo]`) is as the cfg says,
+    /// and all heads have one filter count `F`, so `body floats = non-head floats + F * sum over
+    /// heads of (inputs x size^2 + per-filter vectors)`, with `F` a whole number of
+    /// `anchors x (5 + classes)`. Returns the content with the layouts it
+    /// was read with (the cfg's, or the cfg's with heads of `F` filters).
+    pub fn read_transfer(path: impl AsRef<Path>, cfg: &Config) -> Result<(Self, Vec<ConvLayout>)> {
+        let path = path.as_ref();
+        let bytes = yolo3_core::fsio::read_bytes(path).map_err(io_err("reading", path))?;
+        let layouts = ConvLayout::of_config(cfg);
+        let error = match Self::from_bytes(&bytes, &layouts, path) {
+            Ok(weights) => return Ok((weights, layouts)),
+            Err(e @ (ModelError::WeightsTrailing { .. } | ModelError::WeightsTruncated { .. })) => {
+                e
+            }
+            Err(e) => return Err(e),
+        };
+        let heads: Vec<usize> = cfg.heads().iter().map(|h| h.source_layer).collect();
+        let anchors = cfg.heads().first().map_or(0, |h| h.mask.len());
+        let Some(relaid) = file_head_layouts(&bytes, &layouts, &heads, anchors) else {
+            return Err(error);
+        };
+        // The solved layout must read the whole file; otherwise the cfg's error says more.
+        Self::from_bytes(&bytes, &relaid, path).map(|w| (w, relaid)).map_err(|_| error)
+    }
+
     /// Parses file content for the given convs; `path` only labels errors.
     pub fn from_bytes(bytes: &[u8], layouts: &[ConvLayout], path: &Path) -> Result<Self> {
         let actual_bytes = bytes.len() as u64;
@@ -276,6 +304,49 @@ impl DarknetWeights {
     pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
         write_atomically(path.as_ref(), &self.to_bytes()?)
     }
+}
+
+/// `layouts` with every conv of `heads` widened or narrowed to the one filter count that makes
+/// the file's size add up, when there is one and it is `anchors x (5 + classes)` for some
+/// class count (see [`DarknetWeights::read_transfer`]). The second condition keeps a file of
+/// another network from being read as this one when its size happens to fit.
+fn file_head_layouts(
+    bytes: &[u8],
+    layouts: &[ConvLayout],
+    heads: &[usize],
+    anchors: usize,
+) -> Option<Vec<ConvLayout>> {
+    let minor = i32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
+    let major = i32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?);
+    let header = WeightsHeader { major, minor, revision: 0, seen: 0 }.byte_len();
+    let body = bytes.len().checked_sub(header)?;
+    if body % 4 != 0 || heads.is_empty() {
+        return None;
+    }
+    let (head_layouts, rest): (Vec<&ConvLayout>, Vec<&ConvLayout>) =
+        layouts.iter().partition(|l| heads.contains(&l.layer));
+    if head_layouts.len() != heads.len() {
+        return None;
+    }
+    let fixed: usize = rest.iter().map(|l| l.float_count()).sum();
+    let per_filter: usize = head_layouts
+        .iter()
+        .map(|l| l.in_channels * l.size * l.size + if l.batch_normalize { 4 } else { 1 })
+        .sum();
+    let free = (body / 4).checked_sub(fixed)?;
+    if free == 0 || free % per_filter != 0 {
+        return None;
+    }
+    let filters = free / per_filter;
+    if anchors == 0 || filters % anchors != 0 || filters / anchors <= 5 {
+        return None;
+    }
+    Some(
+        layouts
+            .iter()
+            .map(|l| if heads.contains(&l.layer) { ConvLayout { filters, ..*l } } else { *l })
+            .collect(),
+    )
 }
 
 /// Refuses NaN or infinite values and negative running variances (`sqrt(var + eps)` of a

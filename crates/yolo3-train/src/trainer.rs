@@ -194,9 +194,10 @@ impl Session {
             write_atomic(&cfg_path, text.as_bytes())?;
             let cfg = Config::parse(&text, &cfg_path.display().to_string())?;
             let mut net = Darknet::new(cfg, device)?;
-            match &config.weights {
-                Some(weights) => load_initial_weights(&mut net, weights, observer)?,
-                None => init_head_biases(&net, config.input)?,
+            // Data priors first: heads a weights file cannot fill keep them.
+            init_head_biases(&net, config.input)?;
+            if let Some(weights) = &config.weights {
+                load_initial_weights(&mut net, weights, observer)?;
             }
             let state = RunState {
                 epochs_done: 0,
@@ -588,21 +589,32 @@ fn init_head_biases(net: &Darknet, input: u32) -> Result<()> {
 }
 
 /// Loads darknet `.weights` (full or partial) or a checkpoint's tensors as the starting point.
+/// Loads initial weights by shape: every layer the file has in the network's shape, so that
+/// official 80-class weights start a run on a dataset with other classes (the heads keep the
+/// data-prior initialisation). Prints what was transferred; `-v` lists the re-initialised heads.
 fn load_initial_weights(net: &mut Darknet, path: &Path, observer: &mut dyn Observer) -> Result<()> {
-    if path.extension().is_some_and(|e| e == "safetensors") {
-        net.load_checkpoint(path)?;
-        observer.message(&format!("initial weights: {}", path.display()));
+    let transfer = if path.extension().is_some_and(|e| e == "safetensors") {
+        net.transfer_checkpoint(path)?.0
     } else {
-        let weights = DarknetWeights::read(path, net.config())?;
-        let n = net.load_darknet_weights(&weights)?;
-        if n == 0 {
+        let (weights, layouts) = DarknetWeights::read_transfer(path, net.config())?;
+        if weights.convs.is_empty() {
             return Err(TrainError::Config(format!(
                 "{} holds no convolution weights (only a header); train without --weights to \
                  start from scratch",
                 path.display()
             )));
         }
-        observer.message(&format!("initial weights: {} convolutions from {}", n, path.display()));
+        net.transfer_darknet_weights(&weights, &layouts)?
+    };
+    for h in &transfer.reinitialised {
+        tracing::debug!(
+            "layer {}: {} filters in {}, {} in the network; re-initialised",
+            h.layer,
+            h.file_filters,
+            path.display(),
+            h.filters
+        );
     }
+    observer.message(&format!("weights: {}", transfer.describe(&path.display().to_string())));
     Ok(())
 }

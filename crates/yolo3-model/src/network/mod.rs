@@ -19,6 +19,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 pub use ops::{BN_INFERENCE_EPS, BN_MOMENTUM, BN_TRAIN_EPS, LEAKY_SLOPE};
 pub use params::ParamGroups;
+pub use transfer::{ReinitialisedHead, Transfer};
 
 use crate::cfg::{Config, HeadSpec, Layer};
 use crate::error::{ModelError, Result, TorchContext};
