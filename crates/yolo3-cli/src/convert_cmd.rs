@@ -42,6 +42,9 @@ pub struct ConvertArgs {
 enum ConvertCommand {
     /// Darknet .weights (+ --cfg) to a .safetensors checkpoint, or a checkpoint to .weights.
     Weights(WeightsArgs),
+    /// The first layers of darknet .weights (+ --cfg) or of a checkpoint as a partial
+    /// .weights file (darknet's `partial`, e.g. darknet53.conv.74), to initialise training.
+    Partial(PartialArgs),
     /// Any supported dataset to keras train.txt or YOLO txt labels.
     Annotations(AnnotationsArgs),
 }
@@ -59,6 +62,27 @@ struct WeightsArgs {
     #[arg(long)]
     classes: Option<PathBuf>,
     /// Output: a .safetensors checkpoint (from .weights) or a .weights file (from a checkpoint).
+    #[arg(long, short = 'o')]
+    out: PathBuf,
+    /// Replace the output file if it exists (an input is never replaced).
+    #[arg(long)]
+    force: bool,
+}
+
+/// `yolo3 convert partial`.
+#[derive(Debug, clap::Args)]
+struct PartialArgs {
+    /// Input: darknet .weights (needs --cfg) or a .safetensors checkpoint.
+    #[arg(long, short = 'w')]
+    weights: PathBuf,
+    /// Darknet cfg of the .weights file.
+    #[arg(long)]
+    cfg: Option<PathBuf>,
+    /// Keep the convolutions of layers 0 to N-1 (darknet's layer numbering; 74 for
+    /// darknet53.conv.74 from yolov3.cfg).
+    #[arg(long, value_parser = crate::ranges::count(1, 100_000))]
+    layers: usize,
+    /// Output: the partial darknet weights file (darknet names it like `darknet53.conv.74`).
     #[arg(long, short = 'o')]
     out: PathBuf,
     /// Replace the output file if it exists (an input is never replaced).
@@ -118,6 +142,7 @@ impl Target {
 pub fn run(args: ConvertArgs, global: &Global) -> anyhow::Result<ExitCode> {
     match args.what {
         ConvertCommand::Weights(a) => weights(&a, global),
+        ConvertCommand::Partial(a) => partial(&a, global),
         ConvertCommand::Annotations(a) => annotations(&a, global),
     }
 }
@@ -158,25 +183,14 @@ fn weights(args: &WeightsArgs, global: &Global) -> anyhow::Result<ExitCode> {
         if args.cfg.is_some() || args.classes.is_some() {
             tracing::warn!("--cfg and --classes are ignored: the checkpoint carries its own");
         }
-        let (net, info) = Darknet::from_checkpoint(&args.weights, tch::Device::Cpu)
-            .with_context(|| format!("loading checkpoint {}", args.weights.display()))?;
-        let header = match info.extra.get(HEADER_KEY) {
-            Some(t) => parse_header(t).with_context(|| {
-                format!(
-                    "{}: metadata {HEADER_KEY} = {t:?} is not `major minor revision seen`",
-                    args.weights.display()
-                )
-            })?,
-            None => WeightsHeader::default(),
-        };
-        let weights = net.export_darknet_weights(header).context("exporting the convolutions")?;
+        let (_, weights) = read_darknet(&args.weights, None)?;
         weights.write(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
         say(
             global,
             &format!(
                 "{} convolutions (darknet {}) written to {}",
                 weights.convs.len(),
-                header_text(&header),
+                header_text(&weights.header),
                 args.out.display()
             ),
         );
@@ -223,6 +237,71 @@ fn weights(args: &WeightsArgs, global: &Global) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", args.out.display()))?;
         say(global, &format!("{loaded} convolutions written to {}", args.out.display()));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The network and darknet content of a `.weights` + cfg pair or of a checkpoint.
+fn read_darknet(weights: &Path, cfg: Option<&Path>) -> anyhow::Result<(Darknet, DarknetWeights)> {
+    if is_checkpoint(weights) {
+        let (net, info) = Darknet::from_checkpoint(weights, tch::Device::Cpu)
+            .with_context(|| format!("loading checkpoint {}", weights.display()))?;
+        let header = match info.extra.get(HEADER_KEY) {
+            Some(t) => parse_header(t).with_context(|| {
+                format!(
+                    "{}: metadata {HEADER_KEY} = {t:?} is not `major minor revision seen`",
+                    weights.display()
+                )
+            })?,
+            None => WeightsHeader::default(),
+        };
+        let content = net.export_darknet_weights(header).context("exporting the convolutions")?;
+        Ok((net, content))
+    } else {
+        let Some(cfg_path) = cfg else {
+            bail!("{} is read as darknet weights, which needs --cfg", weights.display());
+        };
+        let cfg = read_cfg(cfg_path)?;
+        let content = DarknetWeights::read(weights, &cfg)
+            .with_context(|| format!("reading darknet weights {}", weights.display()))?;
+        let net = Darknet::new(cfg, tch::Device::Cpu).context("building the network")?;
+        Ok((net, content))
+    }
+}
+
+fn partial(args: &PartialArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let inputs = [Some(&args.weights), args.cfg.as_ref()];
+    check_output(
+        "--out",
+        &args.out,
+        inputs.into_iter().flatten().map(PathBuf::as_path),
+        args.force,
+    )?;
+    let (net, mut content) = read_darknet(&args.weights, args.cfg.as_deref())?;
+    let layers = net.config().layers().len();
+    if args.layers > layers {
+        bail!("--layers {}: {} has only {layers} layers", args.layers, net.config().name());
+    }
+    let keep = net.config().conv_layers().iter().filter(|&&l| l < args.layers).count();
+    if keep > content.convs.len() {
+        bail!(
+            "{} holds {} convolutions; layers 0-{} have {keep}",
+            args.weights.display(),
+            content.convs.len(),
+            args.layers - 1
+        );
+    }
+    content.convs.truncate(keep);
+    // darknet's `partial` loads the network with `seen` cleared: training starts anew.
+    content.header.seen = 0;
+    content.write(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    say(
+        global,
+        &format!(
+            "{keep} convolutions (layers 0-{}) written to {}",
+            args.layers - 1,
+            args.out.display()
+        ),
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -56,3 +56,49 @@ fn weights_of_another_class_count_start_a_run_by_shape() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("conv #"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn convert_partial_writes_the_first_layers_as_a_darknet_partial_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = model("cfg/yolov3-tiny-mini.cfg");
+    let weights = model("weights/yolov3-tiny-mini.weights");
+    let ckpt = tiny_mini_checkpoint(tmp.path());
+    let parsed = yolo3_model::Config::from_file(&cfg).unwrap();
+    let full = yolo3_model::DarknetWeights::read(&weights, &parsed).unwrap();
+    // Layers 0-14 of tiny-YOLOv3 hold its first 9 convs (the body, up to the first head).
+    let layers = 15;
+    let keep = parsed.conv_layers().iter().filter(|&&l| l < layers).count();
+    for (source, name) in [(&weights, "from-weights.conv.15"), (&ckpt, "from-ckpt.conv.15")] {
+        let mut args = vec!["convert", "partial", "-w", source.to_str().unwrap()];
+        args.extend(["--cfg", cfg.to_str().unwrap(), "--layers", "15", "-o", name]);
+        let out = yolo3(tmp.path(), &args);
+        assert_ok(&out);
+        let part = yolo3_model::DarknetWeights::read(tmp.path().join(name), &parsed).unwrap();
+        assert_eq!(part.convs.len(), keep);
+        assert_eq!(part.convs, full.convs[..keep], "{name}: the first convs, unchanged");
+        assert_eq!(part.header.seen, 0);
+        assert_eq!((part.header.major, part.header.minor), (full.header.major, full.header.minor));
+    }
+    let a = std::fs::read(tmp.path().join("from-weights.conv.15")).unwrap();
+    assert_eq!(a, std::fs::read(tmp.path().join("from-ckpt.conv.15")).unwrap());
+    let out = yolo3(
+        tmp.path(),
+        &[
+            "convert",
+            "partial",
+            "-w",
+            weights.to_str().unwrap(),
+            "--cfg",
+            cfg.to_str().unwrap(),
+            "--layers",
+            "15",
+            "-o",
+            "from-weights.conv.15",
+        ],
+    );
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("--force"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -82,7 +82,7 @@ fn checkpoints_of_another_class_count_fill_every_conv_but_the_heads() {
     let file = dir.path().join("three.safetensors");
     let info = CheckpointInfo {
         class_names: vec!["a".into(), "b".into(), "c".into()],
-        extra: Default::default(),
+        extra: std::collections::BTreeMap::default(),
     };
     source.save_checkpoint(&file, &info).unwrap();
     let mut net = Darknet::new(four, Device::Cpu).unwrap();

@@ -77,7 +77,7 @@ impl Darknet {
     /// were loaded.
     pub fn load_darknet_weights(&mut self, weights: &DarknetWeights) -> Result<usize> {
         let layouts = ConvLayout::of_config(&self.cfg);
-        self.check_conv_count(weights, &layouts)?;
+        Self::check_conv_count(weights, &layouts)?;
         for (k, (params, layout)) in weights.convs.iter().zip(&layouts).enumerate() {
             self.load_conv(k, params, layout)?;
         }
@@ -93,7 +93,7 @@ impl Darknet {
         file_layouts: &[ConvLayout],
     ) -> Result<Transfer> {
         let layouts = ConvLayout::of_config(&self.cfg);
-        self.check_conv_count(weights, &layouts)?;
+        Self::check_conv_count(weights, &layouts)?;
         let heads: Vec<usize> = self.cfg.heads().iter().map(|h| h.source_layer).collect();
         let mut transfer = self.empty_transfer(layouts.len());
         for (k, ((params, layout), file)) in
@@ -128,7 +128,7 @@ impl Darknet {
         }
     }
 
-    fn check_conv_count(&self, weights: &DarknetWeights, layouts: &[ConvLayout]) -> Result<()> {
+    fn check_conv_count(weights: &DarknetWeights, layouts: &[ConvLayout]) -> Result<()> {
         if weights.convs.len() > layouts.len() {
             return Err(ModelError::WeightsMismatch {
                 conv: layouts.len(),
