@@ -162,14 +162,12 @@ impl LoadedModel {
 
     fn checked_default_input(&self) -> anyhow::Result<u32> {
         let side = self.default_input;
-        if side == 0 || side % 32 != 0 || side > crate::ranges::MAX_INPUT {
-            bail!(
+        yolo3_train::config::check_input_side(side).map_err(|why| {
+            anyhow::anyhow!(
                 "{}: the model's input side {side} (its checkpoint's training input, else its \
-                 cfg's width) is not a multiple of 32 up to {}; give --input",
-                self.name,
-                crate::ranges::MAX_INPUT
-            );
-        }
-        Ok(side)
+                 cfg's width) is not usable: {why}; give --input",
+                self.name
+            )
+        })
     }
 }

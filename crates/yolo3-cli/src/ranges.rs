@@ -33,16 +33,7 @@ pub fn threads() -> ValueParser {
 
 /// A network input side: a multiple of 32 in `32..=MAX_INPUT`.
 pub fn input_side() -> ValueParser {
-    RangedU64ValueParser::<u32>::new()
-        .range(32..=u64::from(MAX_INPUT))
-        .try_map(|v| {
-            if v % 32 == 0 {
-                Ok(v)
-            } else {
-                Err(format!("{v} is not a multiple of 32 (the coarsest stride)"))
-            }
-        })
-        .into()
+    RangedU64ValueParser::<u32>::new().try_map(yolo3_train::config::check_input_side).into()
 }
 
 /// A finite number `> 0`.

@@ -95,12 +95,6 @@ pub fn read_text(path: &Path) -> io::Result<String> {
     Ok(text)
 }
 
-/// `text` without a leading byte-order mark (for text that did not come through [`read_text`]).
-#[must_use]
-pub fn strip_bom(text: &str) -> &str {
-    text.strip_prefix(BOM).unwrap_or(text)
-}
-
 /// Writes `bytes` to `path` through `.<name>.tmp-<pid>-<n>` in the same folder: written,
 /// synced, then renamed over `path` (atomic on one file system). On any failure the temporary
 /// file is removed and `path` is untouched.
@@ -139,7 +133,6 @@ mod tests {
         assert_eq!(read_text(&p).unwrap(), "img.png 1,2,3,4,0\n");
         std::fs::write(&p, "plain").unwrap();
         assert_eq!(read_text(&p).unwrap(), "plain");
-        assert_eq!(strip_bom("\u{feff}x"), "x");
         std::fs::write(&p, [b'a', 0xff, b'b']).unwrap();
         let e = read_text(&p).unwrap_err();
         assert_eq!(e.to_string(), "not UTF-8 text (byte 1 is invalid)");

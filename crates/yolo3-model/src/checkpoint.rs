@@ -204,11 +204,10 @@ impl Darknet {
         let path = path.as_ref();
         let bytes = io_read(path)?;
         let header = read_header(&bytes, path)?;
-        let heads: Vec<usize> = self.config().heads().iter().map(|h| h.source_layer).collect();
+        let heads = self.config().head_conv_layers();
         let reinitialised = self.load_tensors(&bytes, path, &heads)?;
-        let total = self.config().conv_layers().len();
-        let mut transfer = self.empty_transfer(total);
-        transfer.loaded = total - reinitialised.len();
+        let mut transfer = self.empty_transfer();
+        transfer.loaded = transfer.total - reinitialised.len();
         transfer.reinitialised = reinitialised;
         Ok((transfer, header.info))
     }

@@ -170,7 +170,7 @@ impl DarknetWeights {
             }
             Err(e) => return Err(e),
         };
-        let heads: Vec<usize> = cfg.heads().iter().map(|h| h.source_layer).collect();
+        let heads = cfg.head_conv_layers();
         let anchors = cfg.heads().first().map_or(0, |h| h.mask.len());
         let Some(relaid) = file_head_layouts(&bytes, &layouts, &heads, anchors) else {
             return Err(error);

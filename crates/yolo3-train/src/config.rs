@@ -13,6 +13,14 @@ use crate::schedule::Schedule;
 /// Largest input side a run accepts (the CLI's `--input` has the same bound).
 pub const MAX_INPUT: u32 = 8192;
 
+/// Checks a network input side: a multiple of 32 (the coarsest stride) in `32..=MAX_INPUT`.
+pub fn check_input_side(side: u32) -> Result<u32, String> {
+    if side == 0 || side % 32 != 0 || side > MAX_INPUT {
+        return Err(format!("{side} is not a multiple of 32 in 32..={MAX_INPUT}"));
+    }
+    Ok(side)
+}
+
 /// Where the images and boxes come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -167,8 +175,8 @@ impl TrainConfig {
     /// value is reported as itself (not as a missing checkpoint or a non-finite loss later).
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |what: String| Err(TrainError::Config(what));
-        if self.input == 0 || self.input % 32 != 0 || self.input > MAX_INPUT {
-            return bad(format!("input {}: not a multiple of 32 in 32..={MAX_INPUT}", self.input));
+        if let Err(why) = check_input_side(self.input) {
+            return bad(format!("input {why}"));
         }
         if self.batch == 0 || self.nominal_batch < self.batch {
             return bad(format!(

@@ -172,6 +172,13 @@ impl Config {
         &self.heads
     }
 
+    /// Darknet indices of the convs that feed the heads (the layers a class-count change
+    /// reshapes).
+    #[must_use]
+    pub fn head_conv_layers(&self) -> Vec<usize> {
+        self.heads.iter().map(|h| h.source_layer).collect()
+    }
+
     /// Darknet indices of the convolutional layers, in order (the order of `.weights`).
     #[must_use]
     pub fn conv_layers(&self) -> Vec<usize> {

@@ -94,8 +94,8 @@ impl Darknet {
     ) -> Result<Transfer> {
         let layouts = ConvLayout::of_config(&self.cfg);
         Self::check_conv_count(weights, &layouts)?;
-        let heads: Vec<usize> = self.cfg.heads().iter().map(|h| h.source_layer).collect();
-        let mut transfer = self.empty_transfer(layouts.len());
+        let heads = self.cfg.head_conv_layers();
+        let mut transfer = self.empty_transfer();
         for (k, ((params, layout), file)) in
             weights.convs.iter().zip(&layouts).zip(file_layouts).enumerate()
         {
@@ -119,10 +119,11 @@ impl Darknet {
         Ok(transfer)
     }
 
-    pub(crate) fn empty_transfer(&self, total: usize) -> Transfer {
+    /// A transfer of nothing yet into this network.
+    pub(crate) fn empty_transfer(&self) -> Transfer {
         Transfer {
             loaded: 0,
-            total,
+            total: self.cfg.conv_layers().len(),
             reinitialised: Vec::new(),
             anchors_per_head: self.cfg.heads().first().map_or(0, |h| h.mask.len()),
         }
