@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what yolo3 needs beyond the Rust toolchain: libtorch, taken from the PyPI wheel
 # torch==2.13.0 (the version tch 0.26 binds), in a virtual environment kept outside the
-# checkout so that every clone and CI run on this machine reuses it.
+# checkout so that every clone and CI run on this machine reuses it; and h5py there, for the
+# tests' keras .h5 fixtures (reading .h5 needs no HDF5 library: yolo3 reads it in Rust).
 #
 #   YOLO3_VENV   where the environment lives (default: ~/.cache/yolo3/venv)
 #
@@ -25,5 +26,10 @@ if ! have_torch; then
   # dependencies; the same install then also runs on a GPU.
   "$venv/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" numpy
   have_torch || { echo "setup: torch $TORCH_VERSION is still not importable from $venv" >&2; exit 1; }
+fi
+# h5py for scripts/gen-keras-h5.py, which writes the keras-yolo3 .h5 test fixtures.
+if ! "$venv/bin/python" -c "import h5py" 2>/dev/null; then
+  echo "setup: installing h5py into $venv (test fixtures of keras .h5 weights)" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check h5py
 fi
 "$venv/bin/python" -c "import torch, os; print('setup: libtorch', torch.__version__, 'at', os.path.join(os.path.dirname(torch.__file__), 'lib'))" >&2

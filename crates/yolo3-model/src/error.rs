@@ -264,6 +264,33 @@ pub enum ModelError {
         /// What is wrong (missing, unexpected, shape or dtype).
         message: String,
     },
+
+    /// A file given as Keras weights is not HDF5, or not laid out as Keras saves a model.
+    #[error("{}: {message}", path.display())]
+    KerasFile {
+        /// The `.h5` file.
+        path: PathBuf,
+        /// What is wrong, or what was being read.
+        message: String,
+        /// The HDF5 reader's error, when there is one.
+        #[source]
+        source: Option<hdf5_reader::error::Error>,
+    },
+
+    /// A layer of a Keras weights file lacks a weight, holds an unusable value or does not
+    /// have the shape the network needs.
+    #[error("{}: layer `{layer}`: {message}", path.display())]
+    KerasLayer {
+        /// The `.h5` file.
+        path: PathBuf,
+        /// The Keras layer name (`conv2d_12`, `batch_normalization_3`).
+        layer: String,
+        /// What is wrong, with the shapes on a mismatch.
+        message: String,
+        /// The HDF5 reader's error, when there is one.
+        #[source]
+        source: Option<hdf5_reader::error::Error>,
+    },
 }
 
 /// The crate's result type.

@@ -5,6 +5,7 @@
 //!   their relatives) into typed [`Layer`]s and the [`HeadSpec`]s decode and the loss need.
 //! * [`DarknetWeights`] reads and writes darknet `.weights` byte for byte, including partial
 //!   files such as `darknet53.conv.74`.
+//! * [`KerasWeights`] reads keras-yolo3's `.h5` weights into darknet's conventions.
 //! * [`Darknet`] builds the network on a `tch` device, runs it with darknet's exact
 //!   inference semantics (or batch statistics for training), loads and exports weights,
 //!   splits its variables into body and heads, and saves self-contained safetensors
@@ -28,6 +29,7 @@
 pub mod cfg;
 pub mod checkpoint;
 pub mod error;
+pub mod keras;
 pub mod memory;
 pub mod network;
 pub mod weights;
@@ -35,5 +37,6 @@ pub mod weights;
 pub use cfg::{Activation, Config, HeadSpec, Layer, NetParams, Shape};
 pub use checkpoint::{CheckpointInfo, CHECKPOINT_FORMAT};
 pub use error::{ModelError, Result};
+pub use keras::KerasWeights;
 pub use network::{Darknet, ParamGroups, ReinitialisedHead, Transfer};
 pub use weights::{ConvLayout, DarknetWeights, WeightsHeader};
