@@ -71,6 +71,17 @@ pub fn unit_f32(text: &str) -> Result<f32, String> {
     unit(text).map(|v| v as f32)
 }
 
+/// `--freeze`: `backbone` or a layer count `N` in `1..=100000` (layers `0..N`).
+pub fn freeze(text: &str) -> Result<yolo3_train::Freeze, String> {
+    if text.trim().eq_ignore_ascii_case("backbone") {
+        return Ok(yolo3_train::Freeze::Backbone);
+    }
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(yolo3_train::Freeze::Layers(n)),
+        _ => Err(format!("{text:?} is neither `backbone` nor a layer count in 1..=100000")),
+    }
+}
+
 fn finite(text: &str) -> Result<f64, String> {
     let v: f64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number"))?;
     if v.is_finite() {

@@ -81,6 +81,10 @@ pub struct TrainArgs {
     /// .safetensors checkpoint.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Freeze layers 0..N (darknet indices; 1-100000) or `backbone` (darknet53 in YOLOv3,
+    /// the first 13 layers in tiny): no gradient, batch-norm statistics kept, for the whole run.
+    #[arg(long, value_name = "N|backbone", value_parser = crate::ranges::freeze)]
+    freeze: Option<yolo3_train::Freeze>,
     /// Anchors: from the cfg or k-means on the training boxes (default: k-means).
     #[arg(long, value_enum)]
     anchors: Option<AnchorsArg>,
@@ -167,6 +171,7 @@ impl TrainArgs {
             *width_divisor = d;
         }
         c.weights.clone_from(&self.weights);
+        c.freeze = self.freeze;
         match (self.anchors, &self.anchors_file) {
             (_, Some(path)) => c.anchors = AnchorSource::File { path: path.clone() },
             (Some(AnchorsArg::Cfg), None) => c.anchors = AnchorSource::Cfg,

@@ -33,38 +33,69 @@ fn head_shapes_of_the_three_architectures() {
 
 #[test]
 fn training_mode_uses_batch_statistics_and_trains_only_unfrozen_layers() {
-    let net = net("yolov3-tiny-mini.cfg");
+    let mut net = net("yolov3-tiny-mini.cfg");
     let x = Tensor::rand([2, 3, 64, 64], (Kind::Float, Device::Cpu));
-    let mean_name = "layers.0.bn.running_mean";
-    let before = net.var_store().variables()[mean_name].copy();
+    let stats = |net: &Darknet, layer: usize| {
+        let v = net.var_store().variables();
+        [
+            v[&format!("layers.{layer}.bn.running_mean")].copy(),
+            v[&format!("layers.{layer}.bn.running_var")].copy(),
+        ]
+    };
+    let train_pass = |net: &Darknet| {
+        let out = net.forward_t(&x, true).unwrap();
+        let loss = out
+            .iter()
+            .map(|o| o.square().mean(Kind::Float))
+            .fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b);
+        loss.backward();
+        out
+    };
 
-    net.set_body_trainable(false);
+    // The body frozen (keras' first stage): only the heads get gradients, and no batch norm
+    // moves its running statistics.
+    let heads = net.config().head_conv_layers();
+    net.freeze(|i| !heads.contains(&i));
+    let before = stats(&net, 0);
     let groups = net.param_groups();
     assert_eq!(groups.heads.len(), 4, "two head convs with kernel and bias");
     assert!(groups.body.iter().all(|t| !t.requires_grad()));
     assert!(groups.heads.iter().all(Tensor::requires_grad));
-
-    let out = net.forward_t(&x, true).unwrap();
-    let loss = out
-        .iter()
-        .map(|o| o.square().mean(Kind::Float))
-        .fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b);
-    loss.backward();
+    let frozen_out = train_pass(&net);
     assert!(groups.heads.iter().all(|t| t.grad().defined()));
     assert!(groups.body.iter().all(|t| !t.grad().defined()));
-    let after = net.var_store().variables()[mean_name].copy();
-    assert!(!before.equal(&after), "train mode updates the running statistics");
+    assert!(before.iter().zip(&stats(&net, 0)).all(|(a, b)| a.equal(b)), "frozen BN kept");
+    // With every BN frozen, a training pass is an inference pass.
+    let eval = tch::no_grad(|| net.forward_t(&x, false)).unwrap();
+    assert!(eval[0].equal(&frozen_out[0]));
+
+    // The first 10 layers frozen: their statistics stay, the later ones' move, and the
+    // gradient stops at layer 10.
+    net.freeze(|i| i < 10);
+    assert!(!net.var_store().variables()["layers.0.conv.weight"].requires_grad());
+    assert!(net.var_store().variables()["layers.21.conv.weight"].requires_grad());
+    assert!(net.is_frozen(8) && !net.is_frozen(10));
+    let (early, late) = (stats(&net, 8), stats(&net, 12));
+    let out = train_pass(&net);
+    assert!(early.iter().zip(&stats(&net, 8)).all(|(a, b)| a.equal(b)), "layer 8 kept");
+    assert!(!late[0].equal(&stats(&net, 12)[0]), "train mode updates layer 12's statistics");
+    assert!(!net.var_store().variables()["layers.8.conv.weight"].grad().defined());
+    assert!(net.var_store().variables()["layers.12.conv.weight"].grad().defined());
 
     // Inference differs from training on a fresh net (batch vs running statistics).
     let eval = tch::no_grad(|| net.forward_t(&x, false)).unwrap();
     assert!(!eval[0].allclose(&out[0], 1e-4, 1e-4, false));
 
-    net.set_body_trainable(true);
+    net.freeze(|_| false);
     assert!(net.param_groups().body.iter().all(Tensor::requires_grad));
-    net.set_layers_trainable(..10, false);
-    let layer0 = &net.var_store().variables()["layers.0.conv.weight"];
-    assert!(!layer0.requires_grad());
-    assert!(net.var_store().variables()["layers.21.conv.weight"].requires_grad());
+}
+
+#[test]
+fn the_backbone_is_darknet53_or_the_tiny_trunk() {
+    let backbone = |cfg: &str| net(cfg).config().backbone_layers();
+    assert_eq!(backbone("yolov3-mini.cfg"), Some(75));
+    assert_eq!(backbone("yolov3-spp.cfg"), Some(75));
+    assert_eq!(backbone("yolov3-tiny-mini.cfg"), Some(13));
 }
 
 #[test]

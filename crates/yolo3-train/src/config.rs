@@ -81,6 +81,40 @@ pub enum AnchorSource {
     },
 }
 
+/// Which layers train with no gradient and fixed batch-norm statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Freeze {
+    /// Layers `0..N` (darknet indices), as darknet's `stopbackward` and ultralytics' `freeze`.
+    Layers(usize),
+    /// The backbone ([`yolo3_model::Config::backbone_layers`]).
+    Backbone,
+}
+
+impl Freeze {
+    /// How many leading layers this freezes in `cfg`, checked to leave every head trainable.
+    pub fn layers(self, cfg: &yolo3_model::Config) -> Result<usize, TrainError> {
+        let n = match self {
+            Self::Layers(n) => n,
+            Self::Backbone => cfg.backbone_layers().ok_or_else(|| {
+                TrainError::Config(format!(
+                    "--freeze backbone: {} has no backbone this tool recognises (no 1x1 conv \
+                     outside a residual block before the first head); give --freeze N",
+                    cfg.name()
+                ))
+            })?,
+        };
+        if let Some(head) = cfg.head_conv_layers().into_iter().find(|&h| h < n) {
+            return Err(TrainError::Config(format!(
+                "--freeze {n} would freeze head conv layer {head} of {}: freeze at most {} layers",
+                cfg.name(),
+                cfg.head_conv_layers().into_iter().min().unwrap_or(0)
+            )));
+        }
+        Ok(n)
+    }
+}
+
 /// Everything a run needs.
 // The flags are independent switches of a saved configuration, not a state machine.
 #[allow(clippy::struct_excessive_bools)]
@@ -93,6 +127,9 @@ pub struct TrainConfig {
     /// Initial weights: darknet `.weights` (full, or partial such as `darknet53.conv.74`) or a
     /// `.safetensors` checkpoint; none trains from scratch.
     pub weights: Option<PathBuf>,
+    /// Layers frozen for the whole run (none: every layer trains, but see the schedule).
+    #[serde(default)]
+    pub freeze: Option<Freeze>,
     /// The anchors.
     pub anchors: AnchorSource,
     /// Square input side in pixels (a multiple of 32).
@@ -138,6 +175,7 @@ impl Default for TrainConfig {
             data: DataSource::Synthetic { train_images: 1200, val_images: 200, size: 160, seed: 0 },
             model: ModelSource::TinyPreset { width_divisor: 4 },
             weights: None,
+            freeze: None,
             anchors: AnchorSource::Kmeans,
             input: 160,
             batch: 16,

@@ -122,6 +122,8 @@ struct Session {
     optimizer: Optimizer,
     state: RunState,
     rows: Vec<EpochRow>,
+    /// Layers `0..freeze_below` are frozen for the whole run.
+    freeze_below: usize,
 }
 
 impl Session {
@@ -228,6 +230,13 @@ impl Session {
                 class_names
             )));
         }
+        let freeze_below = config.freeze.map_or(Ok(0), |f| f.layers(net.config()))?;
+        if freeze_below > 0 {
+            observer.message(&format!(
+                "freeze: layers 0..{freeze_below} get no gradient and keep their batch-norm \
+                 statistics"
+            ));
+        }
         let anchors = anchors_of(net.config())?;
         let options = LossOptions {
             ignore_thresh: config.ignore_thresh,
@@ -255,6 +264,7 @@ impl Session {
             loss,
             state,
             rows,
+            freeze_below,
         })
     }
 
@@ -292,8 +302,10 @@ impl Session {
             if stop {
                 break;
             }
-            let frozen = self.config.schedule.body_frozen(epoch);
-            self.net.set_body_trainable(!frozen);
+            let body_frozen = self.config.schedule.body_frozen(epoch);
+            let heads = self.net.config().head_conv_layers();
+            let below = self.freeze_below;
+            self.net.freeze(|i| i < below || (body_frozen && !heads.contains(&i)));
             observer.epoch_start(epoch + 1, self.config.epochs, batches);
             let epoch_start = Instant::now();
             let mut sums = [0.0f64; 4];
@@ -308,9 +320,7 @@ impl Session {
                     .and_then(|t| t.f_view([n as i64, 3, i64::from(h), i64::from(w)]))
                     .and_then(|t| t.f_to_device(self.net.device()))
                     .torch(|| "uploading a batch".into())?;
-                // Frozen layers keep their running statistics (keras' frozen layers run in
-                // inference mode); otherwise batch statistics.
-                let outputs = self.net.forward_t(&xs, !frozen)?;
+                let outputs = self.net.forward_t(&xs, true)?;
                 let out = self
                     .loss
                     .compute(&outputs, &batch.boxes, (h as usize, w as usize))

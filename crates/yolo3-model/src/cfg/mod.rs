@@ -190,6 +190,29 @@ impl Config {
             .collect()
     }
 
+    /// How many leading layers form the backbone (the feature extractor that pretrained
+    /// classification weights cover), or `None` when the cfg has no recognisable one.
+    ///
+    /// The backbone ends before the first 1x1 convolution that is not inside a residual block
+    /// (the layers a `[shortcut]` adds across): that is darknet53's 75 layers in YOLOv3 and
+    /// YOLOv3-SPP (what `darknet53.conv.74` covers) and the first 13 layers of tiny-YOLOv3 (up
+    /// to its 1024-filter conv), the split ultralytics' models use too. It must leave every
+    /// head conv outside.
+    #[must_use]
+    pub fn backbone_layers(&self) -> Option<usize> {
+        let mut in_residual = vec![false; self.layers.len()];
+        for (i, layer) in self.layers.iter().enumerate() {
+            if let Layer::Shortcut(s) = layer {
+                in_residual[s.from + 1..i].iter_mut().for_each(|r| *r = true);
+            }
+        }
+        let end = self.layers.iter().enumerate().position(
+            |(i, l)| matches!(l, Layer::Convolutional(c) if c.size == 1 && !in_residual[i]),
+        )?;
+        let first_head = self.heads.iter().map(|h| h.source_layer).min()?;
+        (end > 0 && end <= first_head).then_some(end)
+    }
+
     fn structure_error(&self, layer: usize, message: impl Into<String>) -> ModelError {
         ModelError::CfgStructure {
             file: self.name.clone(),

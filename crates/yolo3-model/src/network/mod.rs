@@ -33,6 +33,8 @@ pub struct Darknet {
     convs: Vec<Option<ConvBlock>>,
     /// For each layer, the last layer that reads its output (itself if none does).
     last_use: Vec<usize>,
+    /// Frozen convs (see [`Darknet::freeze`]): no gradient, running batch-norm statistics.
+    frozen: Vec<bool>,
 }
 
 impl std::fmt::Debug for Darknet {
@@ -80,7 +82,7 @@ impl Darknet {
         for head in cfg.heads() {
             last_use[head.source_layer] = n;
         }
-        Ok(Self { cfg, vs, convs, last_use })
+        Ok(Self { cfg, vs, convs, last_use, frozen: vec![false; n] })
     }
 
     /// The cfg the network was built from.
@@ -118,7 +120,8 @@ impl Darknet {
 
     /// Runs the network on `xs` (`N x channels x H x W`, float32, on the network's device) and
     /// returns the raw head outputs `N x anchors*(5+classes) x H/stride x W/stride` in cfg
-    /// order. `train` selects batch statistics (and running-stat updates) in batch norm.
+    /// order. `train` selects batch statistics (and running-stat updates) in batch norm, except
+    /// in frozen convs, which keep their running statistics.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Vec<Tensor>> {
         let size = xs.size();
         let channels = self.cfg.net().channels;
@@ -144,6 +147,7 @@ impl Darknet {
             let out = match layer {
                 Layer::Convolutional(_) => {
                     let block = self.convs[i].as_ref().expect("conv block for conv layer");
+                    let train = train && !self.frozen[i];
                     Some(block.forward(input.expect("conv input"), train).torch(context)?)
                 }
                 Layer::Maxpool(m) => {

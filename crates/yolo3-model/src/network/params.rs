@@ -1,14 +1,12 @@
-//! Trainable-variable groups and freezing, for two-stage transfer learning.
+//! Trainable-variable groups and freezing, for transfer learning.
 //!
 //! Convention: the "heads" are the convolutions whose raw output feeds a `[yolo]` layer (the
 //! last conv of each branch, as keras-yolo3's `freeze_body=2` keeps trainable); everything
-//! else is the "body". Freezing sets `requires_grad = false` on the kernels, biases, gammas
-//! and betas; libtorch optimizers skip parameters without a gradient. Freezing does not
-//! change batch norm: in `train` mode the frozen layers still normalise with batch
-//! statistics and update their running statistics, so a training loop that wants frozen
-//! statistics runs the network with `train = false` during that stage.
-
-use std::ops::RangeBounds;
+//! else is the "body". A frozen conv gets no gradient (`requires_grad = false` on its kernel,
+//! bias, gamma and beta, which the optimizers skip) and, like darknet's `stopbackward` layers
+//! and keras' non-trainable layers, its batch norm runs on the running statistics even in a
+//! training pass, so they stay as they were. One mechanism serves `--freeze N`,
+//! `--freeze backbone` and the keras two-stage schedule's frozen stage.
 
 use tch::Tensor;
 
@@ -24,7 +22,9 @@ pub struct ParamGroups {
 }
 
 impl Darknet {
-    fn is_head_source(&self, layer: usize) -> bool {
+    /// Whether layer `layer`'s output feeds a `[yolo]` layer.
+    #[must_use]
+    pub fn is_head_source(&self, layer: usize) -> bool {
         self.cfg.heads().iter().any(|h| h.source_layer == layer)
     }
 
@@ -39,23 +39,21 @@ impl Darknet {
         groups
     }
 
-    /// Sets `requires_grad` on the variables of the convs whose darknet index is in `layers`.
-    pub fn set_layers_trainable(&self, layers: impl RangeBounds<usize>, trainable: bool) {
-        for (_, block) in self.conv_blocks().filter(|(i, _)| layers.contains(i)) {
+    /// Freezes every conv whose darknet index satisfies `frozen` and unfreezes the others.
+    pub fn freeze(&mut self, frozen: impl Fn(usize) -> bool) {
+        for (i, block) in self.convs.iter().enumerate() {
+            let Some(block) = block else { continue };
+            let f = frozen(i);
+            self.frozen[i] = f;
             for t in block.trainable() {
-                let _ = t.set_requires_grad(trainable);
+                let _ = t.set_requires_grad(!f);
             }
         }
     }
 
-    /// Freezes (`trainable = false`) or unfreezes every conv except the heads.
-    pub fn set_body_trainable(&self, trainable: bool) {
-        for (i, block) in self.conv_blocks() {
-            if !self.is_head_source(i) {
-                for t in block.trainable() {
-                    let _ = t.set_requires_grad(trainable);
-                }
-            }
-        }
+    /// Whether conv `layer` is frozen.
+    #[must_use]
+    pub fn is_frozen(&self, layer: usize) -> bool {
+        self.frozen.get(layer).copied().unwrap_or(false)
     }
 }
