@@ -24,14 +24,22 @@ keras-yolo3's `yolo_body` / `tiny_yolo_body` (and its `convert.py`) builds from 
 
 Usage: gen-keras-h5.py --cfg C --weights W --out O.h5 [--names keras2|tf]
        [--layout weights|model] [--variance exact|copy]
-Needs numpy and h5py.
+Needs numpy; installs h5py into the running interpreter's environment when it is missing.
 """
 
 import argparse
 import json
+import subprocess
+import sys
 
-import h5py
 import numpy as np
+
+try:
+    import h5py
+except ImportError:  # the tests run this with the project's venv, which setup may predate
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet",
+                           "--disable-pip-version-check", "h5py"])
+    import h5py
 
 KERAS_EPS = 1e-3
 DARKNET_EPS = 1e-6

@@ -5,6 +5,8 @@
 //!   back to `.weights`; the direction follows the input's extension. The darknet header
 //!   (version and `seen`) is kept in the checkpoint's `extra` metadata (`darknet_header`), so
 //!   darknet -> checkpoint -> darknet reproduces the file byte for byte.
+//! * `convert keras`: keras-yolo3 `.h5` weights (`yolo.h5`, `trained_weights_*.h5`) with
+//!   their `anchors.txt` (or the network's darknet cfg) and `classes.txt` to a checkpoint.
 //! * `convert annotations`: any supported dataset to keras-yolo3's `train.txt` (+
 //!   `classes.txt` beside it; the job of keras' `voc_annotation.py`) or to a YOLO txt folder
 //!   (`images/`, `labels/`, `classes.txt`).
@@ -26,7 +28,7 @@ use yolo3_model::{CheckpointInfo, Darknet, DarknetWeights, WeightsHeader};
 
 use crate::args::Global;
 use crate::guard::{check_extension, check_output};
-use crate::model_load::{is_checkpoint, read_cfg, read_names};
+use crate::model_load::{is_checkpoint, load_keras, read_cfg, read_names};
 
 /// Metadata key of the darknet header in a checkpoint's `extra`.
 const HEADER_KEY: &str = "darknet_header";
@@ -45,8 +47,35 @@ enum ConvertCommand {
     /// The first layers of darknet .weights (+ --cfg) or of a checkpoint as a partial
     /// .weights file (darknet's `partial`, e.g. darknet53.conv.74), to initialise training.
     Partial(PartialArgs),
+    /// keras-yolo3 .h5 weights (+ --anchors, or --cfg) to a .safetensors checkpoint.
+    Keras(KerasArgs),
     /// Any supported dataset to keras train.txt or YOLO txt labels.
     Annotations(AnnotationsArgs),
+}
+
+/// `yolo3 convert keras`.
+#[derive(Debug, clap::Args)]
+struct KerasArgs {
+    /// Input: keras-yolo3 weights (`model.save_weights` or `model.save` .h5, Keras 2 or
+    /// tf.keras).
+    #[arg(long, short = 'w')]
+    weights: PathBuf,
+    /// keras-yolo3 anchors.txt: the network is keras-yolo3's YOLOv3 or tiny-YOLOv3 (chosen by
+    /// the file's convolution count) with these anchors.
+    #[arg(long, conflicts_with = "cfg", required_unless_present = "cfg")]
+    anchors: Option<PathBuf>,
+    /// The network's darknet cfg instead of --anchors (its anchors and masks are used).
+    #[arg(long)]
+    cfg: Option<PathBuf>,
+    /// keras-yolo3 classes.txt, stored in the checkpoint (default: 0, 1, 2, ...).
+    #[arg(long)]
+    classes: Option<PathBuf>,
+    /// Output: a .safetensors checkpoint.
+    #[arg(long, short = 'o')]
+    out: PathBuf,
+    /// Replace the output file if it exists (an input is never replaced).
+    #[arg(long)]
+    force: bool,
 }
 
 /// `yolo3 convert weights`.
@@ -143,6 +172,7 @@ pub fn run(args: ConvertArgs, global: &Global) -> anyhow::Result<ExitCode> {
     match args.what {
         ConvertCommand::Weights(a) => weights(&a, global),
         ConvertCommand::Partial(a) => partial(&a, global),
+        ConvertCommand::Keras(a) => keras(&a, global),
         ConvertCommand::Annotations(a) => annotations(&a, global),
     }
 }
@@ -199,7 +229,6 @@ fn weights(args: &WeightsArgs, global: &Global) -> anyhow::Result<ExitCode> {
             bail!("{} is read as darknet weights, which needs --cfg", args.weights.display());
         };
         let cfg = read_cfg(cfg_path)?;
-        let classes = cfg.heads().first().map_or(0, |h| h.classes.max(0) as usize);
         let weights = DarknetWeights::read(&args.weights, &cfg)
             .with_context(|| format!("reading darknet weights {}", args.weights.display()))?;
         let mut net = Darknet::new(cfg, tch::Device::Cpu).context("building the network")?;
@@ -219,24 +248,59 @@ fn weights(args: &WeightsArgs, global: &Global) -> anyhow::Result<ExitCode> {
                 args.weights.display()
             );
         }
-        let class_names = match &args.classes {
-            Some(p) => {
-                let names = read_names(p)?;
-                if names.len() != classes {
-                    bail!("{}: {} names, the cfg has {classes} classes", p.display(), names.len());
-                }
-                names
-            }
-            None => (0..classes).map(|c| c.to_string()).collect(),
-        };
         let info = CheckpointInfo {
-            class_names,
+            class_names: class_names(args.classes.as_deref(), &net)?,
             extra: BTreeMap::from([(HEADER_KEY.to_owned(), header_text(&weights.header))]),
         };
         net.save_checkpoint(&args.out, &info)
             .with_context(|| format!("writing {}", args.out.display()))?;
         say(global, &format!("{loaded} convolutions written to {}", args.out.display()));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The class names for a checkpoint of `net`: those of `classes` (as many as the network has),
+/// else `0, 1, 2, ...`.
+fn class_names(classes: Option<&Path>, net: &Darknet) -> anyhow::Result<Vec<String>> {
+    let count = net.heads().first().map_or(0, |h| h.classes.max(0) as usize);
+    let Some(path) = classes else {
+        return Ok((0..count).map(|c| c.to_string()).collect());
+    };
+    let names = read_names(path)?;
+    if names.len() != count {
+        bail!("{}: {} names, the network has {count} classes", path.display(), names.len());
+    }
+    Ok(names)
+}
+
+fn keras(args: &KerasArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let inputs =
+        [Some(&args.weights), args.anchors.as_ref(), args.cfg.as_ref(), args.classes.as_ref()];
+    check_extension("--out", &args.out, &["safetensors"], "keras weights converted")?;
+    check_output(
+        "--out",
+        &args.out,
+        inputs.into_iter().flatten().map(PathBuf::as_path),
+        args.force,
+    )?;
+    let net =
+        load_keras(&args.weights, args.cfg.as_deref(), args.anchors.as_deref(), tch::Device::Cpu)?;
+    let info = CheckpointInfo {
+        class_names: class_names(args.classes.as_deref(), &net)?,
+        extra: BTreeMap::new(),
+    };
+    net.save_checkpoint(&args.out, &info)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    say(
+        global,
+        &format!(
+            "{} convolutions of {} ({} classes) written to {}",
+            net.config().conv_layers().len(),
+            args.weights.display(),
+            info.class_names.len(),
+            args.out.display()
+        ),
+    );
     Ok(ExitCode::SUCCESS)
 }
 

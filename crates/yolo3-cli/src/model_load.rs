@@ -6,6 +6,8 @@
 //!   (when `yolo3 train` wrote it) the training input size in its `extra.input` metadata;
 //! * `--weights model.weights --cfg model.cfg [--classes names]`: darknet weights; the class
 //!   names default to `0, 1, ...` (the cfg only knows how many there are);
+//! * `--weights yolo.h5 --anchors anchors.txt [--classes classes.txt]`: keras-yolo3 weights,
+//!   with the network keras-yolo3 builds for them (or `--cfg model.cfg` instead of the anchors);
 //! * `--cfg model.cfg` alone: random initial weights. Only useful to measure speed (the
 //!   benchmark uses it for full `YOLOv3`, whose weights file is 248 MB); a warning says so.
 //!
@@ -15,8 +17,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use yolo3_core::Anchors;
-use yolo3_model::{Config, Darknet, DarknetWeights};
+use yolo3_core::{Anchors, TinyMask};
+use yolo3_model::{Config, Darknet, DarknetWeights, KerasWeights};
 
 /// A network ready for inference, with what decoding it needs.
 pub struct LoadedModel {
@@ -37,15 +39,18 @@ pub struct LoadedModel {
 /// Where the model comes from (flags shared by `detect` and `eval`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
-    /// Model: a .safetensors checkpoint (carries its cfg and class names) or darknet
-    /// .weights (needs --cfg).
+    /// Model: a .safetensors checkpoint (carries its cfg and class names), darknet .weights
+    /// (needs --cfg) or keras-yolo3 .h5 weights (needs --anchors or --cfg).
     #[arg(long, short = 'w')]
     pub weights: Option<PathBuf>,
-    /// Darknet cfg, for .weights files. Given alone (no --weights): random weights, for
-    /// benchmarking only.
+    /// Darknet cfg, for .weights files (and .h5 files of a network keras-yolo3 does not
+    /// build). Given alone (no --weights): random weights, for benchmarking only.
     #[arg(long)]
     pub cfg: Option<PathBuf>,
-    /// Class-name file (one per line) for darknet .weights (default: 0, 1, 2, ...).
+    /// keras-yolo3 anchors.txt, for .h5 weights without --cfg.
+    #[arg(long, conflicts_with = "cfg")]
+    pub anchors: Option<PathBuf>,
+    /// Class-name file (one per line) for darknet .weights or keras .h5 (default: 0, 1, 2, ...).
     #[arg(long)]
     pub classes: Option<PathBuf>,
 }
@@ -55,8 +60,46 @@ pub fn is_checkpoint(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
 }
 
+/// Whether `path` names keras weights (by extension: `.h5`, `.hdf5`).
+pub fn is_keras(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("h5") || e.eq_ignore_ascii_case("hdf5"))
+}
+
+/// The network of keras-yolo3 weights: `cfg` when given, else the one keras-yolo3 builds for
+/// the file with the anchors of `anchors` (an `anchors.txt`), with every weight loaded.
+pub fn load_keras(
+    path: &Path,
+    cfg: Option<&Path>,
+    anchors: Option<&Path>,
+    device: tch::Device,
+) -> anyhow::Result<Darknet> {
+    let keras = KerasWeights::read(path)
+        .with_context(|| format!("reading keras weights {}", path.display()))?;
+    let cfg = match (cfg, anchors) {
+        (Some(cfg), None) => read_cfg(cfg)?,
+        (None, Some(anchors)) => {
+            let sizes = Anchors::read(anchors, TinyMask::Keras)
+                .with_context(|| format!("reading anchors {}", anchors.display()))?;
+            keras.config(sizes.sizes()).context("choosing the network")?
+        }
+        (Some(_), Some(_)) => bail!("give --cfg or --anchors, not both: a cfg has its anchors"),
+        (None, None) => bail!(
+            "{} is read as keras weights, which needs --anchors (keras-yolo3's anchors.txt) or \
+             the network's darknet --cfg",
+            path.display()
+        ),
+    };
+    let mut net = Darknet::new(cfg, device).context("building the network")?;
+    net.load_keras(&keras)
+        .with_context(|| format!("loading {} into the network", path.display()))?;
+    Ok(net)
+}
+
 /// Loads the model described by `args` onto `device`.
 pub fn load_model(args: &ModelArgs, device: tch::Device) -> anyhow::Result<LoadedModel> {
+    if args.anchors.is_some() && !args.weights.as_deref().is_some_and(is_keras) {
+        bail!("--anchors is for keras .h5 weights; other models carry their anchors in their cfg");
+    }
     let (net, names, trained_input) = match (&args.weights, &args.cfg) {
         (Some(w), _) if is_checkpoint(w) => {
             if args.cfg.is_some() {
@@ -74,6 +117,11 @@ pub fn load_model(args: &ModelArgs, device: tch::Device) -> anyhow::Result<Loade
                 None => Some(info.class_names),
             };
             (net, names, input)
+        }
+        (Some(w), cfg) if is_keras(w) => {
+            let net = load_keras(w, cfg.as_deref(), args.anchors.as_deref(), device)?;
+            let names = args.classes.as_deref().map(read_names).transpose()?;
+            (net, names, None)
         }
         (Some(w), Some(cfg_path)) => {
             let cfg = read_cfg(cfg_path)?;
@@ -97,7 +145,8 @@ pub fn load_model(args: &ModelArgs, device: tch::Device) -> anyhow::Result<Loade
             (net, names, None)
         }
         (Some(w), None) => bail!(
-            "{} is not a .safetensors checkpoint, so --cfg is needed to read it as darknet weights",
+            "{} is not a .safetensors checkpoint or .h5 keras weights, so --cfg is needed to read \
+             it as darknet weights",
             w.display()
         ),
         (None, Some(cfg_path)) => {

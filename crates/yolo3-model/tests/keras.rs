@@ -11,32 +11,17 @@ mod common;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use tch::{Device, Kind};
 use yolo3_model::{Config, Darknet, DarknetWeights, KerasWeights, ModelError};
 
-/// The project's venv python with h5py (installed into the venv on first use if missing).
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let venv = std::env::var_os("YOLO3_VENV").map_or_else(
-            || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/yolo3/venv"),
-            PathBuf::from,
-        );
-        let python = venv.join("bin/python");
-        let has = |p: &Path| {
-            Command::new(p).args(["-c", "import h5py, numpy"]).status().is_ok_and(|s| s.success())
-        };
-        if !has(&python) {
-            let status = Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "h5py"])
-                .status()
-                .expect("pip runs");
-            assert!(status.success() && has(&python), "h5py could not be installed");
-        }
-        python
-    })
+/// The project's venv python (the generator installs h5py there if it is missing).
+fn python() -> PathBuf {
+    let venv = std::env::var_os("YOLO3_VENV").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/yolo3/venv"),
+        PathBuf::from,
+    );
+    venv.join("bin/python")
 }
 
 fn run_python(args: &[&str]) {
@@ -44,7 +29,8 @@ fn run_python(args: &[&str]) {
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Writes `cfg` + `weights` as a keras-yolo3 `.h5` with the generator.
+/// Writes `cfg` + `weights` as a keras-yolo3 `.h5` with the generator (every test runs it
+/// before its h5py snippets, so h5py is there for them).
 fn generate(cfg: &Path, weights: &Path, out: &Path, names: &str, layout: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/gen-keras-h5.py");
     let (cfg, weights, out) =

@@ -598,13 +598,17 @@ fn init_head_biases(net: &Darknet, input: u32) -> Result<()> {
     Ok(())
 }
 
-/// Loads darknet `.weights` (full or partial) or a checkpoint's tensors as the starting point.
-/// Loads initial weights by shape: every layer the file has in the network's shape, so that
-/// official 80-class weights start a run on a dataset with other classes (the heads keep the
-/// data-prior initialisation). Prints what was transferred; `-v` lists the re-initialised heads.
+/// Loads darknet `.weights` (full or partial), keras-yolo3 `.h5` weights or a checkpoint's
+/// tensors as the starting point. Loads initial weights by shape: every layer the file has in
+/// the network's shape, so that official 80-class weights start a run on a dataset with other
+/// classes (the heads keep the data-prior initialisation). Prints what was transferred; `-v` lists the re-initialised heads.
 fn load_initial_weights(net: &mut Darknet, path: &Path, observer: &mut dyn Observer) -> Result<()> {
+    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let transfer = if path.extension().is_some_and(|e| e == "safetensors") {
         net.transfer_checkpoint(path)?.0
+    } else if matches!(extension.as_deref(), Some("h5" | "hdf5")) {
+        // keras-yolo3 weights: darknet's content once read, so the same transfer by shape.
+        net.transfer_keras(&yolo3_model::KerasWeights::read(path)?)?
     } else {
         let (weights, layouts) = DarknetWeights::read_transfer(path, net.config())?;
         if weights.convs.is_empty() {

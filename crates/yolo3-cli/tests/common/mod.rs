@@ -67,3 +67,16 @@ pub fn small_dataset(dir: &Path, images: usize, size: u32) -> synthetic::Synthet
     };
     synthetic::generate(&dir.join("data"), &options).expect("synthetic dataset")
 }
+
+/// One epoch at input 64 on `data` (train and val) with `cfg`, starting from `weights`.
+pub fn train_one_epoch_from(
+    dir: &Path,
+    data: &synthetic::SyntheticDataset,
+    cfg: &Path,
+    weights: &Path,
+) -> Output {
+    let (train, val) = (data.train.to_str().unwrap(), data.val.to_str().unwrap());
+    let (cfg, weights) = (cfg.to_str().unwrap(), weights.to_str().unwrap());
+    let args = ["--data", train, "--val", val, "--cfg", cfg, "--weights", weights];
+    yolo3(dir, &[&["train", "--epochs", "1", "--input", "64"][..], &args].concat())
+}
