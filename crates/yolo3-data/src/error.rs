@@ -189,6 +189,22 @@ pub enum DataError {
         #[source]
         source: image::ImageError,
     },
+    /// An image with more pixels than [`crate::MAX_PIXELS`] (a decompression bomb, or a scan
+    /// far beyond any network input): refused from its header, before decoding.
+    #[error(
+        "{}: the image is {width}x{height} ({} megapixels), above the limit of {} megapixels",
+        path.display(),
+        u64::from(*width) * u64::from(*height) / 1_000_000,
+        crate::MAX_PIXELS / 1_000_000
+    )]
+    ImageTooLarge {
+        /// The image file.
+        path: PathBuf,
+        /// Width in pixels (as displayed, after the EXIF orientation).
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
     /// The format of a dataset path could not be determined.
     #[error("{}: cannot detect the dataset format: {reason}", path.display())]
     UnknownFormat {

@@ -6,50 +6,101 @@
 
 use std::path::{Path, PathBuf};
 
-use image::RgbImage;
+use std::io::{Read as _, Seek as _, SeekFrom};
+
+use image::metadata::Orientation;
+use image::{ImageDecoder, RgbImage};
 use rayon::prelude::*;
 
 use crate::dataset::{ImageSize, UnreadableImage};
 use crate::error::{DataError, Result};
 
-/// Decodes an image file to RGB u8. The error names the file.
+/// Largest image accepted, in pixels: PIL's decompression-bomb error threshold
+/// (2 x `Image.MAX_IMAGE_PIXELS`, about 179 megapixels, e.g. 16384 x 10922). Larger files are
+/// refused from their header, before any pixel is decoded.
+pub const MAX_PIXELS: u64 = 178_956_970;
+
+/// Decodes an image file to RGB u8, as it is meant to be displayed. The error names the file.
 ///
-/// The format is taken from the content, never from the extension (a PNG named `.jpg` is read
-/// as the PNG it is), and only regular files are opened (a FIFO would block). A JPEG whose
-/// data stops before its end marker is decoded (the decoder fills the rest with grey) and
-/// logged once as truncated.
+/// * The format is taken from the content, never from the extension (a PNG named `.jpg` is
+///   read as the PNG it is), and only regular files are opened (a FIFO would block).
+/// * The EXIF orientation (JPEG APP1, PNG `eXIf`) is applied: phone photos are stored sideways
+///   with a tag, and boxes are annotated on the rotated image (labelImg, ultralytics and
+///   browsers all show it rotated).
+/// * Every colour type becomes 8-bit RGB: grey is replicated, alpha dropped (as OpenCV's
+///   `imread` does), palettes expanded, 16-bit samples rounded to 8 bits, CMYK JPEGs converted
+///   by the decoder.
+/// * Images above [`MAX_PIXELS`] are refused before decoding. The pixels are decoded straight
+///   into one buffer of the file's colour type, which becomes the RGB image itself when it is
+///   already RGB (the common case); flips and 180-degree turns happen in place.
+/// * A JPEG whose data stops before its end marker is decoded (the decoder fills the rest
+///   with grey) and logged once as truncated.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
-    let bytes = yolo3_core::fsio::read_bytes(path)
-        .map_err(|e| DataError::io(path, "cannot read image", e))?;
-    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
-        .with_guessed_format()
-        .map_err(|e| DataError::io(path, "cannot read image", e))?;
-    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_has_end_marker(&bytes) {
+    let (decoder, orientation, format) = open_decoder(path)?;
+    if format == Some(image::ImageFormat::Jpeg) && !jpeg_has_end_marker(path)? {
         warn_truncated(path);
     }
-    let img =
-        reader.decode().map_err(|source| DataError::Image { path: path.to_path_buf(), source })?;
-    Ok(img.into_rgb8())
+    let image_error = |source| DataError::Image { path: path.to_path_buf(), source };
+    let mut image = image::DynamicImage::from_decoder(decoder).map_err(image_error)?;
+    image.apply_orientation(orientation);
+    Ok(image.into_rgb8())
 }
 
-/// Reads an image's size from its header without decoding the pixels (format from the
-/// content, regular files only).
+/// Reads an image's displayed size (after its EXIF orientation) from its header without
+/// decoding the pixels (format from the content, regular files only).
 pub fn image_size(path: &Path) -> Result<ImageSize> {
-    let file = yolo3_core::fsio::open_regular(path)
-        .map_err(|e| DataError::io(path, "cannot read image", e))?;
-    let (width, height) = image::ImageReader::new(std::io::BufReader::new(file))
-        .with_guessed_format()
-        .map_err(|e| DataError::io(path, "cannot read image", e))?
-        .into_dimensions()
-        .map_err(|source| DataError::Image { path: path.to_path_buf(), source })?;
+    let (decoder, orientation, _) = open_decoder(path)?;
+    let (width, height) = displayed(decoder.dimensions(), orientation);
     Ok(ImageSize { width, height })
 }
 
-/// Whether JPEG data ends with its end-of-image marker `FF D9`. Cameras and editors may pad
+/// Opens `path`'s decoder and reads its orientation and format; refuses images above
+/// [`MAX_PIXELS`].
+fn open_decoder(
+    path: &Path,
+) -> Result<(impl ImageDecoder, Orientation, Option<image::ImageFormat>)> {
+    let file = yolo3_core::fsio::open_regular(path)
+        .map_err(|e| DataError::io(path, "cannot read image", e))?;
+    let mut reader = image::ImageReader::new(std::io::BufReader::new(file))
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, "cannot read image", e))?;
+    // The pixel count is checked below, on every image; the decoder's own allocation cap
+    // (512 MB by default) would refuse a legitimate 16-bit RGBA photo of 70 megapixels.
+    reader.no_limits();
+    let format = reader.format();
+    let image_error = |source| DataError::Image { path: path.to_path_buf(), source };
+    let mut decoder = reader.into_decoder().map_err(image_error)?;
+    // A broken EXIF block is not worth losing the image for: it is shown as stored.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let (width, height) = displayed(decoder.dimensions(), orientation);
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(DataError::ImageTooLarge { path: path.to_path_buf(), width, height });
+    }
+    Ok((decoder, orientation, format))
+}
+
+/// The size of a `stored` image once `orientation` is applied.
+fn displayed(stored: (u32, u32), orientation: Orientation) -> (u32, u32) {
+    let (w, h) = stored;
+    match orientation {
+        Orientation::Rotate90
+        | Orientation::Rotate270
+        | Orientation::Rotate90FlipH
+        | Orientation::Rotate270FlipH => (h, w),
+        _ => (w, h),
+    }
+}
+
+/// Whether a JPEG file ends with its end-of-image marker `FF D9`. Cameras and editors may pad
 /// the file after it, so the marker is looked for in the last 4 KB rather than at the very end.
-fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
-    let tail = &bytes[bytes.len().saturating_sub(4096)..];
-    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+fn jpeg_has_end_marker(path: &Path) -> Result<bool> {
+    let io_error = |e| DataError::io(path, "cannot read image", e);
+    let mut file = yolo3_core::fsio::open_regular(path).map_err(io_error)?;
+    let len = file.seek(SeekFrom::End(0)).map_err(io_error)?;
+    file.seek(SeekFrom::Start(len.saturating_sub(4096))).map_err(io_error)?;
+    let mut tail = Vec::with_capacity(4096);
+    file.read_to_end(&mut tail).map_err(io_error)?;
+    Ok(tail.windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
 /// Logs a truncated image once per path (the loader decodes every image once an epoch).

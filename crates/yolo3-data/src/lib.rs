@@ -37,7 +37,7 @@ pub use dataset::{
 };
 pub use error::{DataError, Location, Result};
 pub use format::{detect_format, read_dataset, DatasetFormat, OpenOptions};
-pub use image_io::{image_size, load_rgb, to_chw};
+pub use image_io::{image_size, load_rgb, to_chw, MAX_PIXELS};
 pub use keras::{read_keras, read_keras_with_classes, write_keras};
 pub use letterbox::{letterbox, InputSize, Letterbox};
 pub use loader::{sample_rng, Batch, Loader, LoaderOptions, MultiScale, Prefetch};
