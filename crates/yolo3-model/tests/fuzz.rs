@@ -1,7 +1,8 @@
 //! Robustness of the model-side readers: darknet cfg ([`Config::parse`] /
 //! [`Config::from_file`]), darknet `.weights` ([`DarknetWeights::from_bytes`] /
-//! [`DarknetWeights::read`]) and safetensors checkpoints ([`Darknet::from_checkpoint`] /
-//! [`Darknet::load_checkpoint`]).
+//! [`DarknetWeights::read`]), safetensors checkpoints ([`Darknet::from_checkpoint`] /
+//! [`Darknet::load_checkpoint`]) and keras `.h5` weights ([`KerasWeights::read`], seeded by
+//! `scripts/gen-keras-h5.py` with the venv's python).
 //!
 //! Every reader is fed arbitrary bytes and valid files changed by a few edits: cfg text with
 //! numbers replaced by huge, negative, NaN or empty ones, keys and sections dropped or
@@ -35,8 +36,8 @@ use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use tch::Device;
 use yolo3_model::{
-    CheckpointInfo, Config, ConvLayout, Darknet, DarknetWeights, Layer, ModelError, WeightsHeader,
-    CHECKPOINT_FORMAT,
+    CheckpointInfo, Config, ConvLayout, Darknet, DarknetWeights, KerasWeights, Layer, ModelError,
+    WeightsHeader, CHECKPOINT_FORMAT,
 };
 
 use fuzz_support::{arbitrary, edit, fuzz, fuzz_long, next_id, text_input, Bytes, Check, Edit};
@@ -722,6 +723,96 @@ fn checkpoint_check() -> Check<Bytes> {
         }
         Ok(built.is_ok() || loaded.is_ok())
     })
+}
+
+// ------------------------------------------------------------------ keras .h5
+
+/// The tiny network's fresh weights as keras `.h5` files: Keras 2 `save_weights` and tf.keras
+/// `save` layouts.
+fn keras_seeds() -> &'static [Vec<u8>] {
+    static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    SEEDS.get_or_init(|| {
+        let net = Darknet::new(tiny_config(), Device::Cpu).unwrap();
+        let (cfg, weights) =
+            (scratch().join("keras-seed.cfg"), scratch().join("keras-seed.weights"));
+        std::fs::write(&cfg, TINY_CFG).unwrap();
+        net.export_darknet_weights(WeightsHeader::default()).unwrap().write(&weights).unwrap();
+        let venv = std::env::var_os("YOLO3_VENV").map_or_else(
+            || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/yolo3/venv"),
+            PathBuf::from,
+        );
+        [("keras2", "weights"), ("tf", "model")]
+            .iter()
+            .map(|(names, layout)| {
+                let out = scratch().join(format!("keras-seed-{names}.h5"));
+                let status = std::process::Command::new(venv.join("bin/python"))
+                    .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/gen-keras-h5.py"))
+                    .args([
+                        "--cfg".as_ref(),
+                        cfg.as_os_str(),
+                        "--weights".as_ref(),
+                        weights.as_os_str(),
+                    ])
+                    .args(["--out".as_ref(), out.as_os_str()])
+                    .args(["--names", names, "--layout", layout])
+                    .status()
+                    .expect("python runs");
+                assert!(status.success(), "gen-keras-h5.py failed");
+                std::fs::read(&out).unwrap()
+            })
+            .collect()
+    })
+}
+
+fn keras_input() -> BoxedStrategy<Bytes> {
+    let mutated =
+        (proptest::sample::select(keras_seeds().to_vec()), proptest::collection::vec(edit(), 1..4))
+            .prop_map(|(mut data, edits)| {
+                for e in &edits {
+                    e.apply(&mut data);
+                    data.truncate(fuzz_support::MAX_INPUT);
+                }
+                Bytes(data)
+            });
+    prop_oneof![1 => arbitrary(256), 9 => mutated].boxed()
+}
+
+/// An accepted file loads into the tiny network or is refused with an error.
+fn keras_check() -> Check<Bytes> {
+    Arc::new(|input: Bytes| {
+        let path = scratch().join(format!("case-{}.h5", next_id()));
+        write(&path, &input.0)?;
+        let read = KerasWeights::read(&path);
+        let _ = std::fs::remove_file(&path);
+        let Ok(keras) = read else { return Ok(false) };
+        let mut net = Darknet::new(tiny_config(), Device::Cpu).map_err(|e| e.to_string())?;
+        match net.load_keras(&keras) {
+            Ok(()) => Ok(true),
+            Err(ModelError::KerasFile { .. } | ModelError::KerasLayer { .. }) => Ok(false),
+            Err(e) => Err(format!("a read file failed to load with {e}")),
+        }
+    })
+}
+
+#[test]
+fn keras_seeds_load() {
+    for seed in keras_seeds() {
+        let path = scratch().join("seed-check.h5");
+        std::fs::write(&path, seed).unwrap();
+        let keras = KerasWeights::read(&path).unwrap();
+        Darknet::new(tiny_config(), Device::Cpu).unwrap().load_keras(&keras).unwrap();
+    }
+}
+
+#[test]
+fn fuzz_keras() {
+    fuzz("keras", 256, &keras_input(), &keras_check());
+}
+
+#[test]
+#[ignore = "long fuzzing run (YOLO3_FUZZ_SECONDS, default 600)"]
+fn fuzz_keras_long() {
+    fuzz_long("keras", 256, &keras_input(), &keras_check());
 }
 
 // ------------------------------------------------------------------ regressions
