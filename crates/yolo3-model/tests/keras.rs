@@ -30,24 +30,16 @@ fn run_python(args: &[&str]) {
 }
 
 /// Writes `cfg` + `weights` as a keras-yolo3 `.h5` with the generator (every test runs it
-/// before its h5py snippets, so h5py is there for them).
+/// before its h5py snippets, so h5py is there for them); `layout` is `weights` or `model`,
+/// possibly followed by more generator flags.
 fn generate(cfg: &Path, weights: &Path, out: &Path, names: &str, layout: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/gen-keras-h5.py");
     let (cfg, weights, out) =
         (cfg.to_str().unwrap(), weights.to_str().unwrap(), out.to_str().unwrap());
-    run_python(&[
-        script,
-        "--cfg",
-        cfg,
-        "--weights",
-        weights,
-        "--out",
-        out,
-        "--names",
-        names,
-        "--layout",
-        layout,
-    ]);
+    let mut args = vec![script, "--cfg", cfg, "--weights", weights, "--out", out];
+    args.extend(["--names", names, "--layout"]);
+    args.extend(layout.split(' '));
+    run_python(&args);
 }
 
 /// Every anchor of the cfg, rebuilt from the heads' masks.
@@ -262,13 +254,16 @@ fn bad_layers_are_errors_naming_the_layer() {
         (
             "renamed.h5",
             "f.attrs['layer_names'] = np.asarray([b'head' if n == b'conv2d_13' else n for n in \
-             f.attrs['layer_names']])\nf.move('conv2d_13', 'head')",
+             f.attrs['layer_names']])\nf.move('conv2d_13', 'head')\n\
+             f.move('head/conv2d_13', 'head/head')\n\
+             f['head'].attrs['weight_names'] = np.asarray([b'head/kernel:0', b'head/bias:0'])",
             "layer `head`: its name does not follow Keras' numbering `conv2d_N`",
         ),
     ];
     for (name, code, expected) in cases {
         let file = edited(dir.path(), name, code);
-        let err = error_text(&KerasWeights::read(&file).unwrap_err());
+        let Err(err) = KerasWeights::read(&file) else { panic!("{name}: read without an error") };
+        let err = error_text(&err);
         println!("{name}: {err}");
         assert!(err.contains(expected) && err.contains(name), "{name}: {err}");
     }
@@ -304,4 +299,52 @@ fn a_file_of_another_network_names_the_layer_and_both_shapes() {
         err.contains("layer `conv2d_10`: a head of 24 filters") && err.contains("has 27"),
         "{err}"
     );
+}
+
+#[test]
+fn a_nested_model_reads_as_the_flat_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let flat = KerasWeights::read(tiny_mini_h5(dir.path())).unwrap();
+    // Every layer with weights moved into one group, as when a model is saved with the model
+    // keras-yolo3 built inside it as a layer.
+    let nested = edited(
+        dir.path(),
+        "nested.h5",
+        "names = [n for n in f.attrs['layer_names'] if len(f[n].attrs['weight_names'])]\n\
+         g = f.create_group('model_1')\n\
+         weights = [w for n in names for w in f[n].attrs['weight_names']]\n\
+         for n in names:\n    for w in f[n].attrs['weight_names']:\n        \
+         g.create_dataset(w.decode(), data=f[n][w.decode()][...])\n    del f[n]\n\
+         g.attrs['weight_names'] = np.asarray(weights)\n\
+         f.attrs['layer_names'] = np.asarray([b'input_1', b'model_1'])",
+    );
+    let nested = KerasWeights::read(nested).unwrap();
+    assert_eq!(nested.convs(), flat.convs());
+}
+
+#[test]
+fn convert_py_variances_keep_keras_epsilon() {
+    // keras-yolo3's convert.py copies darknet's variance, which Keras then divides by
+    // sqrt(var + 1e-3): the import keeps that divisor.
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, weights) = (
+        common::models_dir().join("cfg/yolov3-tiny-mini.cfg"),
+        common::models_dir().join("weights/yolov3-tiny-mini.weights"),
+    );
+    let h5 = dir.path().join("copy.h5");
+    generate(&cfg, &weights, &h5, "keras2", "weights --variance copy");
+    let keras = KerasWeights::read(&h5).unwrap();
+    let darknet = DarknetWeights::read(&weights, &Config::from_file(&cfg).unwrap()).unwrap();
+    let mut checked = 0;
+    for (conv, file) in keras.convs().iter().zip(&darknet.convs) {
+        let (Some(imported), Some(original)) = (&conv.params.batch_norm, &file.batch_norm) else {
+            continue;
+        };
+        for (&v, &var) in imported.rolling_variance.iter().zip(&original.rolling_variance) {
+            let std = (f64::from(var) + 1e-3).sqrt() - 1e-6;
+            assert_eq!(v, (std * std) as f32, "{}", conv.name);
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
 }

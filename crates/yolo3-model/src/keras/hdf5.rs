@@ -6,7 +6,10 @@
 //! that name inside the layer's group. `model.save` writes the same under the group
 //! `model_weights`. Keras splits an attribute above 64 KB into `layer_names0`,
 //! `layer_names1`, ...; both forms are read. A layer without weights has an empty (float)
-//! `weight_names`. Values are read as float32, as Keras writes them.
+//! `weight_names`. A weight belongs to the layer its name starts with (`conv2d_3/kernel:0`):
+//! the group's own layer, or, when a model was saved with another model inside it as a layer,
+//! each layer of that model (whose group holds them all). Values are read as float32, as
+//! Keras writes them.
 
 use std::path::Path;
 
@@ -26,7 +29,7 @@ pub(super) struct Weight {
     pub values: Vec<f32>,
 }
 
-/// A layer that has weights, in `layer_names` order.
+/// A layer that has weights, in `layer_names` order (then weight order within a group).
 pub(super) struct Layer {
     /// The Keras layer name.
     pub name: String,
@@ -153,7 +156,6 @@ fn read_file(file: &Hdf5File, path: &Path, budget: usize) -> Result<Vec<Layer>> 
         let weight_names = string_list(&group, "weight_names")
             .ok_or_else(|| err("no `weight_names` attribute".into(), None))?
             .map_err(|e| err("reading `weight_names`".into(), Some(e)))?;
-        let mut weights = Vec::with_capacity(weight_names.len());
         for full in weight_names {
             let dataset = file
                 .dataset(&format!("{base}{name}/{full}"))
@@ -170,12 +172,15 @@ fn read_file(file: &Hdf5File, path: &Path, budget: usize) -> Result<Vec<Layer>> 
             dataset
                 .read_into(&mut values)
                 .map_err(|e| err(format!("reading weight `{full}` as float32"), Some(e)))?;
-            let short = full.rsplit('/').next().unwrap_or(&full);
+            // `owner/kernel:0`: the owner is this group's layer, or a layer of a nested model.
+            let (owner, short) = full.rsplit_once('/').unwrap_or((&name, &full));
+            let owner = owner.rsplit('/').next().unwrap_or(owner);
             let short = short.split_once(':').map_or(short, |(n, _)| n);
-            weights.push(Weight { name: short.to_owned(), shape, values });
-        }
-        if !weights.is_empty() {
-            layers.push(Layer { name, weights });
+            let weight = Weight { name: short.to_owned(), shape, values };
+            match layers.iter_mut().rfind(|l: &&mut Layer| l.name == owner) {
+                Some(layer) => layer.weights.push(weight),
+                None => layers.push(Layer { name: owner.to_owned(), weights: vec![weight] }),
+            }
         }
     }
     Ok(layers)
