@@ -352,6 +352,7 @@ fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Re
         side,
         args.batch,
         &decode,
+        &yolo3_data::ImageCache::none(),
         &mut observer,
     )
     .context("running the model over the dataset")?;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use yolo3_train::{
-    AnchorSource, BatchProgress, DataSource, EpochRow, ModelSource, Observer, OptimizerKind,
-    Schedule, TrainConfig,
+    AnchorSource, BatchProgress, CacheConfig, DataSource, EpochRow, ModelSource, Observer,
+    OptimizerKind, Schedule, TrainConfig,
 };
 
 use crate::args::Global;
@@ -41,6 +41,15 @@ pub enum AnchorsArg {
     Cfg,
     /// k-means on the training boxes.
     Kmeans,
+}
+
+/// Where decoded images are kept between epochs.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CacheArg {
+    /// In memory (the amount is printed first; refused above half the available memory).
+    Ram,
+    /// One file per image in --cache-dir.
+    Disk,
 }
 
 /// `yolo3 train`.
@@ -115,6 +124,14 @@ pub struct TrainArgs {
     /// Epochs with the body frozen (keras schedule; 0-100000).
     #[arg(long, default_value_t = 0, value_parser = crate::ranges::count(0, 100_000))]
     frozen_epochs: usize,
+    /// Keep decoded images between epochs: letterboxed when nothing random follows, else as
+    /// decoded. Results are the same as without.
+    #[arg(long, value_enum)]
+    cache: Option<CacheArg>,
+    /// Folder of --cache disk (default: $XDG_CACHE_HOME/yolo3/images or
+    /// ~/.cache/yolo3/images).
+    #[arg(long, requires = "cache")]
+    cache_dir: Option<PathBuf>,
     /// Turn keras-yolo3's random augmentation off (letterbox only).
     #[arg(long)]
     no_augment: bool,
@@ -221,6 +238,13 @@ impl TrainArgs {
                 }
             }
         }
+        c.cache = match self.cache {
+            None => CacheConfig::None,
+            Some(CacheArg::Ram) => CacheConfig::Ram,
+            Some(CacheArg::Disk) => {
+                CacheConfig::Disk { dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir) }
+            }
+        };
         c.augment = !self.no_augment;
         c.mosaic = self.mosaic;
         c.multi_scale = self.multi_scale;
@@ -239,6 +263,15 @@ impl TrainArgs {
 }
 
 /// Draws one bar per epoch and prints each epoch's results line.
+/// `$XDG_CACHE_HOME/yolo3/images`, else `~/.cache/yolo3/images`, else `.yolo3-cache` here.
+fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    base.map_or_else(|| PathBuf::from(".yolo3-cache"), |b| b.join("yolo3/images"))
+}
+
 struct BarObserver {
     quiet: bool,
     bar: Option<ProgressBar>,

@@ -98,9 +98,15 @@ impl Letterbox {
     /// Resizes and pastes `image` (which must have the size given to [`Letterbox::new`]).
     #[must_use]
     pub fn apply(&self, image: &RgbImage) -> RgbImage {
-        let resized = resize_bicubic(image, self.resized_width, self.resized_height);
+        self.paste_resized(&resize_bicubic(image, self.resized_width, self.resized_height))
+    }
+
+    /// Pastes an image already resized to `resized_width x resized_height` on the grey canvas
+    /// (the second half of [`Letterbox::apply`]; the image cache keeps the first).
+    #[must_use]
+    pub fn paste_resized(&self, resized: &RgbImage) -> RgbImage {
         let mut canvas = grey_canvas(self.input);
-        paste(&mut canvas, &resized, i64::from(self.dx), i64::from(self.dy));
+        paste(&mut canvas, resized, i64::from(self.dx), i64::from(self.dy));
         canvas
     }
 }

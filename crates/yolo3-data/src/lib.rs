@@ -14,6 +14,7 @@
 //! [`read_yolo`], or [`read_dataset`] with format detection ([`detect_format`]).
 
 pub mod augment;
+pub mod cache;
 pub mod coco;
 pub mod dataset;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod voc;
 pub mod yolo_txt;
 
 pub use augment::{random_data, AugmentOptions, Augmented, HsvShift};
+pub use cache::{CachedImage, ImageCache, Stage};
 pub use coco::read_coco;
 pub use dataset::{
     read_class_names, write_class_names, Dataset, DatasetSummary, DifficultPolicy, IgnoreReason,

@@ -23,10 +23,11 @@ use rayon::prelude::*;
 use yolo3_core::LabeledBox;
 
 use crate::augment::{random_data, AugmentOptions};
+use crate::cache::{ImageCache, Stage};
 use crate::dataset::{Dataset, ImageSize};
 use crate::error::{DataError, Result};
-use crate::image_io::{extend_chw, load_rgb};
-use crate::letterbox::{letterbox, InputSize, Letterbox};
+use crate::image_io::extend_chw;
+use crate::letterbox::{InputSize, Letterbox};
 use crate::mosaic::{mosaic, MosaicOptions};
 
 /// Multi-scale training: a square input size from `min..=max` in steps of `step`, drawn anew
@@ -156,6 +157,7 @@ pub struct Loader {
     dataset: Arc<Dataset>,
     indices: Arc<[usize]>,
     options: LoaderOptions,
+    cache: Arc<ImageCache>,
 }
 
 impl Loader {
@@ -187,7 +189,25 @@ impl Loader {
                 message: "input size must be positive".into(),
             });
         }
-        Ok(Self { dataset, indices: indices.into(), options })
+        Ok(Self { dataset, indices: indices.into(), options, cache: ImageCache::none() })
+    }
+
+    /// The same loader taking its images from `cache` (see [`crate::cache`]).
+    #[must_use]
+    pub fn with_cache(mut self, cache: Arc<ImageCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// What the cache keeps of each image for this loader: the letterboxed image when
+    /// nothing random follows (no augmentation, one input size), else the decoded one.
+    #[must_use]
+    pub fn cache_stage(&self) -> Stage {
+        if self.options.augment.is_none() && self.options.multi_scale.is_none() {
+            Stage::Letterboxed(self.options.input)
+        } else {
+            Stage::Decoded
+        }
     }
 
     /// A loader over all samples.
@@ -315,14 +335,18 @@ impl Loader {
         input: InputSize,
     ) -> Result<(Vec<f32>, Vec<LabeledBox>, Option<Letterbox>)> {
         let sample = &self.dataset.samples[index];
-        let image = load_rgb(&sample.image_path)?;
-        check_size(&sample.image_path, sample.image_size, &image);
+        let path = &sample.image_path;
         let Some(aug) = &self.options.augment else {
-            let (img, boxes, lb) = letterbox(&image, &sample.boxes, input);
+            let cached = self.cache.get(path, Stage::Letterboxed(input))?;
+            check_size(path, sample.image_size, cached.source);
+            let lb = Letterbox::new(cached.source, input);
             let mut chw = Vec::with_capacity(3 * (input.width * input.height) as usize);
-            extend_chw(&img, &mut chw);
-            return Ok((chw, boxes, Some(lb)));
+            extend_chw(&lb.paste_resized(&cached.image), &mut chw);
+            return Ok((chw, lb.forward_boxes(&sample.boxes), Some(lb)));
         };
+        let decoded = self.cache.get(path, Stage::Decoded)?;
+        check_size(path, sample.image_size, decoded.source);
+        let image = &decoded.image;
         let mut rng = sample_rng(self.options.seed, epoch, index as u64);
         if let Some(m) = &self.options.mosaic {
             if rng.random::<f64>() < m.probability && !self.indices.is_empty() {
@@ -330,20 +354,20 @@ impl Loader {
                     (0..3).map(|_| self.indices[rng.random_range(0..self.indices.len())]).collect();
                 let imgs = others
                     .iter()
-                    .map(|&i| load_rgb(&self.dataset.samples[i].image_path))
+                    .map(|&i| self.cache.get(&self.dataset.samples[i].image_path, Stage::Decoded))
                     .collect::<Result<Vec<_>>>()?;
                 let s = |i: usize| self.dataset.samples[i].boxes.as_slice();
                 let tiles = [
-                    (&image, sample.boxes.as_slice()),
-                    (&imgs[0], s(others[0])),
-                    (&imgs[1], s(others[1])),
-                    (&imgs[2], s(others[2])),
+                    (image, sample.boxes.as_slice()),
+                    (&imgs[0].image, s(others[0])),
+                    (&imgs[1].image, s(others[1])),
+                    (&imgs[2].image, s(others[2])),
                 ];
                 let out = mosaic(tiles, input, m, aug, &mut rng);
                 return Ok((out.image, out.boxes, None));
             }
         }
-        let out = random_data(&image, &sample.boxes, input, aug, &mut rng);
+        let out = random_data(image, &sample.boxes, input, aug, &mut rng);
         Ok((out.image, out.boxes, None))
     }
 
@@ -371,10 +395,10 @@ impl Loader {
     }
 }
 
-fn check_size(path: &Path, expected: Option<ImageSize>, image: &image::RgbImage) {
+fn check_size(path: &Path, expected: Option<ImageSize>, decoded: ImageSize) {
     if let Some(s) = expected {
-        if (s.width, s.height) != image.dimensions() {
-            tracing::warn!(image = %path.display(), "decoded size {:?} differs from the annotated {:?}", image.dimensions(), s);
+        if s != decoded {
+            tracing::warn!(image = %path.display(), "decoded size {decoded:?} differs from the annotated {s:?}");
         }
     }
 }

@@ -81,6 +81,22 @@ pub enum AnchorSource {
     },
 }
 
+/// Where decoded images are kept between epochs (see [`yolo3_data::cache`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CacheConfig {
+    /// Every epoch decodes every image.
+    #[default]
+    None,
+    /// In memory (the amount is printed first and refused above half the available memory).
+    Ram,
+    /// One file per image in a cache folder.
+    Disk {
+        /// The folder.
+        dir: PathBuf,
+    },
+}
+
 /// Which layers train with no gradient and fixed batch-norm statistics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -145,6 +161,9 @@ pub struct TrainConfig {
     pub optimizer: OptimizerKind,
     /// Learning-rate schedule.
     pub schedule: Schedule,
+    /// Decoded-image cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
     /// keras-yolo3's random augmentation (off: letterbox only).
     pub augment: bool,
     /// Mosaic augmentation.
@@ -183,6 +202,7 @@ impl Default for TrainConfig {
             epochs: 30,
             optimizer: OptimizerKind::adam(),
             schedule: Schedule::Cosine { lr: 3e-3, warmup_epochs: 1.0, final_fraction: 0.02 },
+            cache: CacheConfig::None,
             augment: true,
             mosaic: false,
             multi_scale: false,

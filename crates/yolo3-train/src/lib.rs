@@ -18,7 +18,9 @@ mod tensors;
 pub mod trainer;
 pub mod validate;
 
-pub use config::{parse_device, AnchorSource, DataSource, Freeze, ModelSource, TrainConfig};
+pub use config::{
+    parse_device, AnchorSource, CacheConfig, DataSource, Freeze, ModelSource, TrainConfig,
+};
 pub use error::{Result, TrainError};
 pub use loss_op::{anchors_of, YoloLoss};
 pub use observer::{BatchProgress, Observer, Silent};

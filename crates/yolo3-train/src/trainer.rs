@@ -24,12 +24,13 @@ use yolo3_core::kmeans::{cluster_anchors, KmeansOptions};
 use yolo3_core::metrics::MapSummary;
 use yolo3_core::{Anchors, DecodeOptions, IgnoreScope, LossOptions, TinyMask};
 use yolo3_data::{
-    AugmentOptions, Dataset, InputSize, Loader, LoaderOptions, MosaicOptions, MultiScale,
+    AugmentOptions, Dataset, ImageCache, InputSize, Loader, LoaderOptions, MosaicOptions,
+    MultiScale, Stage,
 };
 use yolo3_model::{CheckpointInfo, Config, Darknet, DarknetWeights, WeightsHeader};
 
 use crate::cfg_text::{adapt_cfg, tiny_cfg};
-use crate::config::{parse_device, AnchorSource, ModelSource, TrainConfig};
+use crate::config::{parse_device, AnchorSource, CacheConfig, ModelSource, TrainConfig};
 use crate::data::load_splits;
 use crate::error::{Result, TorchResult, TrainError};
 use crate::loss_op::{anchors_of, YoloLoss};
@@ -287,6 +288,8 @@ impl Session {
         let started = Instant::now();
         let seconds_before = self.rows.last().map_or(0.0, |r| r.seconds);
         let loader = self.loader()?;
+        let cache = self.open_cache(&loader, observer)?;
+        let loader = loader.with_cache(Arc::clone(&cache));
         let batches = loader.batches_per_epoch();
         let accumulate = (self.config.nominal_batch / self.config.batch).max(1);
         let mut params: Vec<(String, Tensor)> =
@@ -381,6 +384,7 @@ impl Session {
                 self.config.input,
                 self.config.batch.max(8),
                 &decode_options,
+                &cache,
                 observer,
             )?;
             let nb = batches.max(1) as f64;
@@ -429,6 +433,7 @@ impl Session {
             self.config.input,
             self.config.batch.max(8),
             &decode_options,
+            &cache,
             observer,
         )?
         .map;
@@ -440,6 +445,53 @@ impl Session {
             best_checkpoint,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// The run's image cache, shared by training and validation; for RAM, the memory it will
+    /// take is printed first and refused above half of what is available.
+    fn open_cache(&self, loader: &Loader, observer: &mut dyn Observer) -> Result<Arc<ImageCache>> {
+        let val_stage = Stage::Letterboxed(InputSize::square(self.config.input));
+        let what = |stage: Stage| match stage {
+            Stage::Decoded => "decoded: augmentation rescales every epoch".to_owned(),
+            Stage::Letterboxed(i) => format!("letterboxed to {}x{}", i.width, i.height),
+        };
+        let (train_stage, where_) = match &self.config.cache {
+            CacheConfig::None => return Ok(ImageCache::none()),
+            CacheConfig::Ram => (loader.cache_stage(), "in memory".to_owned()),
+            CacheConfig::Disk { dir } => (loader.cache_stage(), format!("in {}", dir.display())),
+        };
+        let train = ImageCache::bytes_needed(&self.train, train_stage)?;
+        let val = ImageCache::bytes_needed(&self.val, val_stage)?;
+        let mb = |b: u64| b as f64 / 1e6;
+        observer.message(&format!(
+            "cache: {:.0} MB {where_} ({} training images {}; {} validation images {})",
+            mb(train + val),
+            self.train.samples.len(),
+            what(train_stage),
+            self.val.samples.len(),
+            what(val_stage),
+        ));
+        match &self.config.cache {
+            CacheConfig::None => unreachable!("returned above"),
+            CacheConfig::Disk { dir } => Ok(ImageCache::disk(dir)?),
+            CacheConfig::Ram => {
+                let available = yolo3_model::memory::available_bytes().unwrap_or(u64::MAX);
+                if train + val > available / 2 {
+                    return Err(TrainError::Config(format!(
+                        "--cache ram needs {:.0} MB, more than half of the {:.0} MB available; \
+                         use --cache disk{}",
+                        mb(train + val),
+                        mb(available),
+                        if train_stage == Stage::Decoded {
+                            " (or train without augmentation, which caches letterboxed images)"
+                        } else {
+                            ""
+                        }
+                    )));
+                }
+                Ok(ImageCache::ram())
+            }
+        }
     }
 
     fn info(&self) -> CheckpointInfo {

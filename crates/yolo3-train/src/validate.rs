@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tch::Tensor;
 use yolo3_core::metrics::{evaluate_map, DetectedBox, GroundTruthBox, ImageBoxes, MapSummary};
 use yolo3_core::{decode, DecodeOptions, Layout};
-use yolo3_data::{Dataset, IgnoreReason, InputSize, Loader, LoaderOptions};
+use yolo3_data::{Dataset, IgnoreReason, ImageCache, InputSize, Loader, LoaderOptions};
 use yolo3_model::Darknet;
 
 use crate::error::{Result, TorchResult, TrainError};
@@ -57,13 +57,15 @@ pub fn evaluate(
     input: u32,
     batch_size: usize,
     decode_options: &DecodeOptions,
+    cache: &Arc<ImageCache>,
     observer: &mut dyn Observer,
 ) -> Result<Evaluation> {
     let num_classes = dataset.class_names.len();
     let loader = Loader::all(
         Arc::clone(dataset),
         LoaderOptions::validation(batch_size, InputSize::square(input)),
-    )?;
+    )?
+    .with_cache(Arc::clone(cache));
     let config = loss.head_config(input as usize, input as usize)?;
     observer.validation_start(loader.batches_per_epoch());
     let mut sums = [0.0f64; 4];
