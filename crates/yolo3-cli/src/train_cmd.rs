@@ -86,8 +86,9 @@ pub struct TrainArgs {
     /// Width divisor of the built-in tiny-YOLOv3 (1-16; 1 = official widths).
     #[arg(long, value_parser = crate::ranges::count_u32(1, 16))]
     width_divisor: Option<u32>,
-    /// Initial weights: darknet .weights (full, or partial like darknet53.conv.74) or a
-    /// .safetensors checkpoint.
+    /// Initial weights: darknet .weights (full, or partial like darknet53.conv.74), a
+    /// .safetensors checkpoint or keras-yolo3 .h5; loaded by shape (heads of another class
+    /// count are re-initialised).
     #[arg(long)]
     weights: Option<PathBuf>,
     /// Freeze layers 0..N (darknet indices; 1-100000) or `backbone` (darknet53 in YOLOv3,

@@ -140,8 +140,8 @@ pub struct TrainConfig {
     pub data: DataSource,
     /// The network.
     pub model: ModelSource,
-    /// Initial weights: darknet `.weights` (full, or partial such as `darknet53.conv.74`) or a
-    /// `.safetensors` checkpoint; none trains from scratch.
+    /// Initial weights: darknet `.weights` (full, or partial such as `darknet53.conv.74`), a
+    /// `.safetensors` checkpoint or a keras-yolo3 `.h5`; none trains from scratch.
     pub weights: Option<PathBuf>,
     /// Layers frozen for the whole run (none: every layer trains, but see the schedule).
     #[serde(default)]
