@@ -11,19 +11,11 @@
 #   scripts/bench-detect.sh            # IMAGES=32, CONF=0.9 by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/env.sh
+. scripts/bench-common.sh
 images=${IMAGES:-32}
 models=../shared/models
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-# Pillow decodes the images on the PyTorch side; it goes into its own folder, not the venv.
-deps=${YOLO3_BENCH_DEPS:-$HOME/.cache/yolo3/bench-deps}
-export PYTHONPATH="$deps${PYTHONPATH:+:$PYTHONPATH}"
-if ! "$YOLO3_VENV/bin/python" -c "import PIL" 2>/dev/null; then
-  echo "bench-detect: installing Pillow into $deps" >&2
-  "$YOLO3_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --target "$deps" pillow
-fi
+# Pillow decodes the images on the PyTorch side.
+bench_python_deps PIL -- pillow
 py() { "$YOLO3_VENV/bin/python" scripts/bench_detect_torch.py "$@"; }
 
 echo "building yolo3 (release)..." >&2

@@ -19,21 +19,13 @@
 #   scripts/bench-train.sh          # IMAGES=160 VAL=8 WARMUP=2
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/env.sh
+. scripts/bench-common.sh
 images=${IMAGES:-160}
 val=${VAL:-8}
 warmup=${WARMUP:-2}
 cfg=../shared/models/cfg/yolov3-tiny.cfg
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-# Pillow decodes the images on the PyTorch side; a bench-only dependency in its own folder.
-deps=${YOLO3_BENCH_DEPS:-$HOME/.cache/yolo3/bench-deps}
-export PYTHONPATH="$deps${PYTHONPATH:+:$PYTHONPATH}"
-if ! "$YOLO3_VENV/bin/python" -c "import PIL" 2>/dev/null; then
-  echo "bench-train: installing Pillow into $deps" >&2
-  "$YOLO3_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --target "$deps" pillow
-fi
+# Pillow decodes the images on the PyTorch side.
+bench_python_deps PIL -- pillow
 
 echo "building yolo3 and make_synthetic (release)..." >&2
 cargo build --quiet --release -p yolo3-cli

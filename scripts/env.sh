@@ -17,3 +17,5 @@ export LIBTORCH_USE_PYTORCH=1
 YOLO3_TORCH_LIB=$("$YOLO3_VENV/bin/python" -c "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
 export YOLO3_TORCH_LIB
 export RUSTFLAGS="-C link-arg=-Wl,--no-as-needed -C link-arg=-Wl,-rpath,$YOLO3_TORCH_LIB"
+# Doctests are linked by rustdoc, which reads its own variable.
+export RUSTDOCFLAGS="$RUSTFLAGS"

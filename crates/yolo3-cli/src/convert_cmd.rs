@@ -24,11 +24,11 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::{Subcommand, ValueEnum};
 use yolo3_data::{DatasetFormat, DifficultPolicy, ImagePlacement, OpenOptions};
-use yolo3_model::{CheckpointInfo, Darknet, DarknetWeights, WeightsHeader};
+use yolo3_model::{CheckpointInfo, Darknet, DarknetWeights, Detector, ModelFiles, WeightsHeader};
 
 use crate::args::Global;
 use crate::guard::{check_extension, check_output};
-use crate::model_load::{is_checkpoint, load_keras, read_cfg, read_names};
+use crate::model_load::{is_checkpoint, keras_network, read_cfg, read_names};
 
 /// Metadata key of the darknet header in a checkpoint's `extra`.
 const HEADER_KEY: &str = "darknet_header";
@@ -283,12 +283,12 @@ fn keras(args: &KerasArgs, global: &Global) -> anyhow::Result<ExitCode> {
         inputs.into_iter().flatten().map(PathBuf::as_path),
         args.force,
     )?;
-    let net =
-        load_keras(&args.weights, args.cfg.as_deref(), args.anchors.as_deref(), tch::Device::Cpu)?;
-    let info = CheckpointInfo {
-        class_names: class_names(args.classes.as_deref(), &net)?,
-        extra: BTreeMap::new(),
-    };
+    let network = keras_network(&args.weights, args.cfg.as_deref(), args.anchors.as_deref())?;
+    let files = ModelFiles::Keras { weights: args.weights.clone(), network };
+    let detector = Detector::load(&files, args.classes.as_deref(), tch::Device::Cpu)
+        .with_context(|| format!("loading keras weights {}", args.weights.display()))?;
+    let net = detector.net();
+    let info = CheckpointInfo { class_names: detector.class_names().to_vec(), extra: BTreeMap::new() };
     net.save_checkpoint(&args.out, &info)
         .with_context(|| format!("writing {}", args.out.display()))?;
     say(

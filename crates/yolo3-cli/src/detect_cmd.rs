@@ -34,13 +34,12 @@ use anyhow::{bail, Context as _};
 use image::RgbImage;
 use rayon::prelude::*;
 use serde::Serialize;
-use tch::Tensor;
-use yolo3_core::{decode, BoxXyxy, DecodeOptions, HeadConfig, Layout};
-use yolo3_data::{ImageSize, InputSize, Letterbox};
+use yolo3_data::ImageSize;
+use yolo3_model::{DetectOptions, Detection};
 use yolo3_viz::{annotate, palette, AnnotateOptions, Annotation};
 
 use crate::args::{DeviceArg, Global};
-use crate::model_load::{load_model, ModelArgs};
+use crate::model_load::{load_detector, ModelArgs};
 
 /// Extensions taken from folders.
 const FOLDER_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
@@ -114,13 +113,6 @@ struct Job {
     out_name: String,
 }
 
-/// A decoded, letterboxed image.
-struct Loaded {
-    job: usize,
-    image: RgbImage,
-    chw: Vec<f32>,
-}
-
 /// What was written for one image.
 struct ImageResult {
     entry: ImageEntry,
@@ -137,16 +129,9 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
     if paths.is_empty() {
         bail!("no images found in {}", join_paths(&args.inputs));
     }
-    let model = load_model(&args.model, device)?;
-    let side = model.input(args.input, args.batch)?;
-    let config = HeadConfig::new(
-        side as usize,
-        side as usize,
-        model.class_names.len(),
-        model.anchors.clone(),
-    )
-    .context("head configuration")?;
-    let options = DecodeOptions {
+    let detector = load_detector(&args.model, device)?;
+    let side = detector.input_side(args.input, args.batch)?;
+    let options = DetectOptions {
         score_threshold: args.score_threshold,
         iou_threshold: args.iou_threshold,
         max_boxes: args.max_boxes,
@@ -165,24 +150,19 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let bar = crate::progress::bar(jobs.len() as u64, quiet);
     bar.set_prefix("detect");
     let started = Instant::now();
-    let input = InputSize::square(side);
     let mut results: Vec<ImageResult> = Vec::with_capacity(jobs.len());
     let job_indices: Vec<usize> = (0..jobs.len()).collect();
     for chunk in job_indices.chunks(args.batch) {
-        let loaded: Vec<Result<Loaded, String>> = chunk
-            .par_iter()
-            .map(|&j| {
-                load_letterboxed(&jobs[j].path, input).map(|(image, chw)| Loaded {
-                    job: j,
-                    image,
-                    chw,
-                })
-            })
-            .collect();
-        let mut batch = Vec::with_capacity(loaded.len());
-        for (r, &j) in loaded.into_iter().zip(chunk) {
+        let decoded: Vec<Result<RgbImage, String>> =
+            chunk.par_iter().map(|&j| load_image(&jobs[j].path)).collect();
+        let mut batch = Vec::with_capacity(decoded.len());
+        let mut images = Vec::with_capacity(decoded.len());
+        for (r, &j) in decoded.into_iter().zip(chunk) {
             match r {
-                Ok(l) => batch.push(l),
+                Ok(image) => {
+                    batch.push(&jobs[j]);
+                    images.push(image);
+                }
                 Err(message) => {
                     bar.suspend(|| {
                         eprintln!("warning: skipping {}: {message}", jobs[j].path.display());
@@ -191,29 +171,22 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        if !batch.is_empty() {
-            let detections = detect_batch(&model.net, &config, &batch, side, &options)?;
-            let written: Vec<ImageResult> = batch
-                .par_iter()
-                .zip(detections)
-                .map(|(l, dets)| {
-                    write_outputs(
-                        &jobs[l.job],
-                        &l.image,
-                        &dets,
-                        &model.class_names,
-                        &out_dir,
-                        &args,
-                    )
-                })
-                .collect();
-            for r in written {
-                if let Some(e) = &r.error {
-                    bar.suspend(|| eprintln!("warning: {e}"));
-                    failures += 1;
-                }
-                results.push(r);
+        let detections = detector.predict(&images, side, &options)?;
+        let names = detector.class_names();
+        let written: Vec<ImageResult> = batch
+            .par_iter()
+            .zip(&images)
+            .zip(&detections)
+            .map(|((job, image), dets)| {
+                write_outputs(job, image, dets, names, &out_dir, &args)
+            })
+            .collect();
+        for r in written {
+            if let Some(e) = &r.error {
+                bar.suspend(|| eprintln!("warning: {e}"));
+                failures += 1;
             }
+            results.push(r);
         }
         bar.inc(chunk.len() as u64);
     }
@@ -321,67 +294,20 @@ fn plan_jobs(paths: Vec<PathBuf>) -> Vec<Job> {
         .collect()
 }
 
-/// Decodes and letterboxes one image; the error is a one-line reason.
-fn load_letterboxed(path: &Path, input: InputSize) -> Result<(RgbImage, Vec<f32>), String> {
+/// Decodes one image; the error is a one-line reason.
+fn load_image(path: &Path) -> Result<RgbImage, String> {
     let image = yolo3_data::load_rgb(path).map_err(|e| format!("{e:#}"))?;
     if image.width() == 0 || image.height() == 0 {
         return Err("empty image".into());
     }
-    let lb = Letterbox::new(ImageSize { width: image.width(), height: image.height() }, input);
-    let chw = yolo3_data::to_chw(&lb.apply(&image));
-    Ok((image, chw))
-}
-
-/// Forward and decode of one batch: per image, `(box clipped to the image, score, class)`.
-fn detect_batch(
-    net: &yolo3_model::Darknet,
-    config: &HeadConfig,
-    batch: &[Loaded],
-    side: u32,
-    options: &DecodeOptions,
-) -> anyhow::Result<Vec<Vec<(BoxXyxy, f32, usize)>>> {
-    let mut flat = Vec::with_capacity(batch.len() * 3 * (side * side) as usize);
-    for l in batch {
-        flat.extend_from_slice(&l.chw);
-    }
-    let s = i64::from(side);
-    let xs = Tensor::f_from_slice(&flat)
-        .and_then(|t| t.f_view([batch.len() as i64, 3, s, s]))
-        .and_then(|t| t.f_to_device(net.device()))
-        .context("uploading a batch")?;
-    let outputs = tch::no_grad(|| net.forward_t(&xs, false)).context("forward pass")?;
-    let host = yolo3_train::loss_op::to_host(&outputs).context("reading the outputs")?;
-    let inputs = yolo3_train::loss_op::head_inputs(&host);
-    let sizes: Vec<(f64, f64)> =
-        batch.iter().map(|l| (f64::from(l.image.height()), f64::from(l.image.width()))).collect();
-    let dets = decode(config, Layout::Nchw, &inputs, &sizes, options).context("decoding")?;
-    Ok(dets
-        .into_iter()
-        .zip(batch)
-        .map(|(d, l)| {
-            let (w, h) = (l.image.width() as f32, l.image.height() as f32);
-            d.iter()
-                .filter_map(|d| {
-                    let b = d.bbox();
-                    let c = BoxXyxy::new(
-                        b.x_min.clamp(0.0, w),
-                        b.y_min.clamp(0.0, h),
-                        b.x_max.clamp(0.0, w),
-                        b.y_max.clamp(0.0, h),
-                    );
-                    (c.is_finite() && c.width() > 0.0 && c.height() > 0.0)
-                        .then_some((c, d.score, d.class))
-                })
-                .collect()
-        })
-        .collect())
+    Ok(image)
 }
 
 /// Writes the annotated image and labels of one image and returns its predictions.
 fn write_outputs(
     job: &Job,
     image: &RgbImage,
-    dets: &[(BoxXyxy, f32, usize)],
+    dets: &[Detection],
     names: &[String],
     out_dir: &Path,
     args: &DetectArgs,
@@ -393,26 +319,26 @@ fn write_outputs(
     };
     let predictions = dets
         .iter()
-        .map(|(b, score, class)| Prediction {
+        .map(|d| Prediction {
             image_id: job.id,
-            category_id: *class,
+            category_id: d.class,
             bbox: [
-                round(f64::from(b.x_min), 3),
-                round(f64::from(b.y_min), 3),
-                round(f64::from(b.width()), 3),
-                round(f64::from(b.height()), 3),
+                round(f64::from(d.bbox.x_min), 3),
+                round(f64::from(d.bbox.y_min), 3),
+                round(f64::from(d.bbox.width()), 3),
+                round(f64::from(d.bbox.height()), 3),
             ],
-            score: round(f64::from(*score), 5),
+            score: round(f64::from(d.score), 5),
         })
         .collect();
     let mut errors = Vec::new();
     if !args.no_images {
         let annotations: Vec<Annotation> = dets
             .iter()
-            .map(|(b, score, class)| Annotation {
-                bbox: *b,
-                label: format!("{} {score:.2}", names.get(*class).map_or("?", String::as_str)),
-                color: palette::color(*class),
+            .map(|d| Annotation {
+                bbox: d.bbox,
+                label: format!("{} {:.2}", names.get(d.class).map_or("?", String::as_str), d.score),
+                color: palette::color(d.class),
             })
             .collect();
         let mut drawn = image.clone();
@@ -424,18 +350,10 @@ fn write_outputs(
     }
     if args.save_txt {
         let mut text = String::new();
-        for (b, score, class) in dets {
-            let c = b.to_cxcywh();
-            let _ = write!(
-                text,
-                "{class} {:.6} {:.6} {:.6} {:.6}",
-                f64::from(c.cx) / f64::from(w),
-                f64::from(c.cy) / f64::from(h),
-                f64::from(c.w) / f64::from(w),
-                f64::from(c.h) / f64::from(h)
-            );
+        for d in dets {
+            yolo3_data::push_yolo_line(&mut text, d.class, &d.bbox, ImageSize { width: w, height: h });
             if args.save_conf {
-                let _ = write!(text, " {score:.5}");
+                let _ = write!(text, " {:.5}", d.score);
             }
             text.push('\n');
         }

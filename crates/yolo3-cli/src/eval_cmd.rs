@@ -41,7 +41,7 @@ use yolo3_viz::{
 };
 
 use crate::args::{DeviceArg, Global};
-use crate::model_load::{load_model, ModelArgs};
+use crate::model_load::{load_detector, ModelArgs};
 
 /// Names of the 12 COCO numbers, in `COCOeval.stats` order.
 const STAT_NAMES: [&str; 12] =
@@ -296,8 +296,8 @@ impl Observer for BarObserver {
 
 fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Result<ExitCode> {
     let device = args.device.device()?;
-    let model = load_model(&args.model, device)?;
-    let side = model.input(args.input, args.batch)?;
+    let detector = load_detector(&args.model, device)?;
+    let side = detector.input_side(args.input, args.batch)?;
     let open = OpenOptions {
         classes: args.model.classes.clone(),
         // VOC `difficult` objects stay as ignored ground truth: neither counted nor penalised.
@@ -309,24 +309,24 @@ fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Re
     for u in &dataset.unreadable {
         eprintln!("warning: skipping {}: {}", u.path.display(), u.reason);
     }
-    if dataset.class_names.len() != model.class_names.len() {
+    if dataset.class_names.len() != detector.class_names().len() {
         bail!(
             "the dataset has {} classes, the model {}",
             dataset.class_names.len(),
-            model.class_names.len()
+            detector.class_names().len()
         );
     }
-    if model.names_known {
+    if detector.names_known() {
         if let Some(c) =
-            (0..dataset.class_names.len()).find(|&c| dataset.class_names[c] != model.class_names[c])
+            (0..dataset.class_names.len()).find(|&c| dataset.class_names[c] != detector.class_names()[c])
         {
             bail!(
                 "class {c} is {:?} in the dataset and {:?} in the model {}: the two do not \
                  name the same classes (give the model's class file with --classes, or \
                  evaluate on a dataset with its classes)",
                 dataset.class_names[c],
-                model.class_names[c],
-                model.name
+                detector.class_names()[c],
+                detector.name()
             );
         }
     }
@@ -336,7 +336,7 @@ fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Re
     let names = dataset.class_names.clone();
     let unreadable = std::mem::take(&mut dataset.unreadable).len();
     let dataset = Arc::new(dataset);
-    let loss = YoloLoss::new(model.anchors.clone(), names.len(), LossOptions::default());
+    let loss = YoloLoss::new(detector.decoder().anchors().clone(), names.len(), LossOptions::default());
     let decode = DecodeOptions {
         score_threshold: args.score_threshold,
         iou_threshold: args.iou_threshold,
@@ -346,7 +346,7 @@ fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Re
     bar.set_prefix("eval");
     let mut observer = BarObserver { bar };
     let evaluation = yolo3_train::evaluate(
-        &model.net,
+        detector.net(),
         &loss,
         &dataset,
         side,

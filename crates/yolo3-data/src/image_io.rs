@@ -153,11 +153,19 @@ pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
 
 /// Appends an RGB image to `out` as CHW `f32` in `[0, 1]`.
 pub fn extend_chw(image: &RgbImage, out: &mut Vec<f32>) {
+    let start = out.len();
+    out.resize(start + 3 * image.as_raw().len() / 3, 0.0);
+    write_chw(image, &mut out[start..]);
+}
+
+/// Writes an RGB image into `dst` (exactly `3 x width x height` long) as CHW `f32` in `[0, 1]`.
+///
+/// # Panics
+/// If `dst` has another length.
+pub fn write_chw(image: &RgbImage, dst: &mut [f32]) {
     let (w, h) = image.dimensions();
     let plane = (w * h) as usize;
-    let start = out.len();
-    out.resize(start + 3 * plane, 0.0);
-    let dst = &mut out[start..];
+    assert_eq!(dst.len(), 3 * plane, "CHW buffer does not match {w}x{h}");
     for (i, px) in image.as_raw().chunks_exact(3).enumerate() {
         dst[i] = f32::from(px[0]) / 255.0;
         dst[plane + i] = f32::from(px[1]) / 255.0;

@@ -47,4 +47,4 @@ pub use mosaic::{mosaic, MosaicOptions};
 pub use synthetic::{generate, SyntheticDataset, SyntheticOptions};
 pub use unique::UniqueNames;
 pub use voc::{read_voc_dir, read_voc_files};
-pub use yolo_txt::{read_yolo, write_yolo, ImagePlacement, YoloWritten};
+pub use yolo_txt::{push_yolo_line, read_yolo, write_yolo, ImagePlacement, YoloWritten};

@@ -271,21 +271,27 @@ fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// The label-file text of `boxes` in an image of `size`.
 #[must_use]
 pub fn yolo_lines(boxes: &[yolo3_core::LabeledBox], size: ImageSize) -> String {
-    let (w, h) = (f64::from(size.width), f64::from(size.height));
     let mut text = String::new();
     for b in boxes {
-        let c = b.bbox.to_cxcywh();
-        let _ = writeln!(
-            text,
-            "{} {:.6} {:.6} {:.6} {:.6}",
-            b.class,
-            f64::from(c.cx) / w,
-            f64::from(c.cy) / h,
-            f64::from(c.w) / w,
-            f64::from(c.h) / h
-        );
+        push_yolo_line(&mut text, b.class, &b.bbox, size);
+        text.push('\n');
     }
     text
+}
+
+/// Appends one YOLO label line without its newline: `class cx cy w h`, normalised to `size`
+/// with six decimals.
+pub fn push_yolo_line(text: &mut String, class: usize, bbox: &yolo3_core::BoxXyxy, size: ImageSize) {
+    let (w, h) = (f64::from(size.width), f64::from(size.height));
+    let c = bbox.to_cxcywh();
+    let _ = write!(
+        text,
+        "{class} {:.6} {:.6} {:.6} {:.6}",
+        f64::from(c.cx) / w,
+        f64::from(c.cy) / h,
+        f64::from(c.w) / w,
+        f64::from(c.h) / h
+    );
 }
 
 fn place(src: &Path, dst: &Path, placement: ImagePlacement) -> Result<()> {

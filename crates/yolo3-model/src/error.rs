@@ -223,6 +223,63 @@ pub enum ModelError {
         message: String,
     },
 
+    /// The `[yolo]` heads of a cfg cannot be decoded or trained together.
+    #[error("{cfg}: {message}")]
+    Heads {
+        /// The cfg.
+        cfg: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `yolo3-core` computation (decode, anchors) failed.
+    #[error("{context}")]
+    Core {
+        /// What was being done.
+        context: String,
+        /// The core's error.
+        #[source]
+        source: yolo3_core::CoreError,
+    },
+    /// A class-name file or image could not be read.
+    #[error(transparent)]
+    Data(#[from] yolo3_data::DataError),
+    /// Darknet weights that do not fill every conv, given for inference.
+    #[error(
+        "{}: holds {loaded} of the {total} convolutions of {cfg}; detection and evaluation need \
+         them all (a partial file such as darknet53.conv.74 only initialises training)",
+        path.display()
+    )]
+    PartialWeights {
+        /// The weights file.
+        path: PathBuf,
+        /// Convs the file fills.
+        loaded: usize,
+        /// Convs of the network.
+        total: usize,
+        /// The cfg.
+        cfg: String,
+    },
+    /// Class names that do not match the network's class count.
+    #[error("{given} class names, but the network has {classes} classes")]
+    ClassNames {
+        /// Names given.
+        given: usize,
+        /// Classes of the heads.
+        classes: usize,
+    },
+    /// A network input side that is not a multiple of 32 in range.
+    #[error(
+        "{model}: the model's input side {side} (its checkpoint's training input, else its cfg's \
+         width) is not a multiple of 32 in 32..={max}; give the input side explicitly"
+    )]
+    InputSide {
+        /// The model or option the side came from.
+        model: String,
+        /// The side.
+        side: u32,
+        /// The largest side.
+        max: u32,
+    },
     /// A libtorch operation failed.
     #[error("libtorch: {context}")]
     Torch {

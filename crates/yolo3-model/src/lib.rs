@@ -6,6 +6,9 @@
 //! * [`DarknetWeights`] reads and writes darknet `.weights` byte for byte, including partial
 //!   files such as `darknet53.conv.74`.
 //! * [`KerasWeights`] reads keras-yolo3's `.h5` weights into darknet's conventions.
+//! * [`Detector`] is the inference layer: `Detector::load(&files, None, device)?.predict(..)`
+//!   letterboxes, runs and decodes images; `yolo3 detect`, `yolo3 eval` and training's
+//!   validation all go through it.
 //! * [`Darknet`] builds the network on a `tch` device, runs it with darknet's exact
 //!   inference semantics (or batch statistics for training), loads and exports weights,
 //!   splits its variables into body and heads, and saves self-contained safetensors
@@ -28,6 +31,7 @@
 
 pub mod cfg;
 pub mod checkpoint;
+pub mod detector;
 pub mod error;
 pub mod keras;
 pub mod memory;
@@ -36,6 +40,10 @@ pub mod weights;
 
 pub use cfg::{Activation, Config, HeadSpec, Layer, NetParams, Shape};
 pub use checkpoint::{CheckpointInfo, CHECKPOINT_FORMAT};
+pub use detector::{
+    check_input_side, Decoder, DetectOptions, Detection, Detector, HostOutputs, KerasNetwork, ModelFiles,
+    MAX_INPUT,
+};
 pub use error::{ModelError, Result};
 pub use keras::KerasWeights;
 pub use network::{Darknet, ParamGroups, ReinitialisedHead, Transfer};

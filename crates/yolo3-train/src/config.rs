@@ -10,16 +10,8 @@ use crate::error::TrainError;
 use crate::optim::OptimizerKind;
 use crate::schedule::Schedule;
 
-/// Largest input side a run accepts (the CLI's `--input` has the same bound).
-pub const MAX_INPUT: u32 = 8192;
-
-/// Checks a network input side: a multiple of 32 (the coarsest stride) in `32..=MAX_INPUT`.
-pub fn check_input_side(side: u32) -> Result<u32, String> {
-    if side == 0 || side % 32 != 0 || side > MAX_INPUT {
-        return Err(format!("{side} is not a multiple of 32 in 32..={MAX_INPUT}"));
-    }
-    Ok(side)
-}
+/// The input-side bounds a run accepts are the inference layer's.
+pub use yolo3_model::{check_input_side, MAX_INPUT};
 
 /// Where the images and boxes come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ pub use config::{
     parse_device, AnchorSource, CacheConfig, DataSource, Freeze, ModelSource, TrainConfig,
 };
 pub use error::{Result, TrainError};
-pub use loss_op::{anchors_of, YoloLoss};
+pub use loss_op::YoloLoss;
 pub use observer::{BatchProgress, Observer, Silent};
 pub use optim::{Optimizer, OptimizerKind};
 pub use run_dir::EpochRow;

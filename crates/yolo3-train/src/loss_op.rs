@@ -7,46 +7,14 @@
 //! returned tensor's value is the core's loss (the surrogate's value is cancelled out), so
 //! what is logged is what is optimised.
 
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 use yolo3_core::{
-    assign_targets, yolo_loss, Anchors, HeadConfig, HeadInput, LabeledBox, Layout, LossOptions,
+    assign_targets, yolo_loss, Anchors, HeadConfig, LabeledBox, Layout, LossOptions,
     LossParts,
 };
-use yolo3_model::{Config, Layer};
+use yolo3_model::HostOutputs;
 
 use crate::error::{Result, TorchResult, TrainError};
-
-/// The anchors of a cfg as the core wants them: every anchor of the first `[yolo]` section and
-/// each head's mask, in head order. The heads must come coarsest first with strides
-/// 32, 16, 8 (as in every YOLOv3 cfg).
-pub fn anchors_of(cfg: &Config) -> Result<Anchors> {
-    let yolos: Vec<_> = cfg
-        .layers()
-        .iter()
-        .filter_map(|l| if let Layer::Yolo(y) = l { Some(y) } else { None })
-        .collect();
-    let first = yolos
-        .first()
-        .ok_or_else(|| TrainError::Config(format!("{}: no [yolo] layer", cfg.name())))?;
-    for (l, head) in cfg.heads().iter().enumerate() {
-        if head.stride != (32 >> l) {
-            return Err(TrainError::Config(format!(
-                "{}: head {l} has stride {}, the loss expects {} (heads coarsest first)",
-                cfg.name(),
-                head.stride,
-                32 >> l
-            )));
-        }
-    }
-    if yolos.iter().any(|y| y.anchors != first.anchors || y.classes != first.classes) {
-        return Err(TrainError::Config(format!(
-            "{}: the [yolo] sections disagree on anchors or classes",
-            cfg.name()
-        )));
-    }
-    Anchors::new(first.anchors.clone(), yolos.iter().map(|y| y.mask.clone()).collect())
-        .map_err(|source| TrainError::Core { context: cfg.name().to_owned(), source })
-}
 
 /// The loss of a network with fixed anchors and classes, for any input size.
 #[derive(Clone, Debug)]
@@ -90,9 +58,11 @@ impl YoloLoss {
         let refs: Vec<&[LabeledBox]> = boxes.iter().map(Vec::as_slice).collect();
         let targets = assign_targets(&config, &refs)
             .map_err(|source| TrainError::Core { context: "assigning targets".into(), source })?;
-        let host = to_host(outputs)?;
-        let inputs = head_inputs(&host);
-        let (host, shapes) = (&host.0, &host.1);
+        let host = HostOutputs::copy(outputs)?;
+        let inputs = host.heads();
+        let shapes: Vec<Vec<i64>> =
+            host.shapes.iter().map(|s| s.iter().map(|&d| d as i64).collect()).collect();
+        let host = &host.data;
         let mut grads: Vec<Vec<f32>> = host.iter().map(|h| vec![0.0; h.len()]).collect();
         let mut grad_refs: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
         let parts = yolo_loss(
@@ -132,45 +102,3 @@ impl YoloLoss {
     }
 }
 
-/// Head outputs on the host: per head, its flat `f32` values and its NCHW shape.
-pub type HostOutputs = (Vec<Vec<f32>>, Vec<Vec<i64>>);
-
-/// Copies head outputs to host `f32` vectors, with their shapes.
-pub fn to_host(outputs: &[Tensor]) -> Result<HostOutputs> {
-    let mut host = Vec::with_capacity(outputs.len());
-    let mut shapes = Vec::with_capacity(outputs.len());
-    for (l, out) in outputs.iter().enumerate() {
-        let shape = out.size();
-        if shape.len() != 4 {
-            return Err(TrainError::Config(format!(
-                "head {l} output has shape {shape:?}, expected NCHW"
-            )));
-        }
-        let flat = out
-            .f_detach()
-            .and_then(|t| t.f_to_device(Device::Cpu))
-            .and_then(|t| t.f_to_kind(Kind::Float))
-            .and_then(|t| t.f_contiguous())
-            .and_then(|t| t.f_view([-1]))
-            .torch(|| format!("reading head {l}"))?;
-        let v = Vec::<f32>::try_from(&flat).torch(|| format!("copying head {l}"))?;
-        host.push(v);
-        shapes.push(shape);
-    }
-    Ok((host, shapes))
-}
-
-/// The core's view of host outputs (NCHW): one [`HeadInput`] per head.
-#[must_use]
-pub fn head_inputs(host: &HostOutputs) -> Vec<HeadInput<'_, f32>> {
-    host.0
-        .iter()
-        .zip(&host.1)
-        .map(|(data, s)| HeadInput {
-            data,
-            height: s[2] as usize,
-            width: s[3] as usize,
-            channels: s[1] as usize,
-        })
-        .collect()
-}

@@ -33,7 +33,7 @@ use crate::cfg_text::{adapt_cfg, tiny_cfg};
 use crate::config::{parse_device, AnchorSource, CacheConfig, ModelSource, TrainConfig};
 use crate::data::load_splits;
 use crate::error::{Result, TorchResult, TrainError};
-use crate::loss_op::{anchors_of, YoloLoss};
+use crate::loss_op::YoloLoss;
 use crate::observer::{BatchProgress, Observer};
 use crate::optim::Optimizer;
 use crate::run_dir::{next_run_dir, read_results, write_atomic, write_results, EpochRow};
@@ -238,7 +238,7 @@ impl Session {
                  statistics"
             ));
         }
-        let anchors = anchors_of(net.config())?;
+        let anchors = net.config().anchors()?;
         let options = LossOptions {
             ignore_thresh: config.ignore_thresh,
             ignore_scope: if config.darknet_ignore {

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use tch::Tensor;
 use yolo3_core::metrics::{evaluate_map, DetectedBox, GroundTruthBox, ImageBoxes, MapSummary};
-use yolo3_core::{decode, DecodeOptions, Layout};
+use yolo3_core::DecodeOptions;
 use yolo3_data::{Dataset, IgnoreReason, ImageCache, InputSize, Loader, LoaderOptions};
-use yolo3_model::Darknet;
+use yolo3_model::{Darknet, Decoder};
 
-use crate::error::{Result, TorchResult, TrainError};
-use crate::loss_op::{head_inputs, to_host, YoloLoss};
+use crate::error::{Result, TorchResult};
+use crate::loss_op::YoloLoss;
 use crate::observer::Observer;
 
 /// What validation measured.
@@ -66,7 +66,7 @@ pub fn evaluate(
         LoaderOptions::validation(batch_size, InputSize::square(input)),
     )?
     .with_cache(Arc::clone(cache));
-    let config = loss.head_config(input as usize, input as usize)?;
+    let decoder = Decoder::of(net.config())?;
     observer.validation_start(loader.batches_per_epoch());
     let mut sums = [0.0f64; 4];
     let mut batches = 0usize;
@@ -77,9 +77,8 @@ pub fn evaluate(
         let (h, w) = (batch.input.height as i64, batch.input.width as i64);
         let xs = Tensor::f_from_slice(&batch.images)
             .and_then(|t| t.f_view([b as i64, 3, h, w]))
-            .and_then(|t| t.f_to_device(net.device()))
-            .torch(|| "uploading a validation batch".into())?;
-        let outputs = tch::no_grad(|| net.forward_t(&xs, false))?;
+            .torch(|| "building a validation batch".into())?;
+        let outputs = net.infer(&xs)?;
         let out = tch::no_grad(|| loss.compute(&outputs, &batch.boxes, (h as usize, w as usize)))?;
         for (s, v) in
             sums.iter_mut().zip([out.parts.xy, out.parts.wh, out.parts.confidence, out.parts.class])
@@ -87,8 +86,6 @@ pub fn evaluate(
             *s += v;
         }
         batches += 1;
-        let host = to_host(&outputs)?;
-        let inputs = head_inputs(&host);
         let sizes: Vec<(f64, f64)> = batch
             .letterboxes
             .iter()
@@ -98,19 +95,9 @@ pub fn evaluate(
                 })
             })
             .collect();
-        let dets =
-            decode(&config, Layout::Nchw, &inputs, &sizes, decode_options).map_err(|source| {
-                TrainError::Core { context: "decoding validation outputs".into(), source }
-            })?;
+        let dets = decoder.decode(&outputs, &sizes, (h as usize, w as usize), decode_options)?;
         for (k, det) in dets.into_iter().enumerate() {
-            let index = batch.indices[k];
-            // An untrained head can overflow exp(tw) to an infinite box; such a box matches
-            // nothing and is dropped rather than failing the evaluation.
-            images[index].detections = det
-                .iter()
-                .map(|d| DetectedBox { bbox: d.bbox(), score: d.score, class: d.class })
-                .filter(|d| d.bbox.is_finite() && d.score.is_finite())
-                .collect();
+            images[batch.indices[k]].detections = det;
         }
         observer.validation_batch();
     }

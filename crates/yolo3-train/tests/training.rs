@@ -9,7 +9,7 @@ use yolo3_core::{
 };
 use yolo3_model::{Config, Darknet};
 use yolo3_train::cfg_text::tiny_cfg;
-use yolo3_train::{anchors_of, Optimizer, OptimizerKind, TrainConfig, YoloLoss};
+use yolo3_train::{Optimizer, OptimizerKind, TrainConfig, YoloLoss};
 
 fn boxes() -> Vec<Vec<LabeledBox>> {
     let lb = |x0, y0, x1, y1, class| LabeledBox { bbox: BoxXyxy::new(x0, y0, x1, y1), class };
@@ -64,7 +64,7 @@ fn a_few_steps_on_a_fixed_batch_lower_the_loss() {
     let text =
         tiny_cfg(8, 64, 3, &yolo3_core::anchors::TINY_ANCHORS.map(|[w, h]| [w / 6.5, h / 6.5]));
     let net = Darknet::new(Config::parse(&text, "tiny/8").unwrap(), Device::Cpu).unwrap();
-    let loss = YoloLoss::new(anchors_of(net.config()).unwrap(), 3, LossOptions::default());
+    let loss = YoloLoss::new(net.config().anchors().unwrap(), 3, LossOptions::default());
     let xs = Tensor::rand([2, 3, 64, 64], (Kind::Float, Device::Cpu));
     let mut params: Vec<(String, Tensor)> = net.var_store().variables().into_iter().collect();
     let mut opt = Optimizer::new(OptimizerKind::adam());

@@ -213,6 +213,39 @@ impl Config {
         (end > 0 && end <= first_head).then_some(end)
     }
 
+    /// The anchors as the core's decode and loss want them: every anchor of the first
+    /// `[yolo]` section and each head's mask, in head order. The heads must come coarsest
+    /// first with strides 32, 16, 8 (as in every YOLOv3 cfg) and agree on anchors and classes.
+    pub fn anchors(&self) -> Result<yolo3_core::Anchors> {
+        let heads_error = |message: String| ModelError::Heads { cfg: self.name.clone(), message };
+        let yolos: Vec<_> = self
+            .layers
+            .iter()
+            .filter_map(|l| if let Layer::Yolo(y) = l { Some(y) } else { None })
+            .collect();
+        let first = yolos.first().ok_or_else(|| heads_error("no [yolo] layer".into()))?;
+        for (l, head) in self.heads.iter().enumerate() {
+            if head.stride != (32 >> l) {
+                return Err(heads_error(format!(
+                    "head {l} has stride {}, expected {} (heads coarsest first)",
+                    head.stride,
+                    32 >> l
+                )));
+            }
+        }
+        if yolos.iter().any(|y| y.anchors != first.anchors || y.classes != first.classes) {
+            return Err(heads_error("the [yolo] sections disagree on anchors or classes".into()));
+        }
+        yolo3_core::Anchors::new(first.anchors.clone(), yolos.iter().map(|y| y.mask.clone()).collect())
+            .map_err(|source| ModelError::Core { context: self.name.clone(), source })
+    }
+
+    /// Classes of the heads (0 without heads).
+    #[must_use]
+    pub fn classes(&self) -> usize {
+        self.heads.first().map_or(0, |h| h.classes.max(0) as usize)
+    }
+
     fn structure_error(&self, layer: usize, message: impl Into<String>) -> ModelError {
         ModelError::CfgStructure {
             file: self.name.clone(),

@@ -190,4 +190,11 @@ impl Darknet {
             .map(|h| outputs[h.source_layer].take().expect("head output kept"))
             .collect())
     }
+
+    /// Inference: the raw head outputs of `xs` (`N x channels x H x W` float32 on any device;
+    /// moved to the network's) with running batch-norm statistics and no autograd.
+    pub fn infer(&self, xs: &Tensor) -> Result<Vec<Tensor>> {
+        let xs = xs.f_to_device(self.device()).torch(|| "uploading a batch".into())?;
+        tch::no_grad(|| self.forward_t(&xs, false))
+    }
 }
