@@ -18,6 +18,9 @@ use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
 
+/// A decoder under test: the bytes of RGB output, or why it failed.
+type Decode = fn(&Path) -> Result<usize, String>;
+
 fn zune(path: &Path) -> Result<usize, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
@@ -52,8 +55,7 @@ fn main() -> ExitCode {
         eprintln!("decode_jpeg: no .jpg files in {dir}, or no repeats");
         return ExitCode::FAILURE;
     }
-    let decoders: [(&str, fn(&Path) -> Result<usize, String>); 2] =
-        [("yolo3", yolo3), ("zune-jpeg", zune)];
+    let decoders: [(&str, Decode); 2] = [("yolo3", yolo3), ("zune-jpeg", zune)];
     for (name, decode) in decoders {
         let mut per_pass = Vec::with_capacity(repeats);
         for pass in 0..=repeats {

@@ -2,6 +2,7 @@
 //! too large to decode. The files are written by independent encoders (`jpeg-encoder`, `png`)
 //! and the expected pixels are derived from the EXIF specification, not from the reader.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use image::Rgb;
@@ -84,7 +85,7 @@ fn exif_orientations_put_the_box_on_its_pixels() {
         write_jpeg(&path, &stored, sw, sh, jpeg_encoder::ColorType::Rgb, app1);
         // The box as annotated on the displayed picture; for 5-8 it lies outside the stored
         // 32x48 pixels, so a reader that ignored the tag would refuse it.
-        lines.push_str(&format!("{} 16,8,40,16,0\n", path.display()));
+        let _ = writeln!(lines, "{} 16,8,40,16,0", path.display());
         files.push(path);
     }
     let annotations = dir.path().join("train.txt");
