@@ -288,7 +288,8 @@ fn keras(args: &KerasArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let detector = Detector::load(&files, args.classes.as_deref(), tch::Device::Cpu)
         .with_context(|| format!("loading keras weights {}", args.weights.display()))?;
     let net = detector.net();
-    let info = CheckpointInfo { class_names: detector.class_names().to_vec(), extra: BTreeMap::new() };
+    let info =
+        CheckpointInfo { class_names: detector.class_names().to_vec(), extra: BTreeMap::new() };
     net.save_checkpoint(&args.out, &info)
         .with_context(|| format!("writing {}", args.out.display()))?;
     say(

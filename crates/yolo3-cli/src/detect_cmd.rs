@@ -177,9 +177,7 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
             .par_iter()
             .zip(&images)
             .zip(&detections)
-            .map(|((job, image), dets)| {
-                write_outputs(job, image, dets, names, &out_dir, &args)
-            })
+            .map(|((job, image), dets)| write_outputs(job, image, dets, names, &out_dir, &args))
             .collect();
         for r in written {
             if let Some(e) = &r.error {
@@ -351,7 +349,12 @@ fn write_outputs(
     if args.save_txt {
         let mut text = String::new();
         for d in dets {
-            yolo3_data::push_yolo_line(&mut text, d.class, &d.bbox, ImageSize { width: w, height: h });
+            yolo3_data::push_yolo_line(
+                &mut text,
+                d.class,
+                &d.bbox,
+                ImageSize { width: w, height: h },
+            );
             if args.save_conf {
                 let _ = write!(text, " {:.5}", d.score);
             }

@@ -317,8 +317,8 @@ fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Re
         );
     }
     if detector.names_known() {
-        if let Some(c) =
-            (0..dataset.class_names.len()).find(|&c| dataset.class_names[c] != detector.class_names()[c])
+        if let Some(c) = (0..dataset.class_names.len())
+            .find(|&c| dataset.class_names[c] != detector.class_names()[c])
         {
             bail!(
                 "class {c} is {:?} in the dataset and {:?} in the model {}: the two do not \
@@ -336,7 +336,8 @@ fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Re
     let names = dataset.class_names.clone();
     let unreadable = std::mem::take(&mut dataset.unreadable).len();
     let dataset = Arc::new(dataset);
-    let loss = YoloLoss::new(detector.decoder().anchors().clone(), names.len(), LossOptions::default());
+    let loss =
+        YoloLoss::new(detector.decoder().anchors().clone(), names.len(), LossOptions::default());
     let decode = DecodeOptions {
         score_threshold: args.score_threshold,
         iou_threshold: args.iou_threshold,

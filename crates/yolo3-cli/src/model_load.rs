@@ -51,9 +51,10 @@ pub fn load_detector(args: &ModelArgs, device: tch::Device) -> anyhow::Result<De
             }
             ModelFiles::Checkpoint(w.clone())
         }
-        (Some(w), cfg) if is_keras(w) => {
-            ModelFiles::Keras { weights: w.clone(), network: keras_network(w, cfg.as_deref(), args.anchors.as_deref())? }
-        }
+        (Some(w), cfg) if is_keras(w) => ModelFiles::Keras {
+            weights: w.clone(),
+            network: keras_network(w, cfg.as_deref(), args.anchors.as_deref())?,
+        },
         (Some(w), Some(cfg)) => ModelFiles::Darknet { cfg: cfg.clone(), weights: w.clone() },
         (Some(w), None) => bail!(
             "{} is not a .safetensors checkpoint or .h5 keras weights, so --cfg is needed to read \

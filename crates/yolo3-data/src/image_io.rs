@@ -154,7 +154,7 @@ pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
 /// Appends an RGB image to `out` as CHW `f32` in `[0, 1]`.
 pub fn extend_chw(image: &RgbImage, out: &mut Vec<f32>) {
     let start = out.len();
-    out.resize(start + 3 * image.as_raw().len() / 3, 0.0);
+    out.resize(start + image.as_raw().len(), 0.0);
     write_chw(image, &mut out[start..]);
 }
 

@@ -281,7 +281,12 @@ pub fn yolo_lines(boxes: &[yolo3_core::LabeledBox], size: ImageSize) -> String {
 
 /// Appends one YOLO label line without its newline: `class cx cy w h`, normalised to `size`
 /// with six decimals.
-pub fn push_yolo_line(text: &mut String, class: usize, bbox: &yolo3_core::BoxXyxy, size: ImageSize) {
+pub fn push_yolo_line(
+    text: &mut String,
+    class: usize,
+    bbox: &yolo3_core::BoxXyxy,
+    size: ImageSize,
+) {
     let (w, h) = (f64::from(size.width), f64::from(size.height));
     let c = bbox.to_cxcywh();
     let _ = write!(

@@ -9,8 +9,7 @@
 
 use tch::{Kind, Tensor};
 use yolo3_core::{
-    assign_targets, yolo_loss, Anchors, HeadConfig, LabeledBox, Layout, LossOptions,
-    LossParts,
+    assign_targets, yolo_loss, Anchors, HeadConfig, LabeledBox, Layout, LossOptions, LossParts,
 };
 use yolo3_model::HostOutputs;
 
@@ -101,4 +100,3 @@ impl YoloLoss {
         Ok(LossOutput { loss, parts })
     }
 }
-

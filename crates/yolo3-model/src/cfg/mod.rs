@@ -236,8 +236,11 @@ impl Config {
         if yolos.iter().any(|y| y.anchors != first.anchors || y.classes != first.classes) {
             return Err(heads_error("the [yolo] sections disagree on anchors or classes".into()));
         }
-        yolo3_core::Anchors::new(first.anchors.clone(), yolos.iter().map(|y| y.mask.clone()).collect())
-            .map_err(|source| ModelError::Core { context: self.name.clone(), source })
+        yolo3_core::Anchors::new(
+            first.anchors.clone(),
+            yolos.iter().map(|y| y.mask.clone()).collect(),
+        )
+        .map_err(|source| ModelError::Core { context: self.name.clone(), source })
     }
 
     /// Classes of the heads (0 without heads).
