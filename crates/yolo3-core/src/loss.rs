@@ -22,6 +22,7 @@
 //! the CPU.
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
 use crate::head::{head_box, HeadConfig, HeadInput};
@@ -56,6 +57,56 @@ impl Default for LossOptions {
     }
 }
 
+/// The four terms of the loss, named. Sums and means of terms (an epoch's running mean, a
+/// validation pass) are formed with `+=` and `/`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LossTerms {
+    /// Centre term.
+    pub xy: f64,
+    /// Size term.
+    pub wh: f64,
+    /// Objectness term.
+    pub confidence: f64,
+    /// Class term.
+    pub class: f64,
+}
+
+impl LossTerms {
+    /// `xy + wh + confidence + class`, added in that order.
+    #[must_use]
+    pub fn total(&self) -> f64 {
+        self.xy + self.wh + self.confidence + self.class
+    }
+
+    /// The terms in `xy, wh, confidence, class` order.
+    #[must_use]
+    pub fn to_array(&self) -> [f64; 4] {
+        [self.xy, self.wh, self.confidence, self.class]
+    }
+}
+
+impl std::ops::AddAssign for LossTerms {
+    fn add_assign(&mut self, other: Self) {
+        self.xy += other.xy;
+        self.wh += other.wh;
+        self.confidence += other.confidence;
+        self.class += other.class;
+    }
+}
+
+impl std::ops::Div<f64> for LossTerms {
+    type Output = Self;
+
+    fn div(self, n: f64) -> Self {
+        Self {
+            xy: self.xy / n,
+            wh: self.wh / n,
+            confidence: self.confidence / n,
+            class: self.class / n,
+        }
+    }
+}
+
 /// The loss, its four components and each layer's share. All are divided by the batch size.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LossParts {
@@ -69,8 +120,16 @@ pub struct LossParts {
     pub confidence: f64,
     /// Class term.
     pub class: f64,
-    /// Per layer `[xy, wh, confidence, class]`.
-    pub layers: Vec<[f64; 4]>,
+    /// Each layer's terms.
+    pub layers: Vec<LossTerms>,
+}
+
+impl LossParts {
+    /// The four terms without the total and the layers.
+    #[must_use]
+    pub fn terms(&self) -> LossTerms {
+        LossTerms { xy: self.xy, wh: self.wh, confidence: self.confidence, class: self.class }
+    }
 }
 
 /// Computes the loss and writes `d loss / d prediction` into `grads` (one buffer per layer, in
@@ -206,19 +265,17 @@ fn run<T: Real>(
             reason: "the targets make the loss non-finite (a zero-size box?)",
         })
     };
-    let mut parts = LossParts { layers: vec![[0.0; 4]; layers.len()], ..LossParts::default() };
+    let mut parts =
+        LossParts { layers: vec![LossTerms::default(); layers.len()], ..LossParts::default() };
     for (block, sums) in results.iter().enumerate() {
-        let sums = sums.as_ref().ok_or_else(not_finite)?;
-        let l = block / batch.max(1);
-        for (acc, v) in parts.layers[l].iter_mut().zip(sums) {
-            *acc += v;
-        }
+        let &[xy, wh, confidence, class] = sums.as_ref().ok_or_else(not_finite)?;
+        parts.layers[block / batch.max(1)] += LossTerms { xy, wh, confidence, class };
     }
     for layer in &parts.layers {
-        parts.xy += layer[0];
-        parts.wh += layer[1];
-        parts.confidence += layer[2];
-        parts.class += layer[3];
+        parts.xy += layer.xy;
+        parts.wh += layer.wh;
+        parts.confidence += layer.confidence;
+        parts.class += layer.class;
     }
     parts.total = parts.xy + parts.wh + parts.confidence + parts.class;
     if !parts.total.is_finite() {
