@@ -55,31 +55,13 @@ pub struct AnchorsArgs {
 #[allow(clippy::needless_pass_by_value)]
 pub fn run(args: AnchorsArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let open = OpenOptions { classes: args.classes.clone(), ..OpenOptions::default() };
-    let dataset = yolo3_data::read_dataset(&args.dataset, &open)
-        .with_context(|| format!("reading dataset {}", args.dataset.display()))?;
+    let dataset = yolo3_data::read_dataset(&args.dataset, &open)?;
     for u in &dataset.unreadable {
         eprintln!("warning: skipping {}: {}", u.path.display(), u.reason);
     }
     let inputs = crate::guard::dataset_inputs(&args.dataset, args.classes.as_deref(), &dataset);
     crate::guard::check_output("--out", &args.out, inputs.iter().map(AsRef::as_ref), args.force)?;
-    let side = f64::from(args.input);
-    let mut unknown_size = 0usize;
-    let sizes: Vec<[f64; 2]> = dataset
-        .samples
-        .iter()
-        .flat_map(|s| {
-            let scale = if let Some(sz) = s.image_size {
-                (side / f64::from(sz.width.max(1))).min(side / f64::from(sz.height.max(1)))
-            } else {
-                unknown_size += 1;
-                1.0
-            };
-            s.boxes.iter().map(move |b| {
-                [f64::from(b.bbox.width()) * scale, f64::from(b.bbox.height()) * scale]
-            })
-        })
-        .filter(|[w, h]| *w > 0.0 && *h > 0.0)
-        .collect();
+    let (sizes, unknown_size) = dataset.letterboxed_box_sizes(args.input);
     if unknown_size > 0 {
         eprintln!(
             "warning: {unknown_size} images have no known size; their boxes are used unscaled"

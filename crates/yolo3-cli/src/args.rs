@@ -56,6 +56,6 @@ pub struct DeviceArg {
 impl DeviceArg {
     /// The libtorch device, checked.
     pub fn device(&self) -> anyhow::Result<tch::Device> {
-        yolo3_train::parse_device(&self.device).map_err(anyhow::Error::msg)
+        Ok(yolo3_train::parse_device(&self.device)?)
     }
 }

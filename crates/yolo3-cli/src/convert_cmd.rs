@@ -379,8 +379,7 @@ fn annotations(args: &AnnotationsArgs, global: &Global) -> anyhow::Result<ExitCo
     if args.keep_difficult {
         open.read.difficult = DifficultPolicy::Keep;
     }
-    let mut dataset = yolo3_data::read_dataset(&args.data, &open)
-        .with_context(|| format!("reading dataset {}", args.data.display()))?;
+    let mut dataset = yolo3_data::read_dataset(&args.data, &open)?;
     let unreadable = std::mem::take(&mut dataset.unreadable);
     for u in &unreadable {
         eprintln!("warning: {} is unreadable ({}); it is left out", u.path.display(), u.reason);

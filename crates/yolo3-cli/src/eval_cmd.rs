@@ -17,8 +17,6 @@
 //! directly). Decoding for mAP keeps low-scoring boxes (`--score-threshold 0.001`) and 100
 //! boxes per class, as mAP needs the whole precision-recall curve.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,11 +24,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use indicatif::ProgressBar;
-use serde_json::{json, Value};
 use yolo3_core::metrics::{
-    confusion_pairs, evaluate_coco, evaluate_voc, CocoDataset, CocoDetection, CocoEvaluation,
-    CocoParams, CocoStats, VocBoxConvention, VocDataset, VocDetection, VocEvaluation,
-    VocGroundTruth, VocImage, VocOptions,
+    evaluate_coco, CocoDataset, CocoDetection, CocoParams, CocoSummary, ConfusionCounts,
+    EvalReport, ReportInput, ReportOptions, VocBoxConvention, VocComparison, VocDataset,
 };
 use yolo3_core::{DecodeOptions, LossOptions};
 use yolo3_data::{OpenOptions, ReadOptions};
@@ -42,26 +38,6 @@ use yolo3_viz::{
 
 use crate::args::{DeviceArg, Global};
 use crate::model_load::{load_detector, ModelArgs};
-
-/// Names of the 12 COCO numbers, in `COCOeval.stats` order.
-const STAT_NAMES: [&str; 12] =
-    ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"];
-
-/// pycocotools' summary lines, in `COCOeval.stats` order.
-const STAT_LINES: [&str; 12] = [
-    "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
-    "Average Precision  (AP) @[ IoU=0.50      | area=   all | maxDets=100 ]",
-    "Average Precision  (AP) @[ IoU=0.75      | area=   all | maxDets=100 ]",
-    "Average Precision  (AP) @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
-    "Average Precision  (AP) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
-    "Average Precision  (AP) @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
-    "Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=  1 ]",
-    "Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets= 10 ]",
-    "Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
-    "Average Recall     (AR) @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
-    "Average Recall     (AR) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
-    "Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
-];
 
 /// `yolo3 eval`.
 #[derive(Debug, clap::Args)]
@@ -138,27 +114,8 @@ fn stdout_text(text: &str) -> anyhow::Result<()> {
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("writing to stdout")
 }
 
-fn stats_json(stats: &CocoStats) -> Value {
-    let values = stats.to_array();
-    let named: serde_json::Map<String, Value> =
-        STAT_NAMES.iter().zip(values).map(|(n, v)| ((*n).to_owned(), json!(v))).collect();
-    json!({ "stats": named, "stats_list": values.to_vec() })
-}
-
-fn stats_text(stats: &CocoStats) -> String {
-    let mut text = String::new();
-    for (line, v) in STAT_LINES.iter().zip(stats.to_array()) {
-        let _ = writeln!(text, " {line} = {v:.3}");
-    }
-    text
-}
-
-/// COCO evaluation as JSON: stats, per-category results and detection statuses.
-fn coco_json(eval: &CocoEvaluation) -> Value {
-    let mut v = stats_json(&eval.stats);
-    v["per_category"] = json!(eval.per_category);
-    v["det_status"] = json!(eval.det_status);
-    v
+fn stdout_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    stdout_text(&format!("{}\n", serde_json::to_string_pretty(value)?))
 }
 
 fn coco_files(gt: &Path, dets: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
@@ -168,112 +125,22 @@ fn coco_files(gt: &Path, dets: &Path, as_json: bool) -> anyhow::Result<ExitCode>
         CocoDetection::read_list(dets).with_context(|| format!("reading {}", dets.display()))?;
     let eval = evaluate_coco(&ground_truth, &detections, &CocoParams::default())
         .context("COCO evaluation")?;
+    let summary = CocoSummary::of(&eval);
     if as_json {
-        stdout_text(&format!("{}\n", serde_json::to_string_pretty(&coco_json(&eval))?))?;
+        stdout_json(&summary)?;
     } else {
-        let mut text = stats_text(&eval.stats);
-        let _ = writeln!(
-            text,
-            "\n{:>24} {:>6} {:>6} {:>8} {:>8}",
-            "category", "GT", "dets", "AP", "AP50"
-        );
-        for c in &eval.per_category {
-            let _ = writeln!(
-                text,
-                "{:>24} {:>6} {:>6} {:>8.3} {:>8.3}",
-                format!("{} ({})", c.name, c.category_id),
-                c.n_gt,
-                c.n_det,
-                c.stats.ap,
-                c.stats.ap50
-            );
-        }
-        stdout_text(&text)?;
+        stdout_text(&format!("{}\n{}", summary.stats_text(), summary.category_table()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// One convention's figures for a class, as `shared/eval/voc/*/expected.json` lays them out.
-fn voc_class_json(r: &yolo3_core::metrics::VocClassResult) -> Value {
-    json!({
-        "ap_11pt": r.ap_11pt, "ap_all": r.ap_all, "tp": r.tp, "fp": r.fp,
-        "ignored": r.ignored, "order": r.order, "flags": r.flags,
-    })
-}
-
-/// Both conventions' results in the `expected.json` layout.
-fn voc_json(plus1: &VocEvaluation, noplus1: &VocEvaluation) -> Value {
-    let mut classes = serde_json::Map::new();
-    for (a, b) in plus1.classes.iter().zip(&noplus1.classes) {
-        classes.insert(
-            a.name.clone(),
-            json!({ "npos": a.npos, "ndet": a.ndet, "plus1": voc_class_json(a), "noplus1": voc_class_json(b) }),
-        );
-    }
-    let mean =
-        |m: &yolo3_core::metrics::VocMean| json!({ "ap_11pt": m.ap_11pt, "ap_all": m.ap_all });
-    json!({
-        "iou_threshold": plus1.options.iou_threshold,
-        "classes": classes,
-        "map": { "plus1": mean(&plus1.map), "noplus1": mean(&noplus1.map) },
-        "map_all_classes": { "plus1": mean(&plus1.map_all_classes), "noplus1": mean(&noplus1.map_all_classes) },
-    })
-}
-
-fn evaluate_voc_both(dataset: &VocDataset) -> anyhow::Result<(VocEvaluation, VocEvaluation)> {
-    let plus1 = evaluate_voc(dataset, &VocOptions::default()).context("VOC evaluation (+1)")?;
-    let noplus1 = evaluate_voc(
-        dataset,
-        &VocOptions { convention: VocBoxConvention::Continuous, ..VocOptions::default() },
-    )
-    .context("VOC evaluation (continuous)")?;
-    Ok((plus1, noplus1))
-}
-
-fn fmt_ap(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.4}"))
-}
-
-fn voc_text(plus1: &VocEvaluation, noplus1: &VocEvaluation) -> String {
-    let width = plus1.classes.iter().map(|c| c.name.len()).chain([5]).max().unwrap_or(5) + 2;
-    let mut text = format!(
-        "{:>width$} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}\n",
-        "class", "npos", "ndet", "AP07 (+1)", "AP (+1)", "AP07", "AP"
-    );
-    for (a, b) in plus1.classes.iter().zip(&noplus1.classes) {
-        let _ = writeln!(
-            text,
-            "{:>width$} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}",
-            a.name,
-            a.npos,
-            a.ndet,
-            fmt_ap(a.ap_11pt),
-            fmt_ap(a.ap_all),
-            fmt_ap(b.ap_11pt),
-            fmt_ap(b.ap_all)
-        );
-    }
-    let _ = writeln!(
-        text,
-        "{:>width$} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}",
-        "mAP",
-        "",
-        "",
-        fmt_ap(plus1.map.ap_11pt),
-        fmt_ap(plus1.map.ap_all),
-        fmt_ap(noplus1.map.ap_11pt),
-        fmt_ap(noplus1.map.ap_all)
-    );
-    text
-}
-
 fn voc_file(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     let dataset = VocDataset::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let (plus1, noplus1) = evaluate_voc_both(&dataset)?;
+    let comparison = VocComparison::evaluate(&dataset).context("VOC evaluation")?;
     if as_json {
-        stdout_text(&format!("{}\n", serde_json::to_string_pretty(&voc_json(&plus1, &noplus1))?))?;
+        stdout_json(&comparison)?;
     } else {
-        stdout_text(&voc_text(&plus1, &noplus1))?;
+        stdout_text(&comparison.text())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -304,32 +171,11 @@ fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Re
         read: ReadOptions::default(),
         ..OpenOptions::default()
     };
-    let mut dataset = yolo3_data::read_dataset(data, &open)
-        .with_context(|| format!("reading dataset {}", data.display()))?;
+    let mut dataset = yolo3_data::read_dataset(data, &open)?;
     for u in &dataset.unreadable {
         eprintln!("warning: skipping {}: {}", u.path.display(), u.reason);
     }
-    if dataset.class_names.len() != detector.class_names().len() {
-        bail!(
-            "the dataset has {} classes, the model {}",
-            dataset.class_names.len(),
-            detector.class_names().len()
-        );
-    }
-    if detector.names_known() {
-        if let Some(c) = (0..dataset.class_names.len())
-            .find(|&c| dataset.class_names[c] != detector.class_names()[c])
-        {
-            bail!(
-                "class {c} is {:?} in the dataset and {:?} in the model {}: the two do not \
-                 name the same classes (give the model's class file with --classes, or \
-                 evaluate on a dataset with its classes)",
-                dataset.class_names[c],
-                detector.class_names()[c],
-                detector.name()
-            );
-        }
-    }
+    detector.check_classes(&dataset.class_names)?;
     if dataset.samples.is_empty() {
         bail!("{} has no readable images", data.display());
     }
@@ -359,148 +205,39 @@ fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Re
     .context("running the model over the dataset")?;
     observer.bar.finish_and_clear();
 
-    // VOC and the confusion matrix from the same detections.
-    let ground_truth: Vec<_> =
-        (0..dataset.samples.len()).map(|i| yolo3_train::ground_truth(&dataset, i)).collect();
-    let voc_input = VocDataset {
-        classes: names.clone(),
-        images: (0..dataset.samples.len())
-            .map(|i| VocImage { id: i.to_string(), width: None, height: None })
-            .collect(),
-        gt: ground_truth
-            .iter()
-            .enumerate()
-            .flat_map(|(i, gts)| {
-                let names = &names;
-                gts.iter().filter(|g| !g.crowd).map(move |g| VocGroundTruth {
-                    image_id: i.to_string(),
-                    class: names[g.class].clone(),
-                    bbox: corners(g.bbox),
-                    difficult: g.difficult,
-                })
-            })
-            .collect(),
-        det: evaluation
-            .detections
-            .iter()
-            .enumerate()
-            .flat_map(|(i, dets)| {
-                let names = &names;
-                dets.iter().map(move |d| VocDetection {
-                    image_id: i.to_string(),
-                    class: names[d.class].clone(),
-                    bbox: corners(d.bbox),
-                    score: f64::from(d.score),
-                })
-            })
-            .collect(),
-    };
     let convention =
         if args.voc_continuous { VocBoxConvention::Continuous } else { VocBoxConvention::PlusOne };
-    let voc = evaluate_voc(&voc_input, &VocOptions { convention, ..VocOptions::default() })
-        .context("VOC evaluation")?;
-    let mut matrix = ConfusionMatrix::new(names.clone());
-    for (dets, gts) in evaluation.detections.iter().zip(&ground_truth) {
-        for (predicted, truth) in
-            confusion_pairs(dets, gts, names.len(), args.confusion_threshold, 0.5)
-        {
-            // Both classes are below `names.len()`, so `add` cannot fail.
-            let _ = matrix.add(predicted, truth);
-        }
-    }
+    let data_name = data.display().to_string();
+    let input = ReportInput {
+        data: &data_name,
+        input: side,
+        unreadable_images: unreadable,
+        loss: evaluation.loss,
+        decode,
+        class_names: &names,
+        images: &evaluation.images,
+        map: &evaluation.map,
+    };
+    let options = ReportOptions {
+        voc_convention: convention,
+        confusion_score_threshold: args.confusion_threshold,
+        ..ReportOptions::default()
+    };
+    let report = EvalReport::new(&input, &options).context("VOC evaluation")?;
 
     let out_dir = yolo3_train::run_dir::next_run_dir(&args.project, &args.name)
         .context("creating the run folder")?;
-    write_pictures(&out_dir, &evaluation.map, &names, &matrix)?;
-    let coco = &evaluation.map.coco;
-    let classes: Vec<Value> = evaluation
-        .map
-        .classes
-        .iter()
-        .map(|c| {
-            let mut v = json!(c);
-            v["name"] = json!(names[c.class]);
-            v
-        })
-        .collect();
-    let n = names.len() + 1;
-    let rows: Vec<Vec<u64>> = (0..n)
-        .map(|p| {
-            (0..n)
-                .map(|t| {
-                    matrix.count((p < names.len()).then_some(p), (t < names.len()).then_some(t))
-                })
-                .collect()
-        })
-        .collect();
-    let voc_classes: BTreeMap<&str, Value> = voc
-        .classes
-        .iter()
-        .map(|c| {
-            (
-                c.name.as_str(),
-                json!({ "npos": c.npos, "ndet": c.ndet, "ap_11pt": c.ap_11pt, "ap_all": c.ap_all }),
-            )
-        })
-        .collect();
-    let metrics = json!({
-        "data": data.display().to_string(),
-        "input": side,
-        "images": dataset.samples.len(),
-        "unreadable_images": unreadable,
-        "loss": { "xy": evaluation.loss[0], "wh": evaluation.loss[1], "confidence": evaluation.loss[2], "class": evaluation.loss[3] },
-        "decode": { "score_threshold": decode.score_threshold, "iou_threshold": decode.iou_threshold, "max_boxes": decode.max_boxes },
-        "coco": coco_json(coco),
-        "map50": evaluation.map.map50,
-        "map50_95": evaluation.map.map50_95,
-        "classes": classes,
-        "voc": {
-            "convention": if args.voc_continuous { "continuous" } else { "plus1" },
-            "classes": voc_classes,
-            "map": { "ap_11pt": voc.map.ap_11pt, "ap_all": voc.map.ap_all },
-        },
-        "confusion_matrix": { "names": names, "score_threshold": args.confusion_threshold, "iou_threshold": 0.5, "rows_predicted_columns_true": rows },
-    });
-    let text = serde_json::to_string_pretty(&metrics)?;
+    write_pictures(&out_dir, &evaluation.map, &report.confusion_matrix)?;
+    let text = serde_json::to_string_pretty(&report)?;
     let metrics_path = out_dir.join("metrics.json");
     yolo3_train::run_dir::write_atomic(&metrics_path, text.as_bytes())
         .with_context(|| format!("writing {}", metrics_path.display()))?;
-
     if args.json {
         stdout_text(&format!("{text}\n"))?;
     } else if global.chatty() {
-        let mut out = stats_text(&coco.stats);
-        out.push('\n');
-        out.push_str(&crate::table::per_class(&evaluation.map, &names));
-        out.push('\n');
-        let width = names.iter().map(String::len).chain([5]).max().unwrap_or(5) + 2;
-        let conv = if args.voc_continuous { "continuous" } else { "+1 pixel" };
-        let _ = writeln!(out, "Pascal VOC AP at IoU > 0.5 ({conv} boxes)");
-        let _ = writeln!(out, "{:>width$} {:>10} {:>10}", "Class", "AP07", "AP");
-        for c in &voc.classes {
-            let _ = writeln!(
-                out,
-                "{:>width$} {:>10} {:>10}",
-                c.name,
-                fmt_ap(c.ap_11pt),
-                fmt_ap(c.ap_all)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{:>width$} {:>10} {:>10}",
-            "mAP",
-            fmt_ap(voc.map.ap_11pt),
-            fmt_ap(voc.map.ap_all)
-        );
-        let _ = writeln!(out, "\nresults in {}", out_dir.display());
-        stdout_text(&out)?;
+        stdout_text(&format!("{}\nresults in {}\n", report.text(), out_dir.display()))?;
     }
     Ok(if unreadable > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
-}
-
-fn corners(b: yolo3_core::BoxXyxy) -> [f64; 4] {
-    [f64::from(b.x_min), f64::from(b.y_min), f64::from(b.x_max), f64::from(b.y_max)]
 }
 
 /// `pr_curve.png` (per class at IoU 0.5, all areas, 100 detections) and
@@ -508,9 +245,9 @@ fn corners(b: yolo3_core::BoxXyxy) -> [f64; 4] {
 fn write_pictures(
     out_dir: &Path,
     map: &yolo3_core::metrics::MapSummary,
-    names: &[String],
-    matrix: &ConfusionMatrix,
+    counts: &ConfusionCounts,
 ) -> anyhow::Result<()> {
+    let names = &counts.names;
     let coco = &map.coco;
     let max_dets = coco.params.max_dets.len().saturating_sub(1);
     let series: Vec<Series> = (0..coco.category_ids.len())
@@ -530,8 +267,10 @@ fn write_pictures(
     let pr_path = out_dir.join("pr_curve.png");
     yolo3_viz::save_png(&render_chart(&chart, &ChartOptions::default()), &pr_path)
         .with_context(|| format!("writing {}", pr_path.display()))?;
+    let matrix = ConfusionMatrix::from_rows(names.clone(), &counts.rows_predicted_columns_true)
+        .context("drawing the confusion matrix")?;
     let cm_path = out_dir.join("confusion_matrix.png");
-    yolo3_viz::save_png(&render_confusion(matrix, &ConfusionOptions::default()), &cm_path)
+    yolo3_viz::save_png(&render_confusion(&matrix, &ConfusionOptions::default()), &cm_path)
         .with_context(|| format!("writing {}", cm_path.display()))?;
     Ok(())
 }

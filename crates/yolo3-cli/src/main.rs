@@ -16,7 +16,6 @@ mod guard;
 mod model_load;
 mod progress;
 mod ranges;
-mod table;
 mod train_cmd;
 
 use std::process::ExitCode;

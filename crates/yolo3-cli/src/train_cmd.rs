@@ -297,7 +297,13 @@ impl Observer for BarObserver {
             bar.set_position(p.batch as u64);
             bar.set_message(format!(
                 "xy {:.3} wh {:.3} conf {:.3} cls {:.3} | {:.1} img/s lr {:.1e} @{}",
-                p.parts[0], p.parts[1], p.parts[2], p.parts[3], p.images_per_sec, p.lr, p.input
+                p.parts.xy,
+                p.parts.wh,
+                p.parts.confidence,
+                p.parts.class,
+                p.images_per_sec,
+                p.lr,
+                p.input
             ));
         }
     }
@@ -335,7 +341,7 @@ pub fn run(args: &TrainArgs, global: &Global) -> anyhow::Result<ExitCode> {
         None => yolo3_train::train(args.to_config(), &mut observer)?,
     };
     if global.chatty() {
-        println!("{}", crate::table::per_class(&summary.best, &summary.class_names));
+        println!("{}", summary.best.table(&summary.class_names));
         println!(
             "run: {} ({:.1} min); best: {} (mAP50 {:.3}, mAP50-95 {:.3})",
             summary.run_dir.display(),

@@ -395,9 +395,22 @@ fn messages_name_the_problem_and_print_each_cause_once() {
     );
     let stderr = text(&out.stderr);
     assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
-    let out = yolo3(tmp.path(), &["eval", "--gt", "gt.json", "--dets", "d.json"]);
-    let stderr = text(&out.stderr);
-    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
+    // One missing file per crate that reads: yolo3-model (above), yolo3-core's metrics,
+    // yolo3-data and yolo3-train.
+    let cfg = model("cfg/yolov3-tiny-mini.cfg");
+    std::fs::create_dir(tmp.path().join("lost")).unwrap();
+    std::fs::write(tmp.path().join("lost/train.txt"), "gone.jpg 1,1,5,5,0\n").unwrap();
+    std::fs::write(tmp.path().join("lost/classes.txt"), "a\nb\nc\n").unwrap();
+    for args in [
+        &["eval", "--gt", "gt.json", "--dets", "d.json"][..],
+        &["eval", "--cfg", s(&cfg), "--data", "lost/train.txt", "--input", "64"],
+        &["train", "--resume", "runs/train/missing"],
+    ] {
+        let out = yolo3(tmp.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.matches("No such file or directory").count(), 1, "{args:?}: {stderr}");
+    }
 }
 
 #[test]

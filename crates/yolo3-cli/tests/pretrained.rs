@@ -184,7 +184,8 @@ fn pretrained_80_class_weights_transfer_freeze_and_beat_scratch() {
     // The 80-class file: the pretrained body, fresh 80-class heads.
     let cfg_text = std::fs::read_to_string(pre.join("model.cfg")).unwrap();
     let cfg80_path = tmp.path().join("tiny-80.cfg");
-    std::fs::write(&cfg80_path, yolo3_train::cfg_text::adapt_cfg(&cfg_text, 80, None)).unwrap();
+    let cfg80 = Config::parse(&cfg_text, "model.cfg").unwrap().adapted(80, None).unwrap();
+    std::fs::write(&cfg80_path, cfg80.text()).unwrap();
     let cfg80 = Config::from_file(&cfg80_path).unwrap();
     let mut net80 = Darknet::new(cfg80.clone(), tch::Device::Cpu).unwrap();
     let (transfer, _) = net80.transfer_checkpoint(pre.join("weights/best.safetensors")).unwrap();

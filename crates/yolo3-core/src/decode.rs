@@ -13,6 +13,8 @@
 //! Candidates are numbered layer by layer, then in `(row, col, slot)` order within an image;
 //! [`Detection::candidate`] keeps that number.
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::CoreError;
 use crate::geometry::BoxXyxy;
 use crate::head::{head_box, HeadConfig, HeadInput};
@@ -21,7 +23,7 @@ use crate::nms::non_max_suppression;
 use crate::real::{sigmoid, Real};
 
 /// Thresholds of the decode; the defaults are keras-yolo3's.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DecodeOptions {
     /// Minimum `objectness * class probability` of a candidate (keras: 0.6).
     pub score_threshold: f64,

@@ -67,7 +67,11 @@ impl HeadConfig {
         num_classes: usize,
         anchors: Anchors,
     ) -> Result<Self, CoreError> {
-        if input_h == 0 || input_w == 0 || input_h % 32 != 0 || input_w % 32 != 0 {
+        if input_h == 0
+            || input_w == 0
+            || !input_h.is_multiple_of(32)
+            || !input_w.is_multiple_of(32)
+        {
             return Err(CoreError::InvalidOption {
                 name: "input size",
                 value: format!("{input_h}x{input_w}"),

@@ -3,7 +3,8 @@
 //! (COCO and Pascal VOC) and anchor k-means.
 //!
 //! Everything here works on plain slices with an explicit [`Layout`], so any tensor engine can
-//! call it; `yolo3-model` wires it into libtorch's autograd.
+//! call it: `yolo3-train` wires the loss into libtorch's autograd, and `yolo3-model`'s decoder
+//! reads the network's heads with [`decode`].
 //!
 //! ```
 //! use yolo3_core::{assign_targets, yolo_loss, Anchors, HeadConfig, Layout};
@@ -44,7 +45,9 @@ pub use error::CoreError;
 pub use geometry::{BoxCxcywh, BoxXyxy, LabeledBox};
 pub use head::{HeadConfig, HeadInput};
 pub use layout::{HeadShape, Layout};
-pub use loss::{yolo_loss, yolo_loss_with_best_iou, IgnoreScope, LossOptions, LossParts};
+pub use loss::{
+    yolo_loss, yolo_loss_with_best_iou, IgnoreScope, LossOptions, LossParts, LossTerms,
+};
 pub use nms::non_max_suppression;
 pub use real::Real;
 pub use targets::{assign_targets, ObjectCell, Targets};

@@ -146,7 +146,7 @@ impl<T: Real> Drop for LineWriter<'_, T> {
 /// alignment) or zeros, 32 bytes per store with `avx` and 16 without.
 fn stream_lines<T: Real>(out: &mut [T], src: Option<&[T]>, avx: bool) {
     let bytes = std::mem::size_of_val(out);
-    assert!(bytes % LINE_BYTES == 0 && out.as_ptr().align_offset(LINE_BYTES) == 0);
+    assert!(bytes.is_multiple_of(LINE_BYTES) && out.as_ptr().align_offset(LINE_BYTES) == 0);
     assert!(src.is_none_or(|s| s.len() == out.len()));
     #[cfg(target_arch = "x86_64")]
     {

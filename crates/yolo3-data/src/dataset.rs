@@ -204,6 +204,29 @@ impl Dataset {
         self.class_names.len()
     }
 
+    /// The width and height of every box with an area, in the pixels of its image letterboxed
+    /// into a `side` square (what anchors are clustered on), and how many images had no known
+    /// size (their boxes are taken unscaled).
+    #[must_use]
+    pub fn letterboxed_box_sizes(&self, side: u32) -> (Vec<[f64; 2]>, usize) {
+        let side = f64::from(side);
+        let unknown = self.samples.iter().filter(|s| s.image_size.is_none()).count();
+        let sizes = self
+            .samples
+            .iter()
+            .flat_map(|s| {
+                let scale = s.image_size.map_or(1.0, |sz| {
+                    (side / f64::from(sz.width.max(1))).min(side / f64::from(sz.height.max(1)))
+                });
+                s.boxes.iter().map(move |b| {
+                    [f64::from(b.bbox.width()) * scale, f64::from(b.bbox.height()) * scale]
+                })
+            })
+            .filter(|[w, h]| *w > 0.0 && *h > 0.0)
+            .collect();
+        (sizes, unknown)
+    }
+
     /// Counts images, boxes per class and unreadable files (no I/O).
     #[must_use]
     pub fn summary(&self) -> DatasetSummary {

@@ -267,6 +267,32 @@ pub enum ModelError {
         /// Classes of the heads.
         classes: usize,
     },
+    /// A dataset whose classes are not the model's.
+    #[error(
+        "class {class} is {dataset:?} in the dataset and {model_name:?} in the model {model}: \
+         the two do not name the same classes (give the model's class file with --classes, or \
+         use a dataset with its classes)"
+    )]
+    ClassMismatch {
+        /// The model file.
+        model: String,
+        /// The first class index that differs.
+        class: usize,
+        /// The dataset's name of it.
+        dataset: String,
+        /// The model's name of it.
+        model_name: String,
+    },
+    /// A dataset with another number of classes than the model.
+    #[error("the dataset has {dataset} classes, the model {model_classes} ({model})")]
+    ClassCount {
+        /// The model file.
+        model: String,
+        /// The dataset's classes.
+        dataset: usize,
+        /// The model's classes.
+        model_classes: usize,
+    },
     /// A network input side that is not a multiple of 32 in range.
     #[error(
         "{model}: the model's input side {side} (its checkpoint's training input, else its cfg's \

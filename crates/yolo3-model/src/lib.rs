@@ -7,8 +7,9 @@
 //!   files such as `darknet53.conv.74`.
 //! * [`KerasWeights`] reads keras-yolo3's `.h5` weights into darknet's conventions.
 //! * [`Detector`] is the inference layer: `Detector::load(&files, None, device)?.predict(..)`
-//!   letterboxes, runs and decodes images; `yolo3 detect`, `yolo3 eval` and training's
-//!   validation all go through it.
+//!   letterboxes, runs and decodes images. `yolo3 detect` predicts with it; `yolo3 eval` and
+//!   `yolo3 convert` load through it, and evaluation (`yolo3_train::evaluate`, also training's
+//!   validation) runs its network and [`Decoder`].
 //! * [`Darknet`] builds the network on a `tch` device, runs it with darknet's exact
 //!   inference semantics (or batch statistics for training), loads and exports weights,
 //!   splits its variables into body and heads, and saves self-contained safetensors

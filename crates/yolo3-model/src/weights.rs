@@ -338,7 +338,7 @@ fn file_head_layouts(
         return None;
     }
     let filters = free / per_filter;
-    if anchors == 0 || filters % anchors != 0 || filters / anchors <= 5 {
+    if anchors == 0 || !filters.is_multiple_of(anchors) || filters / anchors <= 5 {
         return None;
     }
     Some(

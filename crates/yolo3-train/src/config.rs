@@ -268,27 +268,42 @@ impl TrainConfig {
 }
 
 /// Parses a device name: `cpu`, `cuda` (the first GPU) or `cuda:N`.
-pub fn parse_device(name: &str) -> Result<tch::Device, String> {
-    match name {
-        "cpu" => Ok(tch::Device::Cpu),
-        "cuda" => Ok(tch::Device::Cuda(0)),
+pub fn parse_device(name: &str) -> Result<tch::Device, DeviceError> {
+    let device = match name {
+        "cpu" => tch::Device::Cpu,
+        "cuda" => tch::Device::Cuda(0),
         other => other
             .strip_prefix("cuda:")
             .and_then(|n| n.parse().ok())
             .map(tch::Device::Cuda)
-            .ok_or_else(|| format!("unknown device `{other}` (expected cpu, cuda or cuda:N)")),
-    }
-    .and_then(|d| {
-        if let tch::Device::Cuda(n) = d {
-            let count = tch::Cuda::device_count();
-            if (n as i64) >= count {
-                return Err(format!(
-                    "device `{name}` requested but libtorch sees {count} CUDA device(s)"
-                ));
-            }
+            .ok_or_else(|| DeviceError::Unknown { name: other.to_owned() })?,
+    };
+    if let tch::Device::Cuda(n) = device {
+        let count = tch::Cuda::device_count();
+        if (n as i64) >= count {
+            return Err(DeviceError::Absent { name: name.to_owned(), count });
         }
-        Ok(d)
-    })
+    }
+    Ok(device)
+}
+
+/// A device that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// Not a device name.
+    #[error("unknown device `{name}` (expected cpu, cuda or cuda:N)")]
+    Unknown {
+        /// The name given.
+        name: String,
+    },
+    /// A CUDA device beyond those libtorch sees.
+    #[error("device `{name}` requested but libtorch sees {count} CUDA device(s)")]
+    Absent {
+        /// The name given.
+        name: String,
+        /// CUDA devices libtorch sees.
+        count: i64,
+    },
 }
 
 #[cfg(test)]

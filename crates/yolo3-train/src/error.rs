@@ -65,7 +65,7 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
-    /// A run file (args.toml, state) could not be parsed or written.
+    /// A run file holds something it should not (its content parsed, but is inconsistent).
     #[error("{}: {message}", path.display())]
     RunFile {
         /// The file.
@@ -73,6 +73,37 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
+    /// A run file (args.toml, results.csv, a state file) could not be parsed or encoded.
+    #[error("{}: {what}", path.display())]
+    RunFileFormat {
+        /// The file.
+        path: PathBuf,
+        /// What was being done, or where in the file.
+        what: String,
+        /// The parser's or encoder's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Drawing or saving a plot.
+    #[error(transparent)]
+    Viz(#[from] yolo3_viz::VizError),
+    /// A device name that is not `cpu`, `cuda` or `cuda:N`, or a GPU that is not there.
+    #[error(transparent)]
+    Device(#[from] crate::config::DeviceError),
+    /// Anchor k-means on the training boxes failed.
+    #[error("anchor k-means on the training boxes")]
+    Anchors(#[source] yolo3_core::kmeans::KmeansError),
+}
+
+impl TrainError {
+    /// A run file that could not be parsed or encoded.
+    pub(crate) fn format(
+        path: impl Into<PathBuf>,
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::RunFileFormat { path: path.into(), what: what.into(), source: Box::new(source) }
+    }
 }
 
 /// Result with [`TrainError`].

@@ -19,7 +19,8 @@ pub mod trainer;
 pub mod validate;
 
 pub use config::{
-    parse_device, AnchorSource, CacheConfig, DataSource, Freeze, ModelSource, TrainConfig,
+    parse_device, AnchorSource, CacheConfig, DataSource, DeviceError, Freeze, ModelSource,
+    TrainConfig,
 };
 pub use error::{Result, TrainError};
 pub use loss_op::YoloLoss;
@@ -28,4 +29,4 @@ pub use optim::{Optimizer, OptimizerKind};
 pub use run_dir::EpochRow;
 pub use schedule::Schedule;
 pub use trainer::{kmeans_anchors, resume, train, TrainSummary};
-pub use validate::{evaluate, ground_truth, Evaluation};
+pub use validate::{evaluate, Evaluation};

@@ -1,6 +1,8 @@
 //! How a run reports progress without printing: the caller passes an [`Observer`] (the CLI's
 //! draws progress bars and tables; tests use [`Silent`]).
 
+use yolo3_core::LossTerms;
+
 use crate::run_dir::EpochRow;
 
 /// The state after one training batch.
@@ -14,8 +16,8 @@ pub struct BatchProgress {
     pub batch: usize,
     /// Batches per epoch.
     pub batches: usize,
-    /// Running mean of this epoch's loss terms: xy, wh, confidence, class.
-    pub parts: [f64; 4],
+    /// Running mean of this epoch's loss terms.
+    pub parts: LossTerms,
     /// Training images per second over this epoch.
     pub images_per_sec: f64,
     /// Current learning rate.

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use yolo3_core::LossTerms;
+
 use crate::error::{Result, TrainError};
 
 /// The header of `results.csv`; its columns never change order.
@@ -65,10 +67,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub struct EpochRow {
     /// Epoch, 1-based.
     pub epoch: usize,
-    /// Mean training loss terms per image batch: xy, wh, confidence, class.
-    pub train: [f64; 4],
+    /// Mean training loss terms per image batch.
+    pub train: LossTerms,
     /// Validation loss terms.
-    pub val: [f64; 4],
+    pub val: LossTerms,
     /// Precision at the best-F1 point (mean over classes).
     pub precision: f64,
     /// Recall at the best-F1 point (mean over classes).
@@ -92,16 +94,16 @@ impl EpochRow {
         format!(
             "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3e},{:.1}",
             self.epoch,
-            t[0],
-            t[1],
-            t[2],
-            t[3],
-            t.iter().sum::<f64>(),
-            v[0],
-            v[1],
-            v[2],
-            v[3],
-            v.iter().sum::<f64>(),
+            t.xy,
+            t.wh,
+            t.confidence,
+            t.class,
+            t.total(),
+            v.xy,
+            v.wh,
+            v.confidence,
+            v.class,
+            v.total(),
             self.precision,
             self.recall,
             self.map50,
@@ -117,10 +119,7 @@ impl EpochRow {
             .split(',')
             .map(|f| f.trim().parse::<f64>())
             .collect::<std::result::Result<_, _>>()
-            .map_err(|e| TrainError::RunFile {
-                path: path.to_owned(),
-                message: format!("line {line_no}: {e}"),
-            })?;
+            .map_err(|e| TrainError::format(path, format!("line {line_no}: not a number"), e))?;
         if v.len() != RESULTS_HEADER.split(',').count() {
             return Err(TrainError::RunFile {
                 path: path.to_owned(),
@@ -133,8 +132,8 @@ impl EpochRow {
         }
         Ok(Self {
             epoch: v[0] as usize,
-            train: [v[1], v[2], v[3], v[4]],
-            val: [v[6], v[7], v[8], v[9]],
+            train: LossTerms { xy: v[1], wh: v[2], confidence: v[3], class: v[4] },
+            val: LossTerms { xy: v[6], wh: v[7], confidence: v[8], class: v[9] },
             precision: v[11],
             recall: v[12],
             map50: v[13],
@@ -154,12 +153,12 @@ impl std::fmt::Display for EpochRow {
             "epoch {:>3}: train loss {:.3} (xy {:.3} wh {:.3} conf {:.3} cls {:.3})  val loss {:.3}  \
              P {:.3} R {:.3} mAP50 {:.3} mAP50-95 {:.3}  lr {:.1e}  {:.0}s",
             self.epoch,
-            t.iter().sum::<f64>(),
-            t[0],
-            t[1],
-            t[2],
-            t[3],
-            v.iter().sum::<f64>(),
+            t.total(),
+            t.xy,
+            t.wh,
+            t.confidence,
+            t.class,
+            v.total(),
             self.precision,
             self.recall,
             self.map50,
@@ -217,7 +216,7 @@ mod tests {
         let path = tmp.path().join("results.csv");
         let row = EpochRow {
             epoch: 3,
-            train: [1.0, 2.0, 3.0, 4.0],
+            train: LossTerms { xy: 1.0, wh: 2.0, confidence: 3.0, class: 4.0 },
             map50: 0.5,
             lr: 1e-3,
             ..EpochRow::default()

@@ -53,7 +53,7 @@ pub fn save(
     }
     let views: Vec<(&str, &Bytes)> = data.iter().map(|(n, b)| (n.as_str(), b)).collect();
     let bytes = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| TrainError::RunFile { path: path.to_owned(), message: e.to_string() })?;
+        .map_err(|e| TrainError::format(path, "encoding the tensors", e))?;
     write_atomic(path, &bytes)
 }
 
@@ -64,10 +64,7 @@ pub fn load(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, Str
         path: path.to_owned(),
         source,
     })?;
-    let bad = |e: safetensors::SafeTensorError| TrainError::RunFile {
-        path: path.to_owned(),
-        message: e.to_string(),
-    };
+    let bad = |e| TrainError::format(path, "not a valid safetensors file", e);
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(bad)?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     let st = SafeTensors::deserialize(&bytes).map_err(bad)?;

@@ -22,14 +22,14 @@ use std::time::Instant;
 use tch::Tensor;
 use yolo3_core::kmeans::{cluster_anchors, KmeansOptions};
 use yolo3_core::metrics::MapSummary;
-use yolo3_core::{Anchors, DecodeOptions, IgnoreScope, LossOptions, TinyMask};
+use yolo3_core::{Anchors, DecodeOptions, IgnoreScope, LossOptions, LossTerms, TinyMask};
 use yolo3_data::{
     AugmentOptions, Dataset, ImageCache, InputSize, Loader, LoaderOptions, MosaicOptions,
     MultiScale, Stage,
 };
 use yolo3_model::{CheckpointInfo, Config, Darknet, DarknetWeights, WeightsHeader};
 
-use crate::cfg_text::{adapt_cfg, tiny_cfg};
+use crate::cfg_text::tiny_cfg;
 use crate::config::{parse_device, AnchorSource, CacheConfig, ModelSource, TrainConfig};
 use crate::data::load_splits;
 use crate::error::{Result, TorchResult, TrainError};
@@ -80,9 +80,8 @@ pub fn train(config: TrainConfig, observer: &mut dyn Observer) -> Result<TrainSu
     config.validate()?;
     let run_dir = next_run_dir(&config.project, &config.name)?;
     let result = (|| {
-        let args = config.to_toml().map_err(|e| TrainError::RunFile {
-            path: run_dir.join("args.toml"),
-            message: e.to_string(),
+        let args = config.to_toml().map_err(|e| {
+            TrainError::format(run_dir.join("args.toml"), "encoding the settings", e)
         })?;
         write_atomic(&run_dir.join("args.toml"), args.as_bytes())?;
         Session::open(config, run_dir.clone(), false, observer)?.run(observer)
@@ -108,7 +107,7 @@ pub fn resume(run_dir: &Path, observer: &mut dyn Observer) -> Result<TrainSummar
         source,
     })?;
     let config = TrainConfig::from_toml(&text)
-        .map_err(|e| TrainError::RunFile { path, message: e.to_string() })?;
+        .map_err(|e| TrainError::format(path, "not a valid args.toml", e))?;
     config.validate()?;
     Session::open(config, run_dir.to_owned(), true, observer)?.run(observer)
 }
@@ -134,7 +133,7 @@ impl Session {
         resuming: bool,
         observer: &mut dyn Observer,
     ) -> Result<Self> {
-        let device = parse_device(&config.device).map_err(TrainError::Config)?;
+        let device = parse_device(&config.device)?;
         tch::manual_seed(config.seed as i64);
         let splits = load_splits(&config.data, &run_dir, config.seed)?;
         if splits.train.samples.is_empty() || splits.val.samples.is_empty() {
@@ -311,7 +310,7 @@ impl Session {
             self.net.freeze(|i| i < below || (body_frozen && !heads.contains(&i)));
             observer.epoch_start(epoch + 1, self.config.epochs, batches);
             let epoch_start = Instant::now();
-            let mut sums = [0.0f64; 4];
+            let mut sums = LossTerms::default();
             let mut images = 0usize;
             let mut lr = 0.0;
             Optimizer::zero_grad(&mut params);
@@ -347,10 +346,7 @@ impl Session {
                 let scaled =
                     out.loss.f_div_scalar(accumulate as f64).torch(|| "scaling the loss".into())?;
                 scaled.f_backward().torch(|| "backward pass".into())?;
-                let p = &out.parts;
-                for (s, v) in sums.iter_mut().zip([p.xy, p.wh, p.confidence, p.class]) {
-                    *s += v;
-                }
+                sums += out.parts.terms();
                 images += n;
                 if (b + 1) % accumulate == 0 || b + 1 == batches {
                     let at = Position {
@@ -371,7 +367,7 @@ impl Session {
                     epochs: self.config.epochs,
                     batch: b + 1,
                     batches,
-                    parts: sums.map(|s| s / done),
+                    parts: sums / done,
                     images_per_sec: images as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9),
                     lr,
                     input: h,
@@ -388,10 +384,10 @@ impl Session {
                 observer,
             )?;
             let nb = batches.max(1) as f64;
-            let (precision, recall) = mean_pr(&eval.map);
+            let (precision, recall) = eval.map.mean_precision_recall();
             let row = EpochRow {
                 epoch: epoch + 1,
-                train: sums.map(|s| s / nb),
+                train: sums / nb,
                 val: eval.loss,
                 precision,
                 recall,
@@ -401,11 +397,8 @@ impl Session {
                 seconds: seconds_before + started.elapsed().as_secs_f64(),
             };
             self.rows.push(row.clone());
-            stop = self.config.schedule.end_epoch(
-                epoch,
-                eval.loss.iter().sum(),
-                &mut self.state.schedule,
-            );
+            stop =
+                self.config.schedule.end_epoch(epoch, eval.loss.total(), &mut self.state.schedule);
             self.state.epochs_done = epoch + 1;
             let fitness = row.map50_95;
             if fitness > self.state.best_fitness {
@@ -537,19 +530,6 @@ fn state_file(run_dir: &Path, epoch: usize) -> PathBuf {
     run_dir.join(format!("weights/last.state-{epoch}.safetensors"))
 }
 
-/// Mean precision and recall over the classes that have ground truth.
-fn mean_pr(map: &MapSummary) -> (f64, f64) {
-    let with_gt: Vec<_> = map.classes.iter().filter(|c| c.instances > 0).collect();
-    if with_gt.is_empty() {
-        return (0.0, 0.0);
-    }
-    let n = with_gt.len() as f64;
-    (
-        with_gt.iter().map(|c| c.precision).sum::<f64>() / n,
-        with_gt.iter().map(|c| c.recall).sum::<f64>() / n,
-    )
-}
-
 /// The cfg text to train: the preset or a file, adapted to the dataset's classes and anchors.
 fn model_cfg_text(config: &TrainConfig, train: &Dataset) -> Result<String> {
     let classes = train.class_names.len();
@@ -569,8 +549,9 @@ fn model_cfg_text(config: &TrainConfig, train: &Dataset) -> Result<String> {
         ModelSource::Cfg { path } => path.display().to_string(),
         ModelSource::TinyPreset { .. } => "the built-in tiny-YOLOv3 cfg".to_owned(),
     };
-    let n_anchors = Config::parse(&base, &cfg_name).map(|c| {
-        c.layers()
+    let base = Config::parse(&base, &cfg_name)?;
+    let n_anchors = {
+        base.layers()
             .iter()
             .find_map(|l| {
                 if let yolo3_model::Layer::Yolo(y) = l {
@@ -580,7 +561,7 @@ fn model_cfg_text(config: &TrainConfig, train: &Dataset) -> Result<String> {
                 }
             })
             .unwrap_or(9)
-    })?;
+    };
     let anchors: Option<Vec<[f32; 2]>> = match &config.anchors {
         AnchorSource::Cfg => None,
         AnchorSource::File { path } => {
@@ -599,27 +580,14 @@ fn model_cfg_text(config: &TrainConfig, train: &Dataset) -> Result<String> {
         }
         AnchorSource::Kmeans => Some(kmeans_anchors(train, n_anchors, config.input, config.seed)?),
     };
-    Ok(adapt_cfg(&base, classes, anchors.as_deref()))
+    Ok(base.adapted(classes, anchors.as_deref())?.text().to_owned())
 }
 
 /// k-means anchors of the training boxes, letterboxed to a square `input`.
 pub fn kmeans_anchors(train: &Dataset, k: usize, input: u32, seed: u64) -> Result<Vec<[f32; 2]>> {
-    let sizes: Vec<[f64; 2]> = train
-        .samples
-        .iter()
-        .flat_map(|s| {
-            let scale = s.image_size.map_or(1.0, |sz| {
-                (f64::from(input) / f64::from(sz.width.max(1)))
-                    .min(f64::from(input) / f64::from(sz.height.max(1)))
-            });
-            s.boxes.iter().map(move |b| {
-                [f64::from(b.bbox.width()) * scale, f64::from(b.bbox.height()) * scale]
-            })
-        })
-        .filter(|[w, h]| *w > 0.0 && *h > 0.0)
-        .collect();
+    let (sizes, _) = train.letterboxed_box_sizes(input);
     let clusters = cluster_anchors(&sizes, k, &KmeansOptions { seed, ..KmeansOptions::default() })
-        .map_err(|e| TrainError::Config(format!("anchor k-means on the training boxes: {e}")))?;
+        .map_err(TrainError::Anchors)?;
     Ok(clusters.anchors.iter().map(|[w, h]| [(*w as f32).max(1.0), (*h as f32).max(1.0)]).collect())
 }
 

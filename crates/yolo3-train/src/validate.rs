@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use tch::Tensor;
-use yolo3_core::metrics::{evaluate_map, DetectedBox, GroundTruthBox, ImageBoxes, MapSummary};
-use yolo3_core::DecodeOptions;
+use yolo3_core::metrics::{evaluate_map, GroundTruthBox, ImageBoxes, MapSummary};
+use yolo3_core::{DecodeOptions, LossTerms};
 use yolo3_data::{Dataset, IgnoreReason, ImageCache, InputSize, Loader, LoaderOptions};
 use yolo3_model::{Darknet, Decoder};
 
@@ -16,18 +16,18 @@ use crate::observer::Observer;
 /// What validation measured.
 #[derive(Debug)]
 pub struct Evaluation {
-    /// Mean loss terms per batch: xy, wh, confidence, class.
-    pub loss: [f64; 4],
+    /// Mean loss terms per batch.
+    pub loss: LossTerms,
     /// mAP and per-class figures.
     pub map: MapSummary,
-    /// Per image (dataset order), the detections in original-image pixels.
-    pub detections: Vec<Vec<DetectedBox>>,
+    /// Per image (dataset order), its ground truth and the detections in original-image
+    /// pixels.
+    pub images: Vec<ImageBoxes>,
 }
 
 /// The ground truth of a sample for evaluation: its boxes (difficult ones flagged) and its
 /// ignored crowd or difficult boxes.
-#[must_use]
-pub fn ground_truth(dataset: &Dataset, index: usize) -> Vec<GroundTruthBox> {
+fn ground_truth(dataset: &Dataset, index: usize) -> Vec<GroundTruthBox> {
     let s = &dataset.samples[index];
     let mut gt: Vec<GroundTruthBox> = s
         .boxes
@@ -68,7 +68,7 @@ pub fn evaluate(
     .with_cache(Arc::clone(cache));
     let decoder = Decoder::of(net.config())?;
     observer.validation_start(loader.batches_per_epoch());
-    let mut sums = [0.0f64; 4];
+    let mut sums = LossTerms::default();
     let mut batches = 0usize;
     let mut images: Vec<ImageBoxes> = vec![ImageBoxes::default(); dataset.samples.len()];
     for batch in loader.prefetch(0, 0, 2) {
@@ -80,11 +80,7 @@ pub fn evaluate(
             .torch(|| "building a validation batch".into())?;
         let outputs = net.infer(&xs)?;
         let out = tch::no_grad(|| loss.compute(&outputs, &batch.boxes, (h as usize, w as usize)))?;
-        for (s, v) in
-            sums.iter_mut().zip([out.parts.xy, out.parts.wh, out.parts.confidence, out.parts.class])
-        {
-            *s += v;
-        }
+        sums += out.parts.terms();
         batches += 1;
         let sizes: Vec<(f64, f64)> = batch
             .letterboxes
@@ -106,6 +102,5 @@ pub fn evaluate(
     }
     let map = evaluate_map(&images, num_classes)?;
     let n = batches.max(1) as f64;
-    let detections = images.into_iter().map(|i| i.detections).collect();
-    Ok(Evaluation { loss: sums.map(|s| s / n), map, detections })
+    Ok(Evaluation { loss: sums / n, map, images })
 }

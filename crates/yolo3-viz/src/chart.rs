@@ -343,8 +343,8 @@ fn draw_axis_labels(
     let scale = options.text_scale.max(1);
     let gap = 4 * scale as i32;
     let plot = frame.plot;
-    let centre_x = (plot.left + plot.right) / 2;
-    let centre_y = (plot.top + plot.bottom) / 2;
+    let centre_x = i32::midpoint(plot.left, plot.right);
+    let centre_y = i32::midpoint(plot.top, plot.bottom);
     if !chart.x_label.is_empty() {
         let x = centre_x - text_width(&chart.x_label, scale) as i32 / 2;
         let y = image.height() as i32 - gap - text_height(scale) as i32;

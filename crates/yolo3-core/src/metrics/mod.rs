@@ -13,6 +13,9 @@
 //!   and without the "+1 pixel" box convention, `ovmax > 0.5`, difficult GTs ignored, stable
 //!   score ties, and `None` where the original is undefined (no positives).
 //!
+//! [`report`] holds the typed reports (`metrics.json`, the printed tables) and [`table`] the one
+//! text-table formatter they use.
+//!
 //! [`confusion`] matches one image's detections to its ground truth for a confusion matrix.
 //!
 //! [`summary`] is the in-memory entry point for training and validation loops: per-image boxes
@@ -26,7 +29,9 @@
 pub mod coco;
 pub mod confusion;
 mod json;
+pub mod report;
 pub mod summary;
+pub mod table;
 pub mod voc;
 
 pub use coco::{
@@ -34,9 +39,14 @@ pub use coco::{
     CocoDetection, CocoEvaluation, CocoImage, CocoParams, CocoStats, PrCurve,
 };
 pub use confusion::{confusion_pairs, ConfusionPair};
+pub use report::{
+    ByConvention, ClassRow, CocoSummary, ConfusionCounts, EvalReport, NamedStats, ReportInput,
+    ReportOptions, VocClassAp, VocClassPair, VocComparison, VocMatching, VocReport, STAT_NAMES,
+};
 pub use summary::{
     evaluate_map, ClassSummary, DetectedBox, GroundTruthBox, ImageBoxes, MapSummary,
 };
+pub use table::{figure, Table};
 pub use voc::{
     evaluate_voc, VocBoxConvention, VocClassResult, VocDataset, VocDetection, VocEvaluation,
     VocGroundTruth, VocImage, VocMean, VocOptions,

@@ -33,6 +33,7 @@ use super::coco::{
     evaluate_coco, CocoAnnotation, CocoCategory, CocoDataset, CocoDetection, CocoEvaluation,
     CocoImage, CocoParams,
 };
+use super::table::{figure, Table};
 use super::MetricsError;
 use crate::geometry::BoxXyxy;
 
@@ -102,6 +103,70 @@ pub struct MapSummary {
     pub classes: Vec<ClassSummary>,
     /// The full COCO evaluation behind the numbers (all 12 stats, PR curves).
     pub coco: CocoEvaluation,
+}
+
+impl MapSummary {
+    /// Mean precision and recall over the classes that have counted instances (0 without any).
+    #[must_use]
+    pub fn mean_precision_recall(&self) -> (f64, f64) {
+        mean_precision_recall(self.classes.iter())
+    }
+
+    /// `Class Images Instances P R mAP50 mAP50-95`: an `all` row, then one row per class
+    /// (named by `class_names`, `?` past its end).
+    #[must_use]
+    pub fn table(&self, class_names: &[String]) -> String {
+        let rows: Vec<(&str, &ClassSummary)> = self
+            .classes
+            .iter()
+            .map(|c| (class_names.get(c.class).map_or("?", String::as_str), c))
+            .collect();
+        class_table(&rows, self.coco.image_ids.len(), self.map50, self.map50_95)
+    }
+}
+
+fn mean_precision_recall<'a>(rows: impl Iterator<Item = &'a ClassSummary>) -> (f64, f64) {
+    let with_gt: Vec<&ClassSummary> = rows.filter(|c| c.instances > 0).collect();
+    if with_gt.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = with_gt.len() as f64;
+    (
+        with_gt.iter().map(|c| c.precision).sum::<f64>() / n,
+        with_gt.iter().map(|c| c.recall).sum::<f64>() / n,
+    )
+}
+
+/// The per-class table of [`MapSummary::table`] from named rows.
+pub(crate) fn class_table(
+    rows: &[(&str, &ClassSummary)],
+    images: usize,
+    map50: Option<f64>,
+    map50_95: Option<f64>,
+) -> String {
+    let mut table = Table::new(&["Class", "Images", "Instances", "P", "R", "mAP50", "mAP50-95"]);
+    let (precision, recall) = mean_precision_recall(rows.iter().map(|(_, c)| *c));
+    table.row(vec![
+        "all".into(),
+        images.to_string(),
+        rows.iter().map(|(_, c)| c.instances).sum::<usize>().to_string(),
+        format!("{precision:.3}"),
+        format!("{recall:.3}"),
+        figure(map50, 3),
+        figure(map50_95, 3),
+    ]);
+    for (name, c) in rows {
+        table.row(vec![
+            (*name).to_owned(),
+            c.images.to_string(),
+            c.instances.to_string(),
+            format!("{:.3}", c.precision),
+            format!("{:.3}", c.recall),
+            figure(c.ap50, 3),
+            figure(c.ap50_95, 3),
+        ]);
+    }
+    table.render()
 }
 
 /// Evaluates per-image boxes for `num_classes` classes with COCO's rules; see the module docs.

@@ -6,6 +6,7 @@
 //! `[yolo]` reads `mask.len() * (5 + classes)` channels, and every head has an integral
 //! stride. Spatial sizes depend on the input and are checked by [`Config::output_shapes`].
 
+mod adapt;
 mod head;
 mod layer;
 mod lexer;
@@ -14,6 +15,7 @@ mod section;
 
 use std::path::Path;
 
+pub use adapt::anchor_list;
 pub use head::HeadSpec;
 pub use layer::{Activation, Convolutional, Layer, Maxpool, Route, Shortcut, Upsample, Yolo};
 pub use net::{LrPolicy, NetParams};

@@ -52,7 +52,7 @@ pub const MAX_INPUT: u32 = 8192;
 
 /// Checks a network input side: a multiple of 32 (the coarsest stride) in `32..=MAX_INPUT`.
 pub fn check_input_side(side: u32) -> std::result::Result<u32, String> {
-    if side == 0 || side % 32 != 0 || side > MAX_INPUT {
+    if side == 0 || !side.is_multiple_of(32) || side > MAX_INPUT {
         return Err(format!("{side} is not a multiple of 32 in 32..={MAX_INPUT}"));
     }
     Ok(side)
@@ -179,6 +179,27 @@ impl Detector {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Checks that a dataset's classes are the model's: the same count, and the same names
+    /// where the model knows its names.
+    pub fn check_classes(&self, dataset_names: &[String]) -> Result<()> {
+        if dataset_names.len() != self.class_names.len() {
+            return Err(ModelError::ClassCount {
+                model: self.name.clone(),
+                dataset: dataset_names.len(),
+                model_classes: self.class_names.len(),
+            });
+        }
+        match dataset_names.iter().zip(&self.class_names).position(|(d, m)| d != m) {
+            Some(class) if self.names_known => Err(ModelError::ClassMismatch {
+                model: self.name.clone(),
+                class,
+                dataset: dataset_names[class].clone(),
+                model_name: self.class_names[class].clone(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The input side to run at: `given`, else the default (checked), and the memory a batch

@@ -54,7 +54,7 @@ impl Transfer {
         let mut f = format!("{}/{} conv layers from {source}", self.loaded, self.total);
         let classes = |filters: usize| {
             let a = self.anchors_per_head.max(1);
-            (filters % a == 0 && filters / a >= 5).then(|| filters / a - 5)
+            (filters.is_multiple_of(a) && filters / a >= 5).then(|| filters / a - 5)
         };
         if let Some(h) = self.reinitialised.first() {
             let _ = write!(f, "; {} heads re-initialised", self.reinitialised.len());
