@@ -230,8 +230,7 @@ fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Re
     write_pictures(&out_dir, &evaluation.map, &report.confusion_matrix)?;
     let text = serde_json::to_string_pretty(&report)?;
     let metrics_path = out_dir.join("metrics.json");
-    yolo3_train::run_dir::write_atomic(&metrics_path, text.as_bytes())
-        .with_context(|| format!("writing {}", metrics_path.display()))?;
+    yolo3_train::run_dir::write_atomic(&metrics_path, text.as_bytes())?;
     if args.json {
         stdout_text(&format!("{text}\n"))?;
     } else if global.chatty() {
@@ -265,12 +264,10 @@ fn write_pictures(
         .collect();
     let chart = pr_curve_chart("Precision-recall (IoU 0.5)", &series);
     let pr_path = out_dir.join("pr_curve.png");
-    yolo3_viz::save_png(&render_chart(&chart, &ChartOptions::default()), &pr_path)
-        .with_context(|| format!("writing {}", pr_path.display()))?;
+    yolo3_viz::save_png(&render_chart(&chart, &ChartOptions::default()), &pr_path)?;
     let matrix = ConfusionMatrix::from_rows(names.clone(), &counts.rows_predicted_columns_true)
         .context("drawing the confusion matrix")?;
     let cm_path = out_dir.join("confusion_matrix.png");
-    yolo3_viz::save_png(&render_confusion(&matrix, &ConfusionOptions::default()), &cm_path)
-        .with_context(|| format!("writing {}", cm_path.display()))?;
+    yolo3_viz::save_png(&render_confusion(&matrix, &ConfusionOptions::default()), &cm_path)?;
     Ok(())
 }
