@@ -7,16 +7,16 @@
 // The binary's tables and summaries on stdout are its product.
 #![allow(clippy::print_stdout)]
 
-mod anchors_cmd;
+mod anchors;
 mod args;
-mod convert_cmd;
-mod detect_cmd;
-mod eval_cmd;
+mod convert;
+mod detect;
+mod eval;
 mod guard;
 mod model_load;
 mod progress;
 mod ranges;
-mod train_cmd;
+mod train;
 
 use std::process::ExitCode;
 
@@ -36,15 +36,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train a detector (with no arguments: the built-in synthetic dataset and small model).
-    Train(train_cmd::TrainArgs),
+    Train(train::TrainArgs),
     /// Detect objects in images or folders and write annotated images and predictions.
-    Detect(detect_cmd::DetectArgs),
+    Detect(detect::DetectArgs),
     /// Compute COCO and Pascal VOC mAP of a model on a dataset, or of a predictions file.
-    Eval(eval_cmd::EvalArgs),
+    Eval(eval::EvalArgs),
     /// Fit anchors to a dataset with k-means (1 - IoU distance) and write anchors.txt.
-    Anchors(anchors_cmd::AnchorsArgs),
+    Anchors(anchors::AnchorsArgs),
     /// Convert weights (darknet <-> safetensors) and annotations (to keras train.txt or YOLO txt).
-    Convert(convert_cmd::ConvertArgs),
+    Convert(convert::ConvertArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,11 +63,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Train(a) => train_cmd::run(&a, &cli.global),
-        Command::Detect(a) => detect_cmd::run(a, &cli.global),
-        Command::Eval(a) => eval_cmd::run(a, &cli.global),
-        Command::Anchors(a) => anchors_cmd::run(a, &cli.global),
-        Command::Convert(a) => convert_cmd::run(a, &cli.global),
+        Command::Train(a) => train::run(&a, &cli.global),
+        Command::Detect(a) => detect::run(a, &cli.global),
+        Command::Eval(a) => eval::run(a, &cli.global),
+        Command::Anchors(a) => anchors::run(a, &cli.global),
+        Command::Convert(a) => convert::run(a, &cli.global),
     }
 }
 

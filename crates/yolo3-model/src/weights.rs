@@ -37,7 +37,32 @@ impl Default for WeightsHeader {
     }
 }
 
+impl std::fmt::Display for WeightsHeader {
+    /// `major minor revision seen`, the text a checkpoint keeps under
+    /// [`WeightsHeader::CHECKPOINT_KEY`].
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {} {}", self.major, self.minor, self.revision, self.seen)
+    }
+}
+
 impl WeightsHeader {
+    /// Metadata key of the header in a checkpoint's `extra`: converting darknet -> checkpoint ->
+    /// darknet then reproduces the file byte for byte.
+    pub const CHECKPOINT_KEY: &'static str = "darknet_header";
+
+    /// Parses the [`Display`](std::fmt::Display) text back; `None` unless it is four numbers.
+    #[must_use]
+    pub fn parse_text(text: &str) -> Option<Self> {
+        let mut fields = text.split_whitespace();
+        let header = Self {
+            major: fields.next()?.parse().ok()?,
+            minor: fields.next()?.parse().ok()?,
+            revision: fields.next()?.parse().ok()?,
+            seen: fields.next()?.parse().ok()?,
+        };
+        fields.next().is_none().then_some(header)
+    }
+
     /// Whether `seen` is stored on 64 bits (darknet's rule).
     #[must_use]
     pub fn has_wide_seen(&self) -> bool {
@@ -386,6 +411,16 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_text_round_trips_and_rejects_other_text() {
+        let h = WeightsHeader { major: 0, minor: 2, revision: 5, seen: 32_013_312 };
+        assert_eq!(h.to_string(), "0 2 5 32013312");
+        assert_eq!(WeightsHeader::parse_text(&h.to_string()), Some(h));
+        for bad in ["", "0 2 5", "0 2 5 1 9", "0 2 x 1", "0 2 5 -1"] {
+            assert_eq!(WeightsHeader::parse_text(bad), None, "{bad:?}");
+        }
+    }
 
     fn layouts() -> Vec<ConvLayout> {
         vec![

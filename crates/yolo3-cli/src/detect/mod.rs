@@ -23,26 +23,23 @@
 //! An image that cannot be read is reported and skipped; the rest are processed and the exit
 //! code is non-zero at the end.
 
-use std::collections::HashSet;
-use std::fmt::Write as _;
+mod inputs;
+mod outputs;
+
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use image::RgbImage;
 use rayon::prelude::*;
-use serde::Serialize;
-use yolo3_data::ImageSize;
-use yolo3_model::{DetectOptions, Detection};
-use yolo3_viz::{annotate, palette, AnnotateOptions, Annotation};
+use yolo3_model::DetectOptions;
 
 use crate::args::{DeviceArg, Global};
 use crate::model_load::{load_detector, ModelArgs};
-
-/// Extensions taken from folders.
-const FOLDER_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
+use inputs::{collect_inputs, join_paths, load_image, plan_jobs};
+use outputs::{write_json, write_outputs, ImageEntry, ImageResult, Prediction, Saving};
 
 /// `yolo3 detect`.
 #[derive(Debug, clap::Args)]
@@ -87,41 +84,6 @@ pub struct DetectArgs {
     no_images: bool,
 }
 
-/// One entry of `predictions.json`.
-#[derive(Debug, Serialize)]
-struct Prediction {
-    image_id: i64,
-    category_id: usize,
-    bbox: [f64; 4],
-    score: f64,
-}
-
-/// One entry of `images.json`.
-#[derive(Debug, Serialize)]
-struct ImageEntry {
-    id: i64,
-    file_name: String,
-    width: u32,
-    height: u32,
-}
-
-/// An input image and where its outputs go.
-struct Job {
-    path: PathBuf,
-    id: i64,
-    /// Output file name (unique within the run).
-    out_name: String,
-}
-
-/// What was written for one image.
-struct ImageResult {
-    entry: ImageEntry,
-    predictions: Vec<Prediction>,
-    /// A write error (the image was detected, but its outputs failed).
-    error: Option<String>,
-}
-
-// main.rs hands the parsed arguments over by value.
 #[allow(clippy::needless_pass_by_value)]
 pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let device = args.device.device()?;
@@ -136,6 +98,8 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
         iou_threshold: args.iou_threshold,
         max_boxes: args.max_boxes,
     };
+    let saving =
+        Saving { no_images: args.no_images, save_txt: args.save_txt, save_conf: args.save_conf };
     let jobs = plan_jobs(paths);
     let out_dir = yolo3_train::run_dir::next_run_dir(&args.project, &args.name)
         .context("creating the run folder")?;
@@ -177,7 +141,7 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
             .par_iter()
             .zip(&images)
             .zip(&detections)
-            .map(|((job, image), dets)| write_outputs(job, image, dets, names, &out_dir, &args))
+            .map(|((job, image), dets)| write_outputs(job, image, dets, names, &out_dir, saving))
             .collect();
         for r in written {
             if let Some(e) = &r.error {
@@ -212,172 +176,4 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Expands folders (non-recursive, sorted) and keeps files; a missing path is reported and
-/// counted as a failure.
-fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, usize) {
-    let mut out = Vec::new();
-    let mut failures = 0;
-    for input in inputs {
-        if input.is_dir() {
-            match std::fs::read_dir(input) {
-                Ok(rd) => {
-                    let mut files: Vec<PathBuf> = rd
-                        .filter_map(Result::ok)
-                        .map(|e| e.path())
-                        .filter(|p| {
-                            p.is_file()
-                                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                                    FOLDER_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x))
-                                })
-                        })
-                        .collect();
-                    files.sort();
-                    out.extend(files);
-                }
-                Err(e) => {
-                    eprintln!("warning: skipping {}: cannot list the folder: {e}", input.display());
-                    failures += 1;
-                }
-            }
-        } else {
-            match yolo3_core::fsio::check_regular(input) {
-                Ok(_) => out.push(input.clone()),
-                Err(e) => {
-                    eprintln!("warning: skipping {}: {e}", input.display());
-                    failures += 1;
-                }
-            }
-        }
-    }
-    (out, failures)
-}
-
-fn join_paths(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-}
-
-/// Image ids and unique output names (see the module docs).
-fn plan_jobs(paths: Vec<PathBuf>) -> Vec<Job> {
-    let stems: Vec<Option<i64>> = paths
-        .iter()
-        .map(|p| p.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<i64>().ok()))
-        .collect();
-    let distinct: HashSet<i64> = stems.iter().flatten().copied().collect();
-    let use_stems = stems.iter().all(Option::is_some) && distinct.len() == stems.len();
-    let mut names = yolo3_data::UniqueNames::new();
-    paths
-        .into_iter()
-        .enumerate()
-        .map(|(i, path)| {
-            let id = if use_stems { stems[i].unwrap_or(i as i64) } else { i as i64 };
-            let mut name = path
-                .file_name()
-                .map_or_else(|| format!("{i}.png"), |n| n.to_string_lossy().into_owned());
-            let ext =
-                Path::new(&name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-            if !matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
-                name.push_str(".png");
-            }
-            let out_name = names.claim(&name);
-            if out_name != name {
-                eprintln!(
-                    "warning: the outputs of {} are named {out_name} ({name} is taken by another input)",
-                    path.display()
-                );
-            }
-            Job { path, id, out_name }
-        })
-        .collect()
-}
-
-/// Decodes one image; the error is a one-line reason.
-fn load_image(path: &Path) -> Result<RgbImage, String> {
-    let image = yolo3_data::load_rgb(path).map_err(|e| format!("{e:#}"))?;
-    if image.width() == 0 || image.height() == 0 {
-        return Err("empty image".into());
-    }
-    Ok(image)
-}
-
-/// Writes the annotated image and labels of one image and returns its predictions.
-fn write_outputs(
-    job: &Job,
-    image: &RgbImage,
-    dets: &[Detection],
-    names: &[String],
-    out_dir: &Path,
-    args: &DetectArgs,
-) -> ImageResult {
-    let (w, h) = image.dimensions();
-    let round = |v: f64, digits: i32| {
-        let f = 10f64.powi(digits);
-        (v * f).round() / f
-    };
-    let predictions = dets
-        .iter()
-        .map(|d| Prediction {
-            image_id: job.id,
-            category_id: d.class,
-            bbox: [
-                round(f64::from(d.bbox.x_min), 3),
-                round(f64::from(d.bbox.y_min), 3),
-                round(f64::from(d.bbox.width()), 3),
-                round(f64::from(d.bbox.height()), 3),
-            ],
-            score: round(f64::from(d.score), 5),
-        })
-        .collect();
-    let mut errors = Vec::new();
-    if !args.no_images {
-        let annotations: Vec<Annotation> = dets
-            .iter()
-            .map(|d| Annotation {
-                bbox: d.bbox,
-                label: format!("{} {:.2}", names.get(d.class).map_or("?", String::as_str), d.score),
-                color: palette::color(d.class),
-            })
-            .collect();
-        let mut drawn = image.clone();
-        annotate(&mut drawn, &annotations, &AnnotateOptions::default());
-        let path = out_dir.join(&job.out_name);
-        if let Err(e) = yolo3_viz::save_image(&drawn, &path) {
-            errors.push(format!("writing {}: {e}", path.display()));
-        }
-    }
-    if args.save_txt {
-        let mut text = String::new();
-        for d in dets {
-            yolo3_data::push_yolo_line(
-                &mut text,
-                d.class,
-                &d.bbox,
-                ImageSize { width: w, height: h },
-            );
-            if args.save_conf {
-                let _ = write!(text, " {:.5}", d.score);
-            }
-            text.push('\n');
-        }
-        let stem = Path::new(&job.out_name)
-            .file_stem()
-            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-        let path = out_dir.join("labels").join(format!("{stem}.txt"));
-        if let Err(e) = std::fs::write(&path, text) {
-            errors.push(format!("writing {}: {e}", path.display()));
-        }
-    }
-    ImageResult {
-        entry: ImageEntry { id: job.id, file_name: job.out_name.clone(), width: w, height: h },
-        predictions,
-        error: (!errors.is_empty()).then(|| errors.join("; ")),
-    }
-}
-
-/// Writes pretty JSON atomically.
-fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value).context("serialising JSON")?;
-    yolo3_train::run_dir::write_atomic(path, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
 }

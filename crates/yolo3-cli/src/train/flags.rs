@@ -1,17 +1,12 @@
-//! `yolo3 train`: flags to a [`TrainConfig`], progress bars as the observer, and the final
-//! per-class table.
+//! The flags of `yolo3 train` and how they change [`TrainConfig::default`]: a flag that is not
+//! given leaves the library's default in place, so the two cannot drift apart.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use indicatif::ProgressBar;
 use yolo3_train::{
-    AnchorSource, BatchProgress, CacheConfig, DataSource, EpochRow, ModelSource, Observer,
-    OptimizerKind, Schedule, TrainConfig,
+    AnchorSource, CacheConfig, DataSource, ModelSource, OptimizerKind, Schedule, TrainConfig,
 };
-
-use crate::args::Global;
 
 /// Optimizers.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -161,11 +156,11 @@ pub struct TrainArgs {
     name: String,
     /// Continue the run in this folder from its last checkpoint (other flags are ignored).
     #[arg(long)]
-    resume: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
 }
 
 impl TrainArgs {
-    fn to_config(&self) -> TrainConfig {
+    pub fn to_config(&self) -> TrainConfig {
         let mut c = TrainConfig::default();
         if let Some(train) = &self.data {
             c.data = DataSource::Files {
@@ -263,7 +258,6 @@ impl TrainArgs {
     }
 }
 
-/// Draws one bar per epoch and prints each epoch's results line.
 /// `$XDG_CACHE_HOME/yolo3/images`, else `~/.cache/yolo3/images`, else `.yolo3-cache` here.
 fn default_cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -271,85 +265,4 @@ fn default_cache_dir() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
     base.map_or_else(|| PathBuf::from(".yolo3-cache"), |b| b.join("yolo3/images"))
-}
-
-struct BarObserver {
-    quiet: bool,
-    bar: Option<ProgressBar>,
-    val_bar: Option<ProgressBar>,
-}
-
-impl Observer for BarObserver {
-    fn message(&mut self, text: &str) {
-        if !self.quiet {
-            eprintln!("{text}");
-        }
-    }
-
-    fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize) {
-        let bar = crate::progress::bar(batches as u64, self.quiet);
-        bar.set_prefix(format!("epoch {epoch}/{epochs}"));
-        self.bar = Some(bar);
-    }
-
-    fn batch_end(&mut self, p: &BatchProgress) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(p.batch as u64);
-            bar.set_message(format!(
-                "xy {:.3} wh {:.3} conf {:.3} cls {:.3} | {:.1} img/s lr {:.1e} @{}",
-                p.parts.xy,
-                p.parts.wh,
-                p.parts.confidence,
-                p.parts.class,
-                p.images_per_sec,
-                p.lr,
-                p.input
-            ));
-        }
-    }
-
-    fn validation_start(&mut self, batches: usize) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        let bar = crate::progress::bar(batches as u64, self.quiet);
-        bar.set_prefix("validating");
-        self.val_bar = Some(bar);
-    }
-
-    fn validation_batch(&mut self) {
-        if let Some(bar) = &self.val_bar {
-            bar.inc(1);
-        }
-    }
-
-    fn epoch_end(&mut self, r: &EpochRow) {
-        if let Some(bar) = self.val_bar.take() {
-            bar.finish_and_clear();
-        }
-        if !self.quiet {
-            eprintln!("{r}");
-        }
-    }
-}
-
-/// Runs `yolo3 train`.
-pub fn run(args: &TrainArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let mut observer = BarObserver { quiet: !global.chatty(), bar: None, val_bar: None };
-    let summary = match &args.resume {
-        Some(dir) => yolo3_train::resume(dir, &mut observer)?,
-        None => yolo3_train::train(args.to_config(), &mut observer)?,
-    };
-    if global.chatty() {
-        println!("{}", summary.best.table(&summary.class_names));
-        println!(
-            "run: {} ({:.1} min); best: {} (mAP50 {:.3}, mAP50-95 {:.3})",
-            summary.run_dir.display(),
-            summary.seconds / 60.0,
-            summary.best_checkpoint.display(),
-            summary.best.map50.unwrap_or(0.0),
-            summary.best.map50_95.unwrap_or(0.0)
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,129 @@
+//! What `detect` writes per image (the annotated picture, YOLO txt labels) and for the run
+//! (`predictions.json`, `images.json`).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use image::RgbImage;
+use serde::Serialize;
+use yolo3_data::ImageSize;
+use yolo3_model::Detection;
+use yolo3_viz::{annotate, palette, AnnotateOptions, Annotation};
+
+use super::inputs::Job;
+
+/// One entry of `predictions.json`.
+#[derive(Debug, Serialize)]
+pub struct Prediction {
+    image_id: i64,
+    category_id: usize,
+    bbox: [f64; 4],
+    score: f64,
+}
+
+/// One entry of `images.json`.
+#[derive(Debug, Serialize)]
+pub struct ImageEntry {
+    id: i64,
+    file_name: String,
+    width: u32,
+    height: u32,
+}
+
+/// Which per-image outputs to write (the `--no-images`, `--save-txt`, `--save-conf` flags).
+#[derive(Debug, Clone, Copy)]
+pub struct Saving {
+    pub no_images: bool,
+    pub save_txt: bool,
+    pub save_conf: bool,
+}
+
+/// What was written for one image.
+pub struct ImageResult {
+    pub entry: ImageEntry,
+    pub predictions: Vec<Prediction>,
+    /// A write error (the image was detected, but its outputs failed).
+    pub error: Option<String>,
+}
+
+/// Writes the annotated image and labels of one image and returns its predictions.
+pub fn write_outputs(
+    job: &Job,
+    image: &RgbImage,
+    dets: &[Detection],
+    names: &[String],
+    out_dir: &Path,
+    saving: Saving,
+) -> ImageResult {
+    let (w, h) = image.dimensions();
+    let round = |v: f64, digits: i32| {
+        let f = 10f64.powi(digits);
+        (v * f).round() / f
+    };
+    let predictions = dets
+        .iter()
+        .map(|d| Prediction {
+            image_id: job.id,
+            category_id: d.class,
+            bbox: [
+                round(f64::from(d.bbox.x_min), 3),
+                round(f64::from(d.bbox.y_min), 3),
+                round(f64::from(d.bbox.width()), 3),
+                round(f64::from(d.bbox.height()), 3),
+            ],
+            score: round(f64::from(d.score), 5),
+        })
+        .collect();
+    let mut errors = Vec::new();
+    if !saving.no_images {
+        let annotations: Vec<Annotation> = dets
+            .iter()
+            .map(|d| Annotation {
+                bbox: d.bbox,
+                label: format!("{} {:.2}", names.get(d.class).map_or("?", String::as_str), d.score),
+                color: palette::color(d.class),
+            })
+            .collect();
+        let mut drawn = image.clone();
+        annotate(&mut drawn, &annotations, &AnnotateOptions::default());
+        let path = out_dir.join(&job.out_name);
+        if let Err(e) = yolo3_viz::save_image(&drawn, &path) {
+            errors.push(format!("writing {}: {e}", path.display()));
+        }
+    }
+    if saving.save_txt {
+        let mut text = String::new();
+        for d in dets {
+            yolo3_data::push_yolo_line(
+                &mut text,
+                d.class,
+                &d.bbox,
+                ImageSize { width: w, height: h },
+            );
+            if saving.save_conf {
+                let _ = write!(text, " {:.5}", d.score);
+            }
+            text.push('\n');
+        }
+        let stem = Path::new(&job.out_name)
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let path = out_dir.join("labels").join(format!("{stem}.txt"));
+        if let Err(e) = std::fs::write(&path, text) {
+            errors.push(format!("writing {}: {e}", path.display()));
+        }
+    }
+    ImageResult {
+        entry: ImageEntry { id: job.id, file_name: job.out_name.clone(), width: w, height: h },
+        predictions,
+        error: (!errors.is_empty()).then(|| errors.join("; ")),
+    }
+}
+
+/// Writes pretty JSON atomically.
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value).context("serialising JSON")?;
+    yolo3_train::run_dir::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
