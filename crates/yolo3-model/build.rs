@@ -1,10 +1,14 @@
-//! Compiles `csrc/leaky.cpp` (leaky ReLU with slope 0.1 through ATen) against the libtorch that
-//! torch-sys found, whose folder torch-sys passes on as `DEP_TCH_LIBTORCH_LIB`.
+//! Compiles the C++ shim in `csrc/` (leaky ReLU with slope 0.1 through ATen; oneDNN's fused
+//! convolution for inference) against the libtorch that torch-sys found, whose folder torch-sys
+//! passes on as `DEP_TCH_LIBTORCH_LIB`.
 
 use std::path::PathBuf;
 
 fn main() {
-    println!("cargo:rerun-if-changed=csrc/leaky.cpp");
+    const FILES: [&str; 2] = ["csrc/leaky.cpp", "csrc/conv_pointwise.cpp"];
+    for file in FILES {
+        println!("cargo:rerun-if-changed={file}");
+    }
     let lib = PathBuf::from(
         std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys exports DEP_TCH_LIBTORCH_LIB"),
     );
@@ -18,8 +22,8 @@ fn main() {
         .flag("-std=c++17")
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
         .flag("-DGLOG_USE_GLOG_EXPORT")
-        .file("csrc/leaky.cpp")
-        .compile("yolo3_leaky");
+        .files(FILES)
+        .compile("yolo3_shim");
     println!("cargo:rustc-link-lib=dylib=torch_cpu");
     println!("cargo:rustc-link-lib=dylib=c10");
     println!("cargo:rustc-link-search=native={}", lib.display());

@@ -47,5 +47,5 @@ pub use detector::{
 };
 pub use error::{ModelError, Result};
 pub use keras::KerasWeights;
-pub use network::{Darknet, ParamGroups, ReinitialisedHead, Transfer};
+pub use network::{ConvEngine, Darknet, InferenceNet, ParamGroups, ReinitialisedHead, Transfer};
 pub use weights::{ConvLayout, DarknetWeights, WeightsHeader};

@@ -7,7 +7,7 @@ use tch::Tensor;
 use yolo3_core::metrics::{evaluate_map, GroundTruthBox, ImageBoxes, MapSummary};
 use yolo3_core::{DecodeOptions, LossTerms};
 use yolo3_data::{Dataset, IgnoreReason, ImageCache, InputSize, Loader, LoaderOptions};
-use yolo3_model::{Darknet, Decoder};
+use yolo3_model::{Darknet, Decoder, InferenceNet};
 
 use crate::error::{Result, TorchResult};
 use crate::loss_op::YoloLoss;
@@ -49,7 +49,8 @@ fn ground_truth(dataset: &Dataset, index: usize) -> Vec<GroundTruthBox> {
     gt
 }
 
-/// Runs `net` in inference mode over every image of `dataset`, letterboxed to `input`.
+/// Runs `net` in inference mode (prepared as an [`InferenceNet`]: batch norm folded, fused
+/// convolutions) over every image of `dataset`, letterboxed to `input`.
 pub fn evaluate(
     net: &Darknet,
     loss: &YoloLoss,
@@ -67,6 +68,7 @@ pub fn evaluate(
     )?
     .with_cache(Arc::clone(cache));
     let decoder = Decoder::of(net.config())?;
+    let inference = InferenceNet::new(net)?;
     observer.validation_start(loader.batches_per_epoch());
     let mut sums = LossTerms::default();
     let mut batches = 0usize;
@@ -78,7 +80,7 @@ pub fn evaluate(
         let xs = Tensor::f_from_slice(&batch.images)
             .and_then(|t| t.f_view([b as i64, 3, h, w]))
             .torch(|| "building a validation batch".into())?;
-        let outputs = net.infer(&xs)?;
+        let outputs = inference.infer(&xs)?;
         let out = tch::no_grad(|| loss.compute(&outputs, &batch.boxes, (h as usize, w as usize)))?;
         sums += out.parts.terms();
         batches += 1;

@@ -6,8 +6,9 @@
 //! [`Detection`]s in image pixels: keras-yolo3's letterbox (bicubic, grey canvas) to a square
 //! input, an inference-mode forward in one batch, `yolo3-core`'s decode (keras' `yolo_eval`:
 //! letterbox correction, per-class NMS), boxes clipped to the image. Callers that letterbox
-//! themselves (the loader of validation) use [`Darknet::infer`] and [`Decoder::decode`], the
-//! two halves of the same path.
+//! themselves (the loader of validation) use [`InferenceNet::infer`] and [`Decoder::decode`],
+//! the two halves of the same path. The detector prepares its [`InferenceNet`] (batch norm
+//! folded, oneDNN's fused convolutions on the CPU) once, when it is made.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,7 +45,7 @@ pub use yolo3_core::metrics::DetectedBox as Detection;
 pub use yolo3_core::DecodeOptions as DetectOptions;
 
 use crate::error::{ModelError, Result, TorchContext};
-use crate::Darknet;
+use crate::{Darknet, InferenceNet};
 
 /// Largest network input side (8192 x 8192 RGB is 800 MB of float32 input per image before
 /// the network's activations).
@@ -62,6 +63,7 @@ pub fn check_input_side(side: u32) -> std::result::Result<u32, String> {
 #[derive(Debug)]
 pub struct Detector {
     net: Darknet,
+    inference: InferenceNet,
     decoder: Decoder,
     class_names: Vec<String>,
     names_known: bool,
@@ -135,14 +137,22 @@ impl Detector {
             None => (0..classes).map(|c| c.to_string()).collect(),
         };
         let cfg_width = u32::try_from(net.config().net().width).unwrap_or(416);
+        let inference = InferenceNet::new(&net)?;
         Ok(Self {
             net,
+            inference,
             class_names,
             names_known,
             decoder,
             default_input: trained_input.unwrap_or(cfg_width),
             name: name.into(),
         })
+    }
+
+    /// The network prepared for inference.
+    #[must_use]
+    pub fn inference(&self) -> &InferenceNet {
+        &self.inference
     }
 
     /// The network.
@@ -241,7 +251,7 @@ impl Detector {
         let xs = Tensor::f_from_slice(&flat)
             .and_then(|t| t.f_view([images.len() as i64, 3, s, s]))
             .torch(|| "building the input batch".into())?;
-        let outputs = self.net.infer(&xs)?;
+        let outputs = self.inference.infer(&xs)?;
         let sizes: Vec<(f64, f64)> =
             images.iter().map(|i| (f64::from(i.height()), f64::from(i.width()))).collect();
         let dets =

@@ -7,16 +7,19 @@
 //! epsilon outside the square root); `train = true` uses batch statistics and updates the
 //! running ones (see [`ops`] for the exact conventions).
 //!
-//! Layer outputs are dropped as soon as no later layer needs them.
+//! Layer outputs are dropped as soon as no later layer needs them. Inference runs on an
+//! [`InferenceNet`], the same graph with batch norm folded and fused convolutions.
 
 mod aten;
 mod conv;
+mod inference;
 mod ops;
 mod params;
 mod transfer;
 
 use tch::{nn, Device, Kind, Tensor};
 
+pub use inference::{ConvEngine, InferenceNet};
 pub use ops::{BN_INFERENCE_EPS, BN_MOMENTUM, BN_TRAIN_EPS, LEAKY_SLOPE};
 pub use params::ParamGroups;
 pub use transfer::{ReinitialisedHead, Transfer};
@@ -123,78 +126,78 @@ impl Darknet {
     /// order. `train` selects batch statistics (and running-stat updates) in batch norm, except
     /// in frozen convs, which keep their running statistics.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Vec<Tensor>> {
-        let size = xs.size();
-        let channels = self.cfg.net().channels;
-        let bad_input = || ModelError::InputTensor {
-            expected: format!("a float32 N x {channels} x H x W tensor on {:?}", self.device()),
-            actual: format!("{:?} {size:?} on {:?}", xs.kind(), xs.device()),
-        };
-        if size.len() != 4
-            || size[1] != channels
-            || xs.kind() != Kind::Float
-            || xs.device() != self.device()
-        {
-            return Err(bad_input());
-        }
-        self.cfg.output_shapes(size[2], size[3])?;
+        check_input(&self.cfg, self.device(), xs)?;
+        run_layers(&self.cfg, &self.last_use, xs, |i, input| {
+            let block = self.convs[i].as_ref().expect("conv block for conv layer");
+            block.forward(input, train && !self.frozen[i])
+        })
+    }
+}
 
-        let layers = self.cfg.layers();
-        let mut outputs: Vec<Option<Tensor>> = Vec::with_capacity(layers.len());
-        for (i, layer) in layers.iter().enumerate() {
-            let context = || format!("layer {i} [{}]", layer.section_name());
-            let input = if i == 0 { Some(xs) } else { outputs[i - 1].as_ref() };
-            let get = |j: usize| outputs[j].as_ref().expect("kept until its last use");
-            let out = match layer {
-                Layer::Convolutional(_) => {
-                    let block = self.convs[i].as_ref().expect("conv block for conv layer");
-                    let train = train && !self.frozen[i];
-                    Some(block.forward(input.expect("conv input"), train).torch(context)?)
-                }
-                Layer::Maxpool(m) => {
-                    Some(ops::maxpool(input.expect("pool input"), m).torch(context)?)
-                }
-                Layer::Upsample(u) => {
-                    Some(ops::upsample(input.expect("upsample input"), u.stride).torch(context)?)
-                }
-                Layer::Route(r) => Some(if let [j] = r.layers[..] {
-                    get(j).shallow_clone()
+/// Checks that `xs` is a float32 `N x channels x H x W` tensor on `device` whose sides the
+/// network's strides divide.
+fn check_input(cfg: &Config, device: Device, xs: &Tensor) -> Result<()> {
+    let size = xs.size();
+    let channels = cfg.net().channels;
+    if size.len() != 4 || size[1] != channels || xs.kind() != Kind::Float || xs.device() != device {
+        return Err(ModelError::InputTensor {
+            expected: format!("a float32 N x {channels} x H x W tensor on {device:?}"),
+            actual: format!("{:?} {size:?} on {:?}", xs.kind(), xs.device()),
+        });
+    }
+    cfg.output_shapes(size[2], size[3])?;
+    Ok(())
+}
+
+/// Runs the layers of `cfg` in darknet order on `xs`, convolution `i` through `conv(i, input)`,
+/// dropping each output after `last_use`; returns the head inputs in cfg order.
+fn run_layers(
+    cfg: &Config,
+    last_use: &[usize],
+    xs: &Tensor,
+    mut conv: impl FnMut(usize, &Tensor) -> std::result::Result<Tensor, tch::TchError>,
+) -> Result<Vec<Tensor>> {
+    let layers = cfg.layers();
+    let mut outputs: Vec<Option<Tensor>> = Vec::with_capacity(layers.len());
+    for (i, layer) in layers.iter().enumerate() {
+        let context = || format!("layer {i} [{}]", layer.section_name());
+        let input = if i == 0 { Some(xs) } else { outputs[i - 1].as_ref() };
+        let get = |j: usize| outputs[j].as_ref().expect("kept until its last use");
+        let out = match layer {
+            Layer::Convolutional(_) => Some(conv(i, input.expect("conv input")).torch(context)?),
+            Layer::Maxpool(m) => Some(ops::maxpool(input.expect("pool input"), m).torch(context)?),
+            Layer::Upsample(u) => {
+                Some(ops::upsample(input.expect("upsample input"), u.stride).torch(context)?)
+            }
+            Layer::Route(r) => Some(if let [j] = r.layers[..] {
+                get(j).shallow_clone()
+            } else {
+                let parts: Vec<&Tensor> = r.layers.iter().map(|&j| get(j)).collect();
+                Tensor::f_cat(&parts, 1).torch(context)?
+            }),
+            Layer::Shortcut(s) => {
+                let prev = input.expect("shortcut input");
+                let from = get(s.from);
+                let sum = if s.alpha == 1.0 && s.beta == 1.0 {
+                    prev.f_add(from)
                 } else {
-                    let parts: Vec<&Tensor> = r.layers.iter().map(|&j| get(j)).collect();
-                    Tensor::f_cat(&parts, 1).torch(context)?
-                }),
-                Layer::Shortcut(s) => {
-                    let prev = input.expect("shortcut input");
-                    let from = get(s.from);
-                    let sum = if s.alpha == 1.0 && s.beta == 1.0 {
-                        prev.f_add(from)
-                    } else {
-                        prev.f_mul_scalar(s.alpha)
-                            .and_then(|p| p.f_add(&from.f_mul_scalar(s.beta)?))
-                    };
-                    Some(sum.and_then(|t| ops::activate(t, s.activation)).torch(context)?)
-                }
-                Layer::Yolo(_) => None,
-            };
-            outputs.push(out);
-            // Free what no later layer reads (heads are kept to the end).
-            for (j, slot) in outputs.iter_mut().enumerate() {
-                if self.last_use[j] <= i {
-                    *slot = None;
-                }
+                    prev.f_mul_scalar(s.alpha).and_then(|p| p.f_add(&from.f_mul_scalar(s.beta)?))
+                };
+                Some(sum.and_then(|t| ops::activate(t, s.activation)).torch(context)?)
+            }
+            Layer::Yolo(_) => None,
+        };
+        outputs.push(out);
+        // Free what no later layer reads (heads are kept to the end).
+        for (j, slot) in outputs.iter_mut().enumerate() {
+            if last_use[j] <= i {
+                *slot = None;
             }
         }
-        Ok(self
-            .cfg
-            .heads()
-            .iter()
-            .map(|h| outputs[h.source_layer].take().expect("head output kept"))
-            .collect())
     }
-
-    /// Inference: the raw head outputs of `xs` (`N x channels x H x W` float32 on any device;
-    /// moved to the network's) with running batch-norm statistics and no autograd.
-    pub fn infer(&self, xs: &Tensor) -> Result<Vec<Tensor>> {
-        let xs = xs.f_to_device(self.device()).torch(|| "uploading a batch".into())?;
-        tch::no_grad(|| self.forward_t(&xs, false))
-    }
+    Ok(cfg
+        .heads()
+        .iter()
+        .map(|h| outputs[h.source_layer].take().expect("head output kept"))
+        .collect())
 }

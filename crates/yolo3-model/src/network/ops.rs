@@ -18,7 +18,9 @@
 //!   (2.3-2.7x slower, its backward compares every input), two successive pair maxima (1.1-1.5x
 //!   slower) and a `maximum` of strided slices (2.5-4x slower). Without autograd, though, the
 //!   two pair maxima (`amax` over reshaped views) need no argmax indices and run the forward
-//!   about 5x faster, so inference (detection, validation) uses them for size 2 stride 2.
+//!   about 5x faster, so inference (detection, validation) uses them for size 2 stride 2 on
+//!   NCHW tensors; channels-last ones (the oneDNN inference path) keep `max_pool2d`, whose
+//!   channels-last kernel runs along the contiguous channels.
 
 use tch::Tensor;
 
@@ -103,7 +105,7 @@ pub(crate) fn maxpool(xs: &Tensor, m: &Maxpool) -> Result<Tensor, tch::TchError>
     let k = [m.size, m.size];
     let s = [m.stride, m.stride];
     if m.size == 2 && m.stride == 2 && before == 0 && after_h == 0 && after_w == 0 {
-        if !xs.requires_grad() && h % 2 == 0 && w % 2 == 0 {
+        if !xs.requires_grad() && xs.is_contiguous() && h % 2 == 0 && w % 2 == 0 {
             // Inference: the maximum of column pairs, then of row pairs, over reshaped views;
             // bit-identical values (NaN included) without `max_pool2d`'s argmax indices.
             let (n, c) = (size[0], size[1]);
