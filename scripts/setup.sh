@@ -32,4 +32,9 @@ if ! "$venv/bin/python" -c "import h5py" 2>/dev/null; then
   echo "setup: installing h5py into $venv (test fixtures of keras .h5 weights)" >&2
   "$venv/bin/pip" install --quiet --disable-pip-version-check h5py
 fi
+# onnxruntime for the tests of `yolo3 export --format onnx` (scripts/onnx_case_check.py).
+if ! "$venv/bin/python" -c "import onnxruntime" 2>/dev/null; then
+  echo "setup: installing onnxruntime into $venv (tests of the ONNX export)" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check onnxruntime
+fi
 "$venv/bin/python" -c "import torch, os; print('setup: libtorch', torch.__version__, 'at', os.path.join(os.path.dirname(torch.__file__), 'lib'))" >&2

@@ -12,6 +12,7 @@ mod args;
 mod convert;
 mod detect;
 mod eval;
+mod export;
 mod guard;
 mod model_load;
 mod progress;
@@ -45,6 +46,8 @@ enum Command {
     Anchors(anchors::AnchorsArgs),
     /// Convert weights (darknet <-> safetensors) and annotations (to keras train.txt or YOLO txt).
     Convert(convert::ConvertArgs),
+    /// Export a model for another runtime (ONNX: ONNX Runtime, OpenCV DNN, TensorRT).
+    Export(export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(a) => eval::run(a, &cli.global),
         Command::Anchors(a) => anchors::run(a, &cli.global),
         Command::Convert(a) => convert::run(a, &cli.global),
+        Command::Export(a) => export::run(a, &cli.global),
     }
 }
 

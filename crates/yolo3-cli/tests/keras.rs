@@ -16,12 +16,8 @@ use yolo3_model::{Config, Darknet};
 /// The shared tiny-mini as a Keras 2 `save_weights` file, with its anchors.txt and a
 /// classes.txt, in `dir`.
 fn keras_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let venv = std::env::var_os("YOLO3_VENV").map_or_else(
-        || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/yolo3/venv"),
-        PathBuf::from,
-    );
     let h5 = dir.join("tiny-mini.h5");
-    let out = Command::new(venv.join("bin/python"))
+    let out = Command::new(common::venv_python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/gen-keras-h5.py"))
         .args(["--cfg", model("cfg/yolov3-tiny-mini.cfg").to_str().unwrap()])
         .args(["--weights", model("weights/yolov3-tiny-mini.weights").to_str().unwrap()])

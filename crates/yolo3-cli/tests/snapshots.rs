@@ -31,6 +31,7 @@ fn help_of_every_command() {
         &["convert", "partial", "--help"],
         &["convert", "keras", "--help"],
         &["convert", "annotations", "--help"],
+        &["export", "--help"],
     ] {
         let name = command.iter().map(|a| a.trim_start_matches('-')).collect::<Vec<_>>().join("_");
         insta::assert_snapshot!(name, stdout_of(tmp.path(), command));

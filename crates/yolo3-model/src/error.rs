@@ -316,6 +316,14 @@ pub enum ModelError {
         source: tch::TchError,
     },
 
+    /// The ONNX graph could not be serialised.
+    #[error("serialising the ONNX model")]
+    Onnx {
+        /// The protobuf encoder's error.
+        #[source]
+        source: protobuf::Error,
+    },
+
     /// A checkpoint file is not valid safetensors.
     #[error("{}: not a valid safetensors checkpoint", path.display())]
     CheckpointFormat {

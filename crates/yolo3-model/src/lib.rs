@@ -37,6 +37,7 @@ pub mod error;
 pub mod keras;
 pub mod memory;
 pub mod network;
+pub mod onnx;
 pub mod weights;
 
 pub use cfg::{Activation, Config, HeadSpec, Layer, NetParams, Shape};
@@ -48,4 +49,5 @@ pub use detector::{
 pub use error::{ModelError, Result};
 pub use keras::KerasWeights;
 pub use network::{ConvEngine, Darknet, InferenceNet, ParamGroups, ReinitialisedHead, Transfer};
+pub use onnx::{onnx_bytes, OnnxOptions, ONNX_INPUT, ONNX_OPSET};
 pub use weights::{ConvLayout, DarknetWeights, WeightsHeader};

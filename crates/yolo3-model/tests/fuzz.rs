@@ -23,6 +23,7 @@
 //! `cargo test -p yolo3-model --test fuzz -- --ignored fuzz_<reader>_long` runs one reader for
 //! `YOLO3_FUZZ_SECONDS` (default 600) and prints how many cases ran.
 
+mod common;
 #[path = "../../yolo3-core/tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
@@ -737,15 +738,11 @@ fn keras_seeds() -> &'static [Vec<u8>] {
             (scratch().join("keras-seed.cfg"), scratch().join("keras-seed.weights"));
         std::fs::write(&cfg, TINY_CFG).unwrap();
         net.export_darknet_weights(WeightsHeader::default()).unwrap().write(&weights).unwrap();
-        let venv = std::env::var_os("YOLO3_VENV").map_or_else(
-            || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/yolo3/venv"),
-            PathBuf::from,
-        );
         [("keras2", "weights"), ("tf", "model")]
             .iter()
             .map(|(names, layout)| {
                 let out = scratch().join(format!("keras-seed-{names}.h5"));
-                let status = std::process::Command::new(venv.join("bin/python"))
+                let status = std::process::Command::new(common::venv_python())
                     .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/gen-keras-h5.py"))
                     .args([
                         "--cfg".as_ref(),

@@ -15,17 +15,8 @@ use std::process::Command;
 use tch::{Device, Kind};
 use yolo3_model::{Config, Darknet, DarknetWeights, KerasWeights, ModelError};
 
-/// The project's venv python (the generator installs h5py there if it is missing).
-fn python() -> PathBuf {
-    let venv = std::env::var_os("YOLO3_VENV").map_or_else(
-        || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/yolo3/venv"),
-        PathBuf::from,
-    );
-    venv.join("bin/python")
-}
-
 fn run_python(args: &[&str]) {
-    let out = Command::new(python()).args(args).output().expect("python runs");
+    let out = Command::new(common::venv_python()).args(args).output().expect("python runs");
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 

@@ -53,12 +53,12 @@ impl ConvEngine {
 }
 
 /// A convolution with batch norm folded in.
-struct FoldedConv {
-    weight: Tensor,
-    bias: Tensor,
-    stride: i64,
-    padding: i64,
-    activation: Activation,
+pub(crate) struct FoldedConv {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub stride: i64,
+    pub padding: i64,
+    pub activation: Activation,
 }
 
 /// Kernels in oneDNN's layout kept per (layer, input shape); cleared when this many shapes
@@ -119,6 +119,11 @@ impl InferenceNet {
             convs,
             packed: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The folded convolution of layer `i` (`None` for other layers).
+    pub(crate) fn folded_conv(&self, i: usize) -> Option<&FoldedConv> {
+        self.convs.get(i).and_then(Option::as_ref)
     }
 
     /// The engine the convolutions run on.

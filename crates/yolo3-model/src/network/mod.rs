@@ -20,6 +20,7 @@ mod transfer;
 use tch::{nn, Device, Kind, Tensor};
 
 pub use inference::{ConvEngine, InferenceNet};
+pub(crate) use ops::maxpool_padding;
 pub use ops::{BN_INFERENCE_EPS, BN_MOMENTUM, BN_TRAIN_EPS, LEAKY_SLOPE};
 pub use params::ParamGroups;
 pub use transfer::{ReinitialisedHead, Transfer};

@@ -75,3 +75,12 @@ pub fn case_files() -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// The project's venv python (`scripts/setup.sh` makes it: torch, h5py, onnxruntime).
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("YOLO3_VENV").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/yolo3/venv"),
+        PathBuf::from,
+    );
+    venv.join("bin/python")
+}
