@@ -8,8 +8,8 @@
 #   oneDNN's fused convolutions on channels-last activations), from benches/infer.rs;
 # * yolo3 detect: `yolo3 detect --no-images` end to end (decode the files, letterbox, forward,
 #   decode + NMS, predictions.json), model loading excluded, over IMAGES synthetic images;
-# * ONNX Runtime forward: ORT_ENABLE_ALL on the graph of a PyTorch twin of the same network
-#   (scripts/bench_infer_peers.py twin-onnx), input letterboxed beforehand;
+# * ONNX Runtime forward: ORT_ENABLE_ALL on the graph `yolo3 export --format onnx` writes
+#   (checked first against OpenCV's own darknet importer), input letterboxed beforehand;
 # * OpenCV forward: cv2.dnn.readNetFromDarknet on the same cfg and weights.
 # Weights: the shared random tiny-YOLOv3 weights, random YOLOv3 weights generated here (248 MB,
 # in a temporary folder). Random weights time like trained ones for the forward; detect runs
@@ -22,7 +22,7 @@ images=${IMAGES:-32}
 iters=${ITERS:-5}
 models=../shared/models
 export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295}
-bench_python_deps onnxruntime cv2 onnx PIL -- onnxruntime opencv-python-headless==4.10.0.84 onnx pillow
+bench_python_deps onnxruntime cv2 PIL -- onnxruntime opencv-python-headless==4.10.0.84 pillow
 py() { "$YOLO3_VENV/bin/python" "$@"; }
 peers() { py scripts/bench_infer_peers.py "$@"; }
 
@@ -50,7 +50,8 @@ rate() { awk '$1 == "RESULT" { print $5 }'; }
 echo "timing (load average $(cut -d' ' -f1-3 /proc/loadavg))..." >&2
 rows=()
 for net in tiny-yolov3 yolov3; do
-  peers twin-onnx "${cfg[$net]}" "${weights[$net]}" "$work/$net.onnx" 416 >&2
+  "$yolo3" -q export --weights "${weights[$net]}" --cfg "${cfg[$net]}" --input 416 --out "$work/$net.onnx"
+  peers check "$work/$net.onnx" "${cfg[$net]}" "${weights[$net]}" "$work/images" 416 2 >&2
   for batch in 1 8; do
     n=$iters
     [ "$net:$batch" = yolov3:8 ] && n=$(( (iters + 1) / 2 ))

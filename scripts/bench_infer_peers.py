@@ -14,14 +14,13 @@ the heads, no NMS. Warm-up runs (2 by default) then ITERS timed runs; the median
       forward of every unconnected output (the [yolo] layers, which OpenCV also decodes: sigmoid,
       exp, anchors; cheap next to the convolutions). The blob's size wins over the cfg's [net]
       width/height/batch (yolov3.cfg's 608 and 64 are ignored; anchors are scaled by the blob).
-  twin-onnx CFG WEIGHTS OUT SIDE
-      the ONNX graph for `ort` when yolo3 exports none: a PyTorch twin of the darknet net.
   check ONNX CFG WEIGHTS DIR SIDE BATCH
-      max |ORT - OpenCV| over the raw head tensors (the convs that feed the [yolo] layers).
+      max |ORT - OpenCV| over the raw head tensors (the convs that feed the [yolo] layers): the
+      ONNX graph (`yolo3 export --format onnx`) against OpenCV's own darknet importer.
 
 Timing modes print `RESULT <engine> <batch> <median ms per batch> <images/s at the median> <iters>`.
 Run with the venv's python and PYTHONPATH holding the bench deps (onnxruntime, opencv-python-
-headless, onnx, pillow; see bench_python_deps in scripts/bench-common.sh).
+headless, pillow; see bench_python_deps in scripts/bench-common.sh).
 """
 
 import argparse
@@ -29,11 +28,10 @@ import os
 import statistics
 import sys
 import time
-import warnings
 
 import numpy as np
 
-from bench_detect_torch import Darknet, letterbox, load_weights  # sibling file; pulls in torch
+from bench_detect_torch import Darknet, letterbox  # sibling file; pulls in torch
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -108,47 +106,9 @@ def time_opencv(args):
     report("opencv", args.batch, ms, args.iters)
 
 
-def twin_net(cfg, weights):
-    net = Darknet(cfg).eval()
-    load_weights(net, weights)
-    return net
-
-
 def head_layers(cfg):
     """Index of the layer feeding each [yolo] layer, in cfg order (the ONNX outputs' order)."""
     return [i - 1 for i, d in enumerate(Darknet(cfg).defs) if d["type"] == "yolo"]
-
-
-def twin_onnx(args):
-    import torch
-
-    net = twin_net(args.cfg, args.weights)
-    heads = [f"head{k}" for k in range(len(head_layers(args.cfg)))]
-    dummy = torch.zeros(2, 3, args.side, args.side)  # batch 2: nothing gets specialised to 1
-    with torch.no_grad(), warnings.catch_warnings():
-        # The TorchScript exporter, deprecated since torch 2.9: the new one needs onnxscript too.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(net, (dummy,), args.out, dynamo=False, opset_version=17,
-                          input_names=["images"], output_names=heads,
-                          dynamic_axes={name: {0: "batch"} for name in ["images"] + heads})
-        shapes = [tuple(h.shape[1:]) for h in net(dummy)]
-    declare_head_shapes(args.out, shapes)
-
-
-def declare_head_shapes(path, shapes):
-    """Write (batch, C, H, W) on the graph outputs. The exporter leaves the first head's H, W
-    symbolic (the twin's maxpool padding is computed from the input shape) and even names H
-    'batch'."""
-    import onnx
-
-    model = onnx.load(path)
-    for output, shape in zip(model.graph.output, shapes):
-        dims = output.type.tensor_type.shape.dim
-        dims[0].dim_param = "batch"
-        for dim, n in zip(dims[1:], shape):
-            dim.dim_value = n
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
 
 
 def check(args):
@@ -184,12 +144,6 @@ def parser():
 
     timing("ort", time_ort, "time ONNX Runtime on an ONNX graph", "onnx")
     timing("opencv", time_opencv, "time OpenCV DNN on a darknet cfg + weights", "cfg", "weights")
-    s = sub.add_parser("twin-onnx", help="export the fallback peer graph, a PyTorch twin of the darknet "
-                       "net (opset 17, dynamic batch, raw heads); yolo3's own export replaces it")
-    for arg in ("cfg", "weights", "out"):
-        s.add_argument(arg)
-    s.add_argument("side", type=int)
-    s.set_defaults(run=twin_onnx)
     s = sub.add_parser("check", help="max abs difference of the raw heads, ORT vs OpenCV")
     for arg in ("onnx", "cfg", "weights", "images"):
         s.add_argument(arg)

@@ -43,8 +43,8 @@ pub mod weights;
 pub use cfg::{Activation, Config, HeadSpec, Layer, NetParams, Shape};
 pub use checkpoint::{CheckpointInfo, CHECKPOINT_FORMAT};
 pub use detector::{
-    check_input_side, Decoder, DetectOptions, Detection, Detector, HostOutputs, KerasNetwork,
-    ModelFiles, MAX_INPUT,
+    check_input_side, Decoder, DetectOptions, Detection, Detector, HostOutputs, InputBatch,
+    KerasNetwork, ModelFiles, MAX_INPUT,
 };
 pub use error::{ModelError, Result};
 pub use keras::KerasWeights;

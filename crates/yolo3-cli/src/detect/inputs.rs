@@ -5,6 +5,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
+use rayon::prelude::*;
+use yolo3_model::InputBatch;
 
 /// Extensions taken from folders.
 const FOLDER_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
@@ -95,8 +97,41 @@ pub fn plan_jobs(paths: Vec<PathBuf>) -> Vec<Job> {
         .collect()
 }
 
+/// One batch of jobs read and letterboxed for the network.
+pub struct ReadBatch {
+    /// The jobs whose images were read, in order.
+    pub jobs: Vec<usize>,
+    /// Their images.
+    pub images: Vec<RgbImage>,
+    /// The images letterboxed.
+    pub input: InputBatch,
+    /// The jobs whose image could not be read, and why.
+    pub skipped: Vec<(usize, String)>,
+}
+
+/// Decodes the images of `chunk` (indices into `jobs`, one image per worker thread) and
+/// letterboxes those that could be read to `side`.
+pub fn read_batch(jobs: &[Job], chunk: &[usize], side: u32) -> ReadBatch {
+    let decoded: Vec<Result<RgbImage, String>> =
+        chunk.par_iter().map(|&j| load_image(&jobs[j].path)).collect();
+    let mut read = Vec::with_capacity(chunk.len());
+    let mut images = Vec::with_capacity(chunk.len());
+    let mut skipped = Vec::new();
+    for (r, &j) in decoded.into_iter().zip(chunk) {
+        match r {
+            Ok(image) => {
+                read.push(j);
+                images.push(image);
+            }
+            Err(message) => skipped.push((j, message)),
+        }
+    }
+    let input = InputBatch::letterbox(&images, side);
+    ReadBatch { jobs: read, images, input, skipped }
+}
+
 /// Decodes one image; the error is a one-line reason.
-pub fn load_image(path: &Path) -> Result<RgbImage, String> {
+fn load_image(path: &Path) -> Result<RgbImage, String> {
     let image = yolo3_data::load_rgb(path).map_err(|e| format!("{e:#}"))?;
     if image.width() == 0 || image.height() == 0 {
         return Err("empty image".into());

@@ -32,13 +32,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
-use image::RgbImage;
 use rayon::prelude::*;
 use yolo3_model::DetectOptions;
 
 use crate::args::{DeviceArg, Global};
 use crate::model_load::{load_detector, ModelArgs};
-use inputs::{collect_inputs, join_paths, load_image, plan_jobs};
+use inputs::{collect_inputs, join_paths, plan_jobs, read_batch};
 use outputs::{write_json, write_outputs, ImageEntry, ImageResult, Prediction, Saving};
 
 /// `yolo3 detect`.
@@ -116,42 +115,47 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut results: Vec<ImageResult> = Vec::with_capacity(jobs.len());
     let job_indices: Vec<usize> = (0..jobs.len()).collect();
-    for chunk in job_indices.chunks(args.batch) {
-        let decoded: Vec<Result<RgbImage, String>> =
-            chunk.par_iter().map(|&j| load_image(&jobs[j].path)).collect();
-        let mut batch = Vec::with_capacity(decoded.len());
-        let mut images = Vec::with_capacity(decoded.len());
-        for (r, &j) in decoded.into_iter().zip(chunk) {
-            match r {
-                Ok(image) => {
-                    batch.push(&jobs[j]);
-                    images.push(image);
-                }
-                Err(message) => {
-                    bar.suspend(|| {
-                        eprintln!("warning: skipping {}: {message}", jobs[j].path.display());
-                    });
-                    failures += 1;
+    let batch_size = args.batch;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        // The next batch is read and letterboxed while the network runs on this one.
+        let (ahead, batches) = std::sync::mpsc::sync_channel(1);
+        let jobs = &jobs;
+        scope.spawn(move || {
+            for chunk in job_indices.chunks(batch_size) {
+                if ahead.send(read_batch(jobs, chunk, side)).is_err() {
+                    break; // the network side stopped on an error
                 }
             }
-        }
-        let detections = detector.predict(&images, side, &options)?;
-        let names = detector.class_names();
-        let written: Vec<ImageResult> = batch
-            .par_iter()
-            .zip(&images)
-            .zip(&detections)
-            .map(|((job, image), dets)| write_outputs(job, image, dets, names, &out_dir, saving))
-            .collect();
-        for r in written {
-            if let Some(e) = &r.error {
-                bar.suspend(|| eprintln!("warning: {e}"));
+        });
+        for read in batches {
+            for (j, message) in &read.skipped {
+                bar.suspend(|| {
+                    eprintln!("warning: skipping {}: {message}", jobs[*j].path.display());
+                });
                 failures += 1;
             }
-            results.push(r);
+            let detections = detector.predict_batch(&read.input, &options)?;
+            let names = detector.class_names();
+            let written: Vec<ImageResult> = read
+                .jobs
+                .par_iter()
+                .zip(&read.images)
+                .zip(&detections)
+                .map(|((&j, image), dets)| {
+                    write_outputs(&jobs[j], image, dets, names, &out_dir, saving)
+                })
+                .collect();
+            for r in written {
+                if let Some(e) = &r.error {
+                    bar.suspend(|| eprintln!("warning: {e}"));
+                    failures += 1;
+                }
+                results.push(r);
+            }
+            bar.inc((read.jobs.len() + read.skipped.len()) as u64);
         }
-        bar.inc(chunk.len() as u64);
-    }
+        Ok(())
+    })?;
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
 

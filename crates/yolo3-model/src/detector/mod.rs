@@ -229,40 +229,82 @@ impl Detector {
 
     /// Detects objects in `images` at a square input of `side`: per image, its detections in
     /// image pixels, clipped to the image (boxes with no area left are dropped).
+    /// [`InputBatch::letterbox`] then [`Detector::predict_batch`]; callers that prepare the
+    /// next batch while the network runs call the two themselves.
     pub fn predict(
         &self,
         images: &[RgbImage],
         side: u32,
         options: &DetectOptions,
     ) -> Result<Vec<Vec<Detection>>> {
-        if images.is_empty() {
+        self.predict_batch(&InputBatch::letterbox(images, side), options)
+    }
+
+    /// Detects objects in a letterboxed batch (see [`Detector::predict`]).
+    pub fn predict_batch(
+        &self,
+        batch: &InputBatch,
+        options: &DetectOptions,
+    ) -> Result<Vec<Vec<Detection>>> {
+        if batch.sizes.is_empty() {
             return Ok(Vec::new());
         }
-        let input = InputSize::square(side);
-        let plane = 3 * (side * side) as usize;
-        let mut flat = vec![0f32; images.len() * plane];
-        // The letterbox (a bicubic resize) costs about as much as the forward: one image per
-        // worker thread.
-        flat.par_chunks_mut(plane).zip(images).for_each(|(out, image)| {
-            let size = ImageSize { width: image.width(), height: image.height() };
-            yolo3_data::image_io::write_chw(&Letterbox::new(size, input).apply(image), out);
-        });
-        let s = i64::from(side);
-        let xs = Tensor::f_from_slice(&flat)
-            .and_then(|t| t.f_view([images.len() as i64, 3, s, s]))
+        let s = i64::from(batch.side);
+        let xs = Tensor::f_from_slice(&batch.data)
+            .and_then(|t| t.f_view([batch.sizes.len() as i64, 3, s, s]))
             .torch(|| "building the input batch".into())?;
         let outputs = self.inference.infer(&xs)?;
         let sizes: Vec<(f64, f64)> =
-            images.iter().map(|i| (f64::from(i.height()), f64::from(i.width()))).collect();
-        let dets =
-            self.decoder.decode(&outputs, &sizes, (side as usize, side as usize), options)?;
-        Ok(dets.into_iter().zip(images).map(|(d, image)| clip(d, image)).collect())
+            batch.sizes.iter().map(|i| (f64::from(i.height), f64::from(i.width))).collect();
+        let side = batch.side as usize;
+        let dets = self.decoder.decode(&outputs, &sizes, (side, side), options)?;
+        Ok(dets.into_iter().zip(&batch.sizes).map(|(d, &size)| clip(d, size)).collect())
+    }
+}
+
+/// Images letterboxed for the network (keras-yolo3's letterbox: bicubic, grey canvas) as one
+/// `N x 3 x side x side` float32 block in `[0, 1]`, with the original sizes for the decode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputBatch {
+    data: Vec<f32>,
+    sizes: Vec<ImageSize>,
+    side: u32,
+}
+
+impl InputBatch {
+    /// Letterboxes `images` to a square `side`, one image per worker thread (the bicubic
+    /// resize costs about as much as the forward).
+    #[must_use]
+    pub fn letterbox(images: &[RgbImage], side: u32) -> Self {
+        let input = InputSize::square(side);
+        let plane = 3 * (side * side) as usize;
+        let mut data = vec![0f32; images.len() * plane];
+        let sizes: Vec<ImageSize> =
+            images.iter().map(|i| ImageSize { width: i.width(), height: i.height() }).collect();
+        data.par_chunks_mut(plane).zip(images.par_iter().zip(&sizes)).for_each(
+            |(out, (image, &size))| {
+                yolo3_data::image_io::write_chw(&Letterbox::new(size, input).apply(image), out);
+            },
+        );
+        Self { data, sizes, side }
+    }
+
+    /// How many images the batch holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.sizes.len()
+    }
+
+    /// Whether the batch holds no image.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.sizes.is_empty()
     }
 }
 
 /// Detections clipped to the image; boxes with no area left are dropped.
-fn clip(dets: Vec<Detection>, image: &RgbImage) -> Vec<Detection> {
-    let (w, h) = (image.width() as f32, image.height() as f32);
+fn clip(dets: Vec<Detection>, size: ImageSize) -> Vec<Detection> {
+    let (w, h) = (size.width as f32, size.height as f32);
     dets.into_iter()
         .filter_map(|d| {
             let b = d.bbox;
