@@ -14,11 +14,12 @@
 # Weights: the shared random tiny-YOLOv3 weights, random YOLOv3 weights generated here (248 MB,
 # in a temporary folder). Random weights time like trained ones for the forward; detect runs
 # at --conf 0.9 so that NMS is not measured on thousands of junk boxes (see bench-detect.sh).
-#   scripts/bench-infer-peers.sh        # IMAGES=32 ITERS=5 by default
+#   scripts/bench-infer-peers.sh        # IMAGES=96 ITERS=5 by default (detect reads the next batch
+#   while the network runs, so a folder of a few batches understates it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-common.sh
-images=${IMAGES:-32}
+images=${IMAGES:-96}
 iters=${ITERS:-5}
 models=../shared/models
 export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295}

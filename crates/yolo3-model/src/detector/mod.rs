@@ -250,8 +250,10 @@ impl Detector {
             return Ok(Vec::new());
         }
         let s = i64::from(batch.side);
+        // N x H x W x 3 in memory, seen as N x 3 x H x W: channels-last, what oneDNN runs on.
         let xs = Tensor::f_from_slice(&batch.data)
-            .and_then(|t| t.f_view([batch.sizes.len() as i64, 3, s, s]))
+            .and_then(|t| t.f_view([batch.sizes.len() as i64, s, s, 3]))
+            .and_then(|t| t.f_permute([0, 3, 1, 2]))
             .torch(|| "building the input batch".into())?;
         let outputs = self.inference.infer(&xs)?;
         let sizes: Vec<(f64, f64)> =
@@ -263,7 +265,9 @@ impl Detector {
 }
 
 /// Images letterboxed for the network (keras-yolo3's letterbox: bicubic, grey canvas) as one
-/// `N x 3 x side x side` float32 block in `[0, 1]`, with the original sizes for the decode.
+/// float32 block in `[0, 1]`, pixel-interleaved (`N x side x side x 3`: the letterboxed bytes
+/// in their own order, and the channels-last layout oneDNN runs on, so the batch reaches the
+/// network without a transpose), with the original sizes for the decode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputBatch {
     data: Vec<f32>,
@@ -283,7 +287,10 @@ impl InputBatch {
             images.iter().map(|i| ImageSize { width: i.width(), height: i.height() }).collect();
         data.par_chunks_mut(plane).zip(images.par_iter().zip(&sizes)).for_each(
             |(out, (image, &size))| {
-                yolo3_data::image_io::write_chw(&Letterbox::new(size, input).apply(image), out);
+                let boxed = Letterbox::new(size, input).apply(image);
+                for (o, &v) in out.iter_mut().zip(boxed.as_raw()) {
+                    *o = f32::from(v) / 255.0;
+                }
             },
         );
         Self { data, sizes, side }
