@@ -5,10 +5,15 @@
 //!   `f = min(in_h/img_h, in_w/img_w)` and `new = round_half_even(img * f)`, the centre is
 //!   shifted by `(in - new) / 2 / in` and scaled, with the size, by `in / new`;
 //! * `score_c = sigmoid(objectness) * sigmoid(class_c)`; candidates with `score_c >= threshold`
-//!   go, per class in ascending order, through [`non_max_suppression`] with at most
-//!   `max_boxes` kept per class;
+//!   (and, with [`DecodeOptions::classes`], of a listed class) go, per class in ascending
+//!   order, through [`non_max_suppression`] with at most `max_boxes` kept per class;
 //! * the output is class-major, by descending score within a class; one candidate may appear
 //!   under several classes.
+//!
+//! With [`DecodeOptions::agnostic`] (ultralytics' `agnostic_nms`), NMS runs once over the
+//! candidates of every class together, keeping at most `max_boxes` per image, by descending
+//! score: overlapping boxes of different classes suppress each other, and a box that passes
+//! the threshold under several classes keeps only its best one.
 //!
 //! Candidates are numbered layer by layer, then in `(row, col, slot)` order within an image;
 //! [`Detection::candidate`] keeps that number.
@@ -23,19 +28,31 @@ use crate::nms::non_max_suppression;
 use crate::real::{sigmoid, Real};
 
 /// Thresholds of the decode; the defaults are keras-yolo3's.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DecodeOptions {
     /// Minimum `objectness * class probability` of a candidate (keras: 0.6).
     pub score_threshold: f64,
     /// NMS suppresses a box whose IoU with a kept one is above this (keras: 0.5).
     pub iou_threshold: f64,
-    /// At most this many boxes per class and image (keras: 20).
+    /// At most this many boxes per class and image (keras: 20); per image with `agnostic`.
     pub max_boxes: usize,
+    /// One NMS over all classes instead of one per class (see the module docs).
+    #[serde(default)]
+    pub agnostic: bool,
+    /// Keep only these classes (`None`: all); filtered before NMS.
+    #[serde(default)]
+    pub classes: Option<Vec<usize>>,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self { score_threshold: 0.6, iou_threshold: 0.5, max_boxes: 20 }
+        Self {
+            score_threshold: 0.6,
+            iou_threshold: 0.5,
+            max_boxes: 20,
+            agnostic: false,
+            classes: None,
+        }
     }
 }
 
@@ -160,6 +177,9 @@ pub fn decode<T: Real>(
                             (cy + bh / two) * img_h,
                         ];
                         for class in 0..shape.num_classes {
+                            if options.classes.as_ref().is_some_and(|k| !k.contains(&class)) {
+                                continue;
+                            }
                             let score = conf * sigmoid(at(5 + class));
                             if score >= thr {
                                 candidates.push(Candidate { index: this, corners, class, score });
@@ -169,10 +189,16 @@ pub fn decode<T: Real>(
                 }
             }
         }
-        candidates.sort_by_key(|c| (c.class, c.index));
         let mut detections = Vec::new();
         let iou_thr = T::from_f64(options.iou_threshold);
-        for group in candidates.chunk_by(|a, b| a.class == b.class) {
+        let groups: Vec<&[Candidate<T>]> = if options.agnostic {
+            candidates.sort_by_key(|c| (c.index, c.class));
+            vec![&candidates[..]]
+        } else {
+            candidates.sort_by_key(|c| (c.class, c.index));
+            candidates.chunk_by(|a, b| a.class == b.class).collect()
+        };
+        for group in groups {
             let boxes: Vec<[T; 4]> = group.iter().map(|c| c.corners).collect();
             let scores: Vec<T> = group.iter().map(|c| c.score).collect();
             for k in non_max_suppression(&boxes, &scores, iou_thr, options.max_boxes) {

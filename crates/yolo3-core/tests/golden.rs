@@ -336,6 +336,7 @@ fn check_decode<T: Real>(
         score_threshold: case.meta("score_threshold"),
         iou_threshold: case.meta("iou_threshold"),
         max_boxes: case.meta("max_boxes"),
+        ..DecodeOptions::default()
     };
     let dets = decode(config, Layout::Nhwc, &inputs, &[(image[0], image[1])], &options)
         .unwrap_or_else(|e| panic!("{}: {e}", case.name))

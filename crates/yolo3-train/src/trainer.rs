@@ -298,6 +298,7 @@ impl Session {
             score_threshold: self.config.val_score_threshold,
             iou_threshold: 0.5,
             max_boxes: self.config.val_max_boxes,
+            ..DecodeOptions::default()
         };
         let mut stop = false;
         for epoch in self.state.epochs_done..self.config.epochs {

@@ -82,11 +82,13 @@ pub fn annotate(image: &mut RgbImage, detections: &[Annotation], options: &Annot
     if !options.labels {
         return;
     }
+    let mut placed_labels: Vec<PixelRect> = Vec::new();
     for (rect, a) in &visible {
         if a.label.is_empty() {
             continue;
         }
-        let placed = label_rect(*rect, &a.label, scale, width, height);
+        let placed = label_rect(*rect, &a.label, scale, width, height, &placed_labels);
+        placed_labels.push(placed);
         fill_rect(image, placed, a.color);
         let pad = label_padding(scale) as i32;
         draw_text(
@@ -105,22 +107,44 @@ fn label_padding(scale: u32) -> u32 {
     scale + 1
 }
 
-/// Where the label of the box `rect` goes in a `width x height` image.
-fn label_rect(rect: PixelRect, label: &str, scale: u32, width: u32, height: u32) -> PixelRect {
+/// Where the label of the box `rect` goes in a `width x height` image: above the box, else
+/// (no room above) inside it at the top of its visible part; moved down, then up, one label
+/// height at a time (up to the box's height) while it covers a label placed earlier (`taken`).
+fn label_rect(
+    rect: PixelRect,
+    label: &str,
+    scale: u32,
+    width: u32,
+    height: u32,
+    taken: &[PixelRect],
+) -> PixelRect {
     let pad = label_padding(scale);
     let w = text_width(label, scale) + 2 * pad;
     let h = text_height(scale) + 2 * pad;
     let clipped = rect.clip(width, height);
     let max_left = i64::from(width) - i64::from(w);
     let left = i64::from(clipped.left).min(max_left).max(0);
+    let max_top = (i64::from(height) - i64::from(h)).max(0);
     let above = i64::from(rect.top) - i64::from(h);
     let top = if above >= 0 {
         above
     } else {
         // No room above: inside the box, at the top of its visible part.
-        i64::from(clipped.top).min((i64::from(height) - i64::from(h)).max(0))
+        i64::from(clipped.top).min(max_top)
     };
-    PixelRect::from_size(left as i32, top as i32, w, h)
+    let at = |top: i64| PixelRect::from_size(left as i32, top as i32, w, h);
+    let free = |r: &PixelRect| !taken.iter().any(|t| t.overlaps(r));
+    let first = at(top);
+    if free(&first) {
+        return first;
+    }
+    let steps = (i64::from(clipped.height()) / i64::from(h)).max(1) + 1;
+    (1..=steps)
+        .flat_map(|k| [top + k * i64::from(h), top - k * i64::from(h)])
+        .filter(|&t| (0..=max_top).contains(&t))
+        .map(at)
+        .find(free)
+        .unwrap_or(first)
 }
 
 #[cfg(test)]
@@ -179,6 +203,37 @@ mod tests {
     }
 
     #[test]
+    fn labels_of_boxes_at_one_place_do_not_cover_each_other() {
+        let mut image = RgbImage::new(120, 100);
+        let boxes = [(20.0, 40.0), (22.0, 42.0), (24.0, 41.0)];
+        let annotations: Vec<Annotation> = boxes
+            .iter()
+            .map(|&(x, y)| Annotation {
+                bbox: BoxXyxy::new(x, y, x + 60.0, y + 50.0),
+                label: "person 0.9".into(),
+                color: GREEN,
+            })
+            .collect();
+        let mut taken = Vec::new();
+        for a in &annotations {
+            let rect = PixelRect::from_box(&a.bbox).unwrap();
+            let placed = label_rect(rect, &a.label, 1, 120, 100, &taken);
+            assert!(
+                taken.iter().all(|t: &PixelRect| !t.overlaps(&placed)),
+                "{placed:?} covers {taken:?}"
+            );
+            assert!(placed.top >= 0 && placed.bottom <= 100);
+            taken.push(placed);
+        }
+        annotate(&mut image, &annotations, &options(true));
+        assert_eq!(
+            taken[0],
+            PixelRect::new(20, 28, 20 + 4 + 59, 40),
+            "the first stays above its box"
+        );
+    }
+
+    #[test]
     fn label_moves_inside_when_there_is_no_room_above() {
         let mut image = RgbImage::new(100, 80);
         let a = Annotation {
@@ -188,7 +243,7 @@ mod tests {
         };
         annotate(&mut image, &[a], &options(true));
         assert_eq!(image.get_pixel(10, 0).0, BLACK);
-        assert_eq!(label_rect(PixelRect::new(10, 2, 60, 50), "cat", 1, 100, 80).top, 2);
+        assert_eq!(label_rect(PixelRect::new(10, 2, 60, 50), "cat", 1, 100, 80, &[]).top, 2);
     }
 
     #[test]
@@ -217,7 +272,7 @@ mod tests {
         assert_eq!(image.get_pixel(49, 31).0, [0, 0, 255]);
         // With labels, nothing panics and the labels stay in the image.
         annotate(&mut image, &detections, &options(true));
-        let label = label_rect(PixelRect::new(40, 30, i32::MAX, i32::MAX), "right", 1, 50, 40);
+        let label = label_rect(PixelRect::new(40, 30, i32::MAX, i32::MAX), "right", 1, 50, 40, &[]);
         assert!(label.left >= 0 && label.right <= 50 && label.top >= 0 && label.bottom <= 40);
     }
 
@@ -265,7 +320,7 @@ mod tests {
         };
         annotate(&mut image, &[a], &options(true));
         assert_eq!(
-            label_rect(PixelRect::new(5, 5, 15, 15), "a very long label", 1, 20, 20).left,
+            label_rect(PixelRect::new(5, 5, 15, 15), "a very long label", 1, 20, 20, &[]).left,
             0
         );
     }

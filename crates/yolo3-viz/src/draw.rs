@@ -80,6 +80,15 @@ impl PixelRect {
         Self::new(self.left.max(0), self.top.max(0), self.right.min(w), self.bottom.min(h))
     }
 
+    /// Whether the two rectangles share a pixel.
+    #[must_use]
+    pub fn overlaps(&self, other: &Self) -> bool {
+        self.left < other.right
+            && other.left < self.right
+            && self.top < other.bottom
+            && other.top < self.bottom
+    }
+
     /// Whether the pixel `(x, y)` is inside.
     #[must_use]
     pub fn contains(&self, x: i32, y: i32) -> bool {

@@ -38,9 +38,11 @@ use yolo3_model::DetectOptions;
 use crate::args::{DeviceArg, Global};
 use crate::model_load::{load_detector, ModelArgs};
 use inputs::{collect_inputs, join_paths, plan_jobs, read_batch};
-use outputs::{write_json, write_outputs, ImageEntry, ImageResult, Prediction, Saving};
+use outputs::{crop_dirs, write_json, write_outputs, ImageEntry, ImageResult, Prediction, Saving};
 
 /// `yolo3 detect`.
+// Independent on/off flags of the command line.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, clap::Args)]
 pub struct DetectArgs {
     /// Images (JPEG, PNG) and folders of images (not searched recursively).
@@ -61,9 +63,17 @@ pub struct DetectArgs {
     /// NMS: drop a box whose IoU with a kept box of its class exceeds this, in [0, 1] (keras-yolo3: 0.5).
     #[arg(long, visible_alias = "iou", default_value_t = 0.45, value_parser = crate::ranges::unit)]
     iou_threshold: f64,
-    /// At most this many boxes per class and image, 1-100000 (keras-yolo3: 20).
+    /// At most this many boxes per class and image (per image with --agnostic-nms), 1-100000
+    /// (keras-yolo3: 20).
     #[arg(long, default_value_t = 100, value_parser = crate::ranges::count(1, 100_000))]
     max_boxes: usize,
+    /// Keep only these classes: comma-separated class names or 0-based indices (ultralytics'
+    /// --classes; here --classes names the class-name file).
+    #[arg(long, value_delimiter = ',', value_name = "CLASS,...")]
+    class_filter: Vec<String>,
+    /// One NMS over all classes: overlapping boxes of different classes suppress each other.
+    #[arg(long)]
+    agnostic_nms: bool,
     #[command(flatten)]
     device: DeviceArg,
     /// Parent folder of the run folders.
@@ -81,6 +91,12 @@ pub struct DetectArgs {
     /// Do not write annotated images (predictions and labels only).
     #[arg(long)]
     no_images: bool,
+    /// Also write each box's pixels, crops/<class>/<stem>_<k>.<ext>.
+    #[arg(long)]
+    save_crop: bool,
+    /// Box outline width in pixels, 1-100 (default: from the image size).
+    #[arg(long, value_parser = crate::ranges::count(1, 100))]
+    line_width: Option<usize>,
 }
 
 #[allow(clippy::needless_pass_by_value)]
@@ -96,9 +112,16 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
         score_threshold: args.score_threshold,
         iou_threshold: args.iou_threshold,
         max_boxes: args.max_boxes,
+        agnostic: args.agnostic_nms,
+        classes: class_filter(&args.class_filter, detector.class_names())?,
     };
-    let saving =
-        Saving { no_images: args.no_images, save_txt: args.save_txt, save_conf: args.save_conf };
+    let saving = Saving {
+        no_images: args.no_images,
+        save_txt: args.save_txt,
+        save_conf: args.save_conf,
+        line_width: args.line_width.map(|w| w as u32),
+        crop_dirs: args.save_crop.then(|| crop_dirs(detector.class_names())),
+    };
     let jobs = plan_jobs(paths);
     let out_dir = yolo3_train::run_dir::next_run_dir(&args.project, &args.name)
         .context("creating the run folder")?;
@@ -142,7 +165,7 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
                 .zip(&read.images)
                 .zip(&detections)
                 .map(|((&j, image), dets)| {
-                    write_outputs(&jobs[j], image, dets, names, &out_dir, saving)
+                    write_outputs(&jobs[j], image, dets, names, &out_dir, &saving)
                 })
                 .collect();
             for r in written {
@@ -180,4 +203,30 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The class indices of `--class-filter`: each entry a class name or a 0-based index
+/// (`None` when the flag is not given).
+fn class_filter(entries: &[String], names: &[String]) -> anyhow::Result<Option<Vec<usize>>> {
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let classes = entries
+        .iter()
+        .map(|e| {
+            let e = e.trim();
+            names
+                .iter()
+                .position(|n| n == e)
+                .or_else(|| e.parse::<usize>().ok().filter(|&i| i < names.len()))
+                .with_context(|| {
+                    format!(
+                        "--class-filter {e:?}: not a class name or an index below {} (the model's classes: {})",
+                        names.len(),
+                        names.join(", ")
+                    )
+                })
+        })
+        .collect::<anyhow::Result<Vec<usize>>>()?;
+    Ok(Some(classes))
 }

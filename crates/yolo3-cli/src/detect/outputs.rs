@@ -1,5 +1,5 @@
-//! What `detect` writes per image (the annotated picture, YOLO txt labels) and for the run
-//! (`predictions.json`, `images.json`).
+//! What `detect` writes per image (the annotated picture, YOLO txt labels, box crops) and for
+//! the run (`predictions.json`, `images.json`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -31,12 +31,33 @@ pub struct ImageEntry {
     height: u32,
 }
 
-/// Which per-image outputs to write (the `--no-images`, `--save-txt`, `--save-conf` flags).
-#[derive(Debug, Clone, Copy)]
+/// Which per-image outputs to write (`--no-images`, `--save-txt`, `--save-conf`,
+/// `--line-width`, `--save-crop`).
+#[derive(Debug, Clone)]
 pub struct Saving {
     pub no_images: bool,
     pub save_txt: bool,
     pub save_conf: bool,
+    /// Box outline width (`None`: from the image size).
+    pub line_width: Option<u32>,
+    /// With `--save-crop`, the folder under `crops/` of each class (distinct names).
+    pub crop_dirs: Option<Vec<String>>,
+}
+
+/// One folder name per class for `crops/`: the class name with anything but letters, digits,
+/// `-` and `_` replaced by `_`, made distinct (`_2`, ...) where two names collide.
+pub fn crop_dirs(names: &[String]) -> Vec<String> {
+    let mut unique = yolo3_data::UniqueNames::new();
+    names
+        .iter()
+        .map(|n| {
+            let clean: String = n
+                .chars()
+                .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+                .collect();
+            unique.claim(if clean.is_empty() { "_" } else { &clean })
+        })
+        .collect()
 }
 
 /// What was written for one image.
@@ -54,7 +75,7 @@ pub fn write_outputs(
     dets: &[Detection],
     names: &[String],
     out_dir: &Path,
-    saving: Saving,
+    saving: &Saving,
 ) -> ImageResult {
     let (w, h) = image.dimensions();
     let round = |v: f64, digits: i32| {
@@ -86,7 +107,9 @@ pub fn write_outputs(
             })
             .collect();
         let mut drawn = image.clone();
-        annotate(&mut drawn, &annotations, &AnnotateOptions::default());
+        let options =
+            AnnotateOptions { thickness: saving.line_width, ..AnnotateOptions::default() };
+        annotate(&mut drawn, &annotations, &options);
         let path = out_dir.join(&job.out_name);
         if let Err(e) = yolo3_viz::save_image(&drawn, &path) {
             errors.push(format!("writing {}: {e}", path.display()));
@@ -114,10 +137,47 @@ pub fn write_outputs(
             errors.push(format!("writing {}: {e}", path.display()));
         }
     }
+    if let Some(dirs) = &saving.crop_dirs {
+        write_crops(job, image, dets, dirs, out_dir, &mut errors);
+    }
     ImageResult {
         entry: ImageEntry { id: job.id, file_name: job.out_name.clone(), width: w, height: h },
         predictions,
         error: (!errors.is_empty()).then(|| errors.join("; ")),
+    }
+}
+
+/// Writes `crops/<class>/<stem>_<k>.<ext>`: the pixels of detection `k`, its box rounded
+/// outwards to whole pixels (boxes are already clipped to the image).
+fn write_crops(
+    job: &Job,
+    image: &RgbImage,
+    dets: &[Detection],
+    dirs: &[String],
+    out_dir: &Path,
+    errors: &mut Vec<String>,
+) {
+    let name = Path::new(&job.out_name);
+    let stem = name.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let ext = name.extension().map_or_else(|| "png".into(), |e| e.to_string_lossy().into_owned());
+    let (w, h) = image.dimensions();
+    for (k, d) in dets.iter().enumerate() {
+        let x0 = (d.bbox.x_min.floor().max(0.0) as u32).min(w.saturating_sub(1));
+        let y0 = (d.bbox.y_min.floor().max(0.0) as u32).min(h.saturating_sub(1));
+        let x1 = (d.bbox.x_max.ceil() as u32).clamp(x0 + 1, w);
+        let y1 = (d.bbox.y_max.ceil() as u32).clamp(y0 + 1, h);
+        let crop = image::imageops::crop_imm(image, x0, y0, x1 - x0, y1 - y0).to_image();
+        let dir = out_dir.join("crops").join(dirs.get(d.class).map_or("_", String::as_str));
+        let path = dir.join(format!("{stem}_{k}.{ext}"));
+        let written = std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("creating {}: {e}", dir.display()))
+            .and_then(|()| {
+                yolo3_viz::save_image(&crop, &path)
+                    .map_err(|e| format!("writing {}: {e}", path.display()))
+            });
+        if let Err(e) = written {
+            errors.push(e);
+        }
     }
 }
 

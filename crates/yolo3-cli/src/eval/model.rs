@@ -66,6 +66,7 @@ pub fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow
         score_threshold: args.score_threshold,
         iou_threshold: args.iou_threshold,
         max_boxes: args.max_boxes,
+        ..DecodeOptions::default()
     };
     let bar = crate::progress::bar(0, !global.chatty());
     bar.set_prefix("eval");

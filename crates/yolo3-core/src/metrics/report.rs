@@ -368,7 +368,7 @@ impl Default for ReportOptions {
 }
 
 /// What a report is made from: one model's pass over one dataset.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ReportInput<'a> {
     /// The dataset's name or path, as the user gave it.
     pub data: &'a str,
@@ -469,7 +469,7 @@ impl EvalReport {
             images: input.images.len(),
             unreadable_images: input.unreadable_images,
             loss: input.loss,
-            decode: input.decode,
+            decode: input.decode.clone(),
             coco: CocoSummary::of(&map.coco),
             map50: map.map50,
             map50_95: map.map50_95,
