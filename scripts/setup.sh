@@ -4,12 +4,32 @@
 # checkout so that every clone and CI run on this machine reuses it; and h5py there, for the
 # tests' keras .h5 fixtures (reading .h5 needs no HDF5 library: yolo3 reads it in Rust).
 #
+# Also FFmpeg for video (crates/yolo3-video): Debian's libav*-dev packages, pkg-config and
+# libclang (ffmpeg-sys-next generates its bindings with bindgen), and the ffmpeg program, which
+# the video tests use to make a lossless test video; installed with apt-get when missing.
+#
 #   YOLO3_VENV   where the environment lives (default: ~/.cache/yolo3/venv)
 #
 # Idempotent: when the right torch is already importable it only prints where it is.
 set -euo pipefail
 
 TORCH_VERSION=2.13.0
+FFMPEG_PACKAGES=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev
+  libavfilter-dev libswresample-dev pkg-config libclang-dev ffmpeg)
+
+have_ffmpeg() {
+  command -v ffmpeg >/dev/null && command -v pkg-config >/dev/null &&
+    pkg-config --exists libavcodec libavformat libavutil libswscale libavdevice &&
+    ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1
+}
+if ! have_ffmpeg; then
+  echo "setup: installing FFmpeg's libraries with apt-get (${FFMPEG_PACKAGES[*]})" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${FFMPEG_PACKAGES[@]}" >&2
+  have_ffmpeg || { echo "setup: FFmpeg's development files are still missing" >&2; exit 1; }
+fi
 venv=${YOLO3_VENV:-$HOME/.cache/yolo3/venv}
 python=${PYTHON:-python3}
 

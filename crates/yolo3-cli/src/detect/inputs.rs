@@ -19,6 +19,29 @@ pub struct Job {
     pub out_name: String,
 }
 
+/// Expands the inputs that are glob patterns (`*`, `?`, `[...]`) and no existing path, as a
+/// shell would (sorted); a pattern that matches nothing stays, to be reported as missing.
+pub fn expand_globs(inputs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let text = input.to_string_lossy();
+        let pattern = !input.exists() && text.contains(['*', '?', '[']);
+        let matches: Vec<PathBuf> = if pattern {
+            glob::glob(&text).map_or_else(|_| Vec::new(), |m| m.filter_map(Result::ok).collect())
+        } else {
+            Vec::new()
+        };
+        if matches.is_empty() {
+            out.push(input.clone());
+        } else {
+            let mut matches = matches;
+            matches.sort();
+            out.extend(matches);
+        }
+    }
+    out
+}
+
 /// Expands folders (non-recursive, sorted) and keeps files; a missing path is reported and
 /// counted as a failure.
 pub fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, usize) {

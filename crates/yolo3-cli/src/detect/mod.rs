@@ -1,4 +1,9 @@
-//! `yolo3 detect`: run a detector over images and folders and write what it found.
+//! `yolo3 detect`: run a detector over images, folders, videos, cameras and streams and write
+//! what it found.
+//!
+//! Video files (by extension), `/dev/videoN` and `rtsp://` / `http://` ... URLs go through
+//! FFmpeg (`yolo3-video`; see `video.rs` for their outputs, `<stem>.mp4` and `<stem>.jsonl`);
+//! quoted glob patterns (`'photos/*.jpg'`) are expanded as a shell would.
 //!
 //! Inputs are image files (JPEG, PNG; the content decides, not the extension) and folders,
 //! whose `.jpg`/`.jpeg`/`.png` files are taken in name order **without** descending into
@@ -23,29 +28,33 @@
 //! An image that cannot be read is reported and skipped; the rest are processed and the exit
 //! code is non-zero at the end.
 
+mod images;
 mod inputs;
 mod outputs;
+mod video;
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{bail, Context as _};
-use rayon::prelude::*;
 use yolo3_model::DetectOptions;
 
 use crate::args::{DeviceArg, Global};
 use crate::model_load::{load_detector, ModelArgs};
-use inputs::{collect_inputs, join_paths, plan_jobs, read_batch};
-use outputs::{crop_dirs, write_json, write_outputs, ImageEntry, ImageResult, Prediction, Saving};
+use images::detect_images;
+use inputs::{collect_inputs, expand_globs, join_paths, plan_jobs};
+use outputs::{crop_dirs, write_json, ImageEntry, Prediction, Saving};
+use video::{detect_video, VideoJob};
+use yolo3_video::Source;
 
 /// `yolo3 detect`.
 // Independent on/off flags of the command line.
 #[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, clap::Args)]
 pub struct DetectArgs {
-    /// Images (JPEG, PNG) and folders of images (not searched recursively).
+    /// Images (JPEG, PNG), folders of images (not searched recursively), glob patterns, video
+    /// files, /dev/videoN cameras and rtsp:// or http:// streams.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
     #[command(flatten)]
@@ -97,14 +106,28 @@ pub struct DetectArgs {
     /// Box outline width in pixels, 1-100 (default: from the image size).
     #[arg(long, value_parser = crate::ranges::count(1, 100))]
     line_width: Option<usize>,
+    /// Videos: detect on every N-th frame (1-1000); the output video has the source's frame
+    /// rate divided by N.
+    #[arg(long, default_value_t = 1, value_parser = crate::ranges::count(1, 1000))]
+    vid_stride: usize,
 }
 
 #[allow(clippy::needless_pass_by_value)]
 pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let device = args.device.device()?;
-    let (paths, mut failures) = collect_inputs(&args.inputs);
-    if paths.is_empty() {
-        bail!("no images found in {}", join_paths(&args.inputs));
+    let inputs = expand_globs(&args.inputs);
+    let (videos, image_inputs): (Vec<Option<Source>>, Vec<&PathBuf>) =
+        inputs.iter().map(|p| (p.to_str().and_then(Source::classify), p)).unzip();
+    let image_inputs: Vec<PathBuf> = videos
+        .iter()
+        .zip(image_inputs)
+        .filter(|(v, _)| v.is_none())
+        .map(|(_, p)| p.clone())
+        .collect();
+    let videos: Vec<Source> = videos.into_iter().flatten().collect();
+    let (paths, mut failures) = collect_inputs(&image_inputs);
+    if paths.is_empty() && videos.is_empty() {
+        bail!("no images or videos found in {}", join_paths(&args.inputs));
     }
     let detector = load_detector(&args.model, device)?;
     let side = detector.input_side(args.input, args.batch)?;
@@ -133,54 +156,57 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
     tracing::info!(images = jobs.len(), input = side, out = %out_dir.display(), "detecting");
 
     let quiet = !global.chatty();
-    let bar = crate::progress::bar(jobs.len() as u64, quiet);
-    bar.set_prefix("detect");
-    let started = Instant::now();
-    let mut results: Vec<ImageResult> = Vec::with_capacity(jobs.len());
-    let job_indices: Vec<usize> = (0..jobs.len()).collect();
-    let batch_size = args.batch;
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        // The next batch is read and letterboxed while the network runs on this one.
-        let (ahead, batches) = std::sync::mpsc::sync_channel(1);
-        let jobs = &jobs;
-        scope.spawn(move || {
-            for chunk in job_indices.chunks(batch_size) {
-                if ahead.send(read_batch(jobs, chunk, side)).is_err() {
-                    break; // the network side stopped on an error
-                }
-            }
-        });
-        for read in batches {
-            for (j, message) in &read.skipped {
-                bar.suspend(|| {
-                    eprintln!("warning: skipping {}: {message}", jobs[*j].path.display());
-                });
+    let (results, seconds) = if jobs.is_empty() {
+        (Vec::new(), 0.0)
+    } else {
+        detect_images(
+            &jobs,
+            &detector,
+            side,
+            &options,
+            &saving,
+            &out_dir,
+            args.batch,
+            quiet,
+            &mut failures,
+        )?
+    };
+    let video_job = VideoJob {
+        detector: &detector,
+        side,
+        options: &options,
+        saving: &saving,
+        batch: args.batch,
+        stride: args.vid_stride as u64,
+    };
+    let mut stems = yolo3_data::UniqueNames::new();
+    for source in &videos {
+        let stem = stems.claim(&source.stem());
+        match detect_video(source, &stem, &out_dir, &video_job) {
+            Ok(v) if global.chatty() => eprintln!(
+                "{}: {} frames (every {}), {} boxes in {:.2} s ({:.1} frames/s); {stem}.jsonl{}",
+                source.name(),
+                v.frames,
+                args.vid_stride,
+                v.boxes,
+                v.seconds,
+                v.frames as f64 / v.seconds.max(1e-9),
+                if args.no_images { String::new() } else { format!(", {stem}.mp4") }
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("warning: {e:#}");
                 failures += 1;
             }
-            let detections = detector.predict_batch(&read.input, &options)?;
-            let names = detector.class_names();
-            let written: Vec<ImageResult> = read
-                .jobs
-                .par_iter()
-                .zip(&read.images)
-                .zip(&detections)
-                .map(|((&j, image), dets)| {
-                    write_outputs(&jobs[j], image, dets, names, &out_dir, &saving)
-                })
-                .collect();
-            for r in written {
-                if let Some(e) = &r.error {
-                    bar.suspend(|| eprintln!("warning: {e}"));
-                    failures += 1;
-                }
-                results.push(r);
-            }
-            bar.inc((read.jobs.len() + read.skipped.len()) as u64);
         }
-        Ok(())
-    })?;
-    let seconds = started.elapsed().as_secs_f64();
-    bar.finish_and_clear();
+    }
+    if jobs.is_empty() {
+        if failures > 0 {
+            eprintln!("error: {failures} input(s) could not be processed (see the warnings above)");
+            return Ok(ExitCode::FAILURE);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
 
     let predictions: Vec<&Prediction> = results.iter().flat_map(|r| &r.predictions).collect();
     let images: Vec<&ImageEntry> = results.iter().map(|r| &r.entry).collect();

@@ -68,6 +68,36 @@ pub struct ImageResult {
     pub error: Option<String>,
 }
 
+/// A detection as COCO's `[x, y, w, h]` and score, rounded to 3 and 5 decimals (what
+/// `predictions.json` and the video JSON lines hold).
+pub fn coco_box(d: &Detection) -> ([f64; 4], f64) {
+    let round = |v: f32, digits: i32| {
+        let f = 10f64.powi(digits);
+        (f64::from(v) * f).round() / f
+    };
+    let b = &d.bbox;
+    (
+        [round(b.x_min, 3), round(b.y_min, 3), round(b.width(), 3), round(b.height(), 3)],
+        round(d.score, 5),
+    )
+}
+
+/// `image` with its detections drawn (labels `name score`, one colour per class).
+pub fn drawn(image: &RgbImage, dets: &[Detection], names: &[String], saving: &Saving) -> RgbImage {
+    let annotations: Vec<Annotation> = dets
+        .iter()
+        .map(|d| Annotation {
+            bbox: d.bbox,
+            label: format!("{} {:.2}", names.get(d.class).map_or("?", String::as_str), d.score),
+            color: palette::color(d.class),
+        })
+        .collect();
+    let mut drawn = image.clone();
+    let options = AnnotateOptions { thickness: saving.line_width, ..AnnotateOptions::default() };
+    annotate(&mut drawn, &annotations, &options);
+    drawn
+}
+
 /// Writes the annotated image and labels of one image and returns its predictions.
 pub fn write_outputs(
     job: &Job,
@@ -78,38 +108,16 @@ pub fn write_outputs(
     saving: &Saving,
 ) -> ImageResult {
     let (w, h) = image.dimensions();
-    let round = |v: f64, digits: i32| {
-        let f = 10f64.powi(digits);
-        (v * f).round() / f
-    };
     let predictions = dets
         .iter()
-        .map(|d| Prediction {
-            image_id: job.id,
-            category_id: d.class,
-            bbox: [
-                round(f64::from(d.bbox.x_min), 3),
-                round(f64::from(d.bbox.y_min), 3),
-                round(f64::from(d.bbox.width()), 3),
-                round(f64::from(d.bbox.height()), 3),
-            ],
-            score: round(f64::from(d.score), 5),
+        .map(|d| {
+            let (bbox, score) = coco_box(d);
+            Prediction { image_id: job.id, category_id: d.class, bbox, score }
         })
         .collect();
     let mut errors = Vec::new();
     if !saving.no_images {
-        let annotations: Vec<Annotation> = dets
-            .iter()
-            .map(|d| Annotation {
-                bbox: d.bbox,
-                label: format!("{} {:.2}", names.get(d.class).map_or("?", String::as_str), d.score),
-                color: palette::color(d.class),
-            })
-            .collect();
-        let mut drawn = image.clone();
-        let options =
-            AnnotateOptions { thickness: saving.line_width, ..AnnotateOptions::default() };
-        annotate(&mut drawn, &annotations, &options);
+        let drawn = drawn(image, dets, names, saving);
         let path = out_dir.join(&job.out_name);
         if let Err(e) = yolo3_viz::save_image(&drawn, &path) {
             errors.push(format!("writing {}: {e}", path.display()));

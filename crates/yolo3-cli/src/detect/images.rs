@@ -1,0 +1,74 @@
+//! `detect` on image files: batches read and letterboxed on a second thread while the network
+//! runs on the previous one, then each image's outputs written in parallel.
+
+use std::path::Path;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use yolo3_model::{DetectOptions, Detector};
+
+use super::inputs::{read_batch, Job};
+use super::outputs::{write_outputs, ImageResult, Saving};
+
+/// Detection over the image jobs (the next batch read while the network runs on this one):
+/// per image what was written, and the seconds it took. Unreadable images and failed writes
+/// are warned about and counted in `failures`.
+#[allow(clippy::too_many_arguments)]
+pub fn detect_images(
+    jobs: &[Job],
+    detector: &Detector,
+    side: u32,
+    options: &DetectOptions,
+    saving: &Saving,
+    out_dir: &Path,
+    batch_size: usize,
+    quiet: bool,
+    failures: &mut usize,
+) -> anyhow::Result<(Vec<ImageResult>, f64)> {
+    let bar = crate::progress::bar(jobs.len() as u64, quiet);
+    bar.set_prefix("detect");
+    let started = Instant::now();
+    let mut results: Vec<ImageResult> = Vec::with_capacity(jobs.len());
+    let job_indices: Vec<usize> = (0..jobs.len()).collect();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        // The next batch is read and letterboxed while the network runs on this one.
+        let (ahead, batches) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            for chunk in job_indices.chunks(batch_size) {
+                if ahead.send(read_batch(jobs, chunk, side)).is_err() {
+                    break; // the network side stopped on an error
+                }
+            }
+        });
+        for read in batches {
+            for (j, message) in &read.skipped {
+                bar.suspend(|| {
+                    eprintln!("warning: skipping {}: {message}", jobs[*j].path.display());
+                });
+                *failures += 1;
+            }
+            let detections = detector.predict_batch(&read.input, options)?;
+            let names = detector.class_names();
+            let written: Vec<ImageResult> = read
+                .jobs
+                .par_iter()
+                .zip(&read.images)
+                .zip(&detections)
+                .map(|((&j, image), dets)| {
+                    write_outputs(&jobs[j], image, dets, names, out_dir, saving)
+                })
+                .collect();
+            for r in written {
+                if let Some(e) = &r.error {
+                    bar.suspend(|| eprintln!("warning: {e}"));
+                    *failures += 1;
+                }
+                results.push(r);
+            }
+            bar.inc((read.jobs.len() + read.skipped.len()) as u64);
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    Ok((results, started.elapsed().as_secs_f64()))
+}

@@ -1,0 +1,138 @@
+//! `detect` on a video file, a camera or a network stream: frames in batches through the same
+//! detector as images, an annotated video at the source's frame rate (divided by
+//! `--vid-stride`) and a JSON lines file with one line per processed frame:
+//! `{"frame": i, "time": seconds, "boxes": [{"class", "name", "score", "bbox": [x, y, w, h]}]}`
+//! (the `predictions.json` rounding). A stream that drops is reopened by the reader; when it
+//! cannot be, or a file is damaged, what was processed so far is kept and the error is
+//! reported.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use yolo3_model::{DetectOptions, Detector};
+use yolo3_video::{Frame, Source, VideoReader, VideoWriter};
+
+use super::outputs::{coco_box, drawn, Saving};
+
+/// What detection on one video needs.
+pub struct VideoJob<'a> {
+    pub detector: &'a Detector,
+    pub side: u32,
+    pub options: &'a DetectOptions,
+    pub saving: &'a Saving,
+    pub batch: usize,
+    pub stride: u64,
+}
+
+/// One box of a JSON line.
+#[derive(Serialize)]
+struct LineBox<'a> {
+    class: usize,
+    name: &'a str,
+    score: f64,
+    bbox: [f64; 4],
+}
+
+/// One JSON line.
+#[derive(Serialize)]
+struct Line<'a> {
+    frame: u64,
+    time: f64,
+    boxes: Vec<LineBox<'a>>,
+}
+
+/// What a video run did.
+pub struct VideoSummary {
+    pub frames: u64,
+    pub boxes: usize,
+    pub seconds: f64,
+}
+
+/// Runs `job` over `source`, writing `<stem>.mp4` (unless `--no-images`) and `<stem>.jsonl`
+/// into `out_dir`. An error after some frames leaves their outputs complete.
+pub fn detect_video(
+    source: &Source,
+    stem: &str,
+    out_dir: &Path,
+    job: &VideoJob<'_>,
+) -> anyhow::Result<VideoSummary> {
+    let mut reader = VideoReader::open(source)?;
+    let fps = reader.frame_rate().unwrap_or(30.0) / job.stride as f64;
+    let lines_path = out_dir.join(format!("{stem}.jsonl"));
+    let video_path = out_dir.join(format!("{stem}.mp4"));
+    let mut lines = std::io::BufWriter::new(
+        std::fs::File::create_new(&lines_path)
+            .with_context(|| format!("creating {}", lines_path.display()))?,
+    );
+    let mut writer: Option<VideoWriter> = None;
+    let started = Instant::now();
+    let mut summary = VideoSummary { frames: 0, boxes: 0, seconds: 0.0 };
+    let names = job.detector.class_names();
+    let mut failure = None;
+    loop {
+        let mut batch: Vec<Frame> = Vec::with_capacity(job.batch);
+        while batch.len() < job.batch {
+            match reader.next_frame() {
+                Ok(Some(f)) if f.index % job.stride == 0 => batch.push(f),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let images: Vec<image::RgbImage> = batch.iter().map(|f| f.image.clone()).collect();
+        let detections = job.detector.predict(&images, job.side, job.options)?;
+        for (frame, dets) in batch.iter().zip(&detections) {
+            if !job.saving.no_images {
+                let picture = drawn(&frame.image, dets, names, job.saving);
+                if writer.is_none() {
+                    let (w, h) = picture.dimensions();
+                    writer = Some(VideoWriter::create(&video_path, w, h, fps)?);
+                }
+                writer.as_mut().expect("created above").write(&picture)?;
+            }
+            let boxes = dets
+                .iter()
+                .map(|d| {
+                    let (bbox, score) = coco_box(d);
+                    LineBox {
+                        class: d.class,
+                        name: names.get(d.class).map_or("?", String::as_str),
+                        score,
+                        bbox,
+                    }
+                })
+                .collect();
+            let line = Line { frame: frame.index, time: (frame.time * 1e6).round() / 1e6, boxes };
+            serde_json::to_writer(&mut lines, &line).context("serialising a JSON line")?;
+            lines.write_all(b"\n").with_context(|| format!("writing {}", lines_path.display()))?;
+            summary.frames += 1;
+            summary.boxes += dets.len();
+        }
+        if failure.is_some() {
+            break;
+        }
+    }
+    lines.flush().with_context(|| format!("writing {}", lines_path.display()))?;
+    if let Some(w) = writer {
+        w.finish()?;
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    match failure {
+        Some(e) => Err(anyhow::Error::new(e).context(format!(
+            "{} frames of {} were processed; their outputs are in {}",
+            summary.frames,
+            source.name(),
+            out_dir.display()
+        ))),
+        None => Ok(summary),
+    }
+}
