@@ -52,12 +52,7 @@ pub fn run(args: ExportArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let m = &args.model;
     let inputs = [&m.weights, &m.cfg, &m.anchors, &m.classes];
     check_extension("--out", &args.out, &["onnx"], "an ONNX export")?;
-    check_output(
-        "--out",
-        &args.out,
-        inputs.into_iter().flatten().map(PathBuf::as_path),
-        args.force,
-    )?;
+    check_output("--out", &args.out, inputs.into_iter().flatten(), args.force)?;
     let detector = load_detector(m, tch::Device::Cpu)?;
     let side = detector.input_side(args.input, 1)?;
     let options = OnnxOptions {

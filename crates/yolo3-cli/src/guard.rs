@@ -49,19 +49,19 @@ pub fn dataset_inputs<'a>(
 
 /// Refuses an output that is one of `inputs`, or (unless `replace`) that exists already.
 /// `flag` names the option the output came from, for the message.
-pub fn check_output<'a>(
+pub fn check_output<P: AsRef<Path>>(
     flag: &str,
     out: &Path,
-    inputs: impl IntoIterator<Item = &'a Path>,
+    inputs: impl IntoIterator<Item = P>,
     replace: bool,
 ) -> anyhow::Result<()> {
     let exists = std::fs::symlink_metadata(out).is_ok();
     if exists {
-        if let Some(input) = inputs.into_iter().find(|i| is_input(out, i)) {
+        if let Some(input) = inputs.into_iter().find(|i| is_input(out, i.as_ref())) {
             bail!(
                 "{flag} {}: that is an input of this command ({}); choose another output",
                 out.display(),
-                input.display()
+                input.as_ref().display()
             );
         }
         if std::fs::metadata(out).is_ok_and(|m| !m.is_file()) {

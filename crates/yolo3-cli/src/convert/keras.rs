@@ -42,12 +42,7 @@ pub fn keras(args: &KerasArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let inputs =
         [Some(&args.weights), args.anchors.as_ref(), args.cfg.as_ref(), args.classes.as_ref()];
     check_extension("--out", &args.out, &["safetensors"], "keras weights converted")?;
-    check_output(
-        "--out",
-        &args.out,
-        inputs.into_iter().flatten().map(PathBuf::as_path),
-        args.force,
-    )?;
+    check_output("--out", &args.out, inputs.iter().flatten(), args.force)?;
     let network = keras_network(&args.weights, args.cfg.as_deref(), args.anchors.as_deref())?;
     let files = ModelFiles::Keras { weights: args.weights.clone(), network };
     let detector = Detector::load(&files, args.classes.as_deref(), tch::Device::Cpu)

@@ -161,12 +161,7 @@ fn read_darknet(weights: &Path, cfg: Option<&Path>) -> anyhow::Result<(Darknet, 
 
 pub fn partial(args: &PartialArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let inputs = [Some(&args.weights), args.cfg.as_ref()];
-    check_output(
-        "--out",
-        &args.out,
-        inputs.into_iter().flatten().map(PathBuf::as_path),
-        args.force,
-    )?;
+    check_output("--out", &args.out, inputs.iter().flatten(), args.force)?;
     let (net, mut content) = read_darknet(&args.weights, args.cfg.as_deref())?;
     let layers = net.config().layers().len();
     if args.layers > layers {
