@@ -140,19 +140,13 @@ impl VideoReader {
     /// After a read error: reopen a network stream (up to [`RECONNECTS`] times, waiting a
     /// little longer each time), else give up.
     fn recover(&mut self, error: ffmpeg_next::Error) -> Result<()> {
-        let fail = |reconnects| VideoError::Read {
-            name: self.source.name(),
-            frame: self.next_index,
-            reconnects,
-            source: error,
-        };
         if !matches!(self.source, Source::Stream(_)) || self.reconnects >= RECONNECTS {
-            return Err(fail(self.reconnects));
+            return Err(self.read_error(error));
         }
         self.reconnects += 1;
         std::thread::sleep(Duration::from_millis(500 * u64::from(self.reconnects)));
         let (input, decoder, stream, time_base, _) =
-            open_input(&self.source).map_err(|_| fail(self.reconnects))?;
+            open_input(&self.source).map_err(|_| self.read_error(error))?;
         (self.input, self.decoder, self.stream, self.time_base) =
             (input, decoder, stream, time_base);
         Ok(())
@@ -172,12 +166,9 @@ impl VideoReader {
             }
             let mut out = frame::Video::empty();
             let (_, _, _, ctx) = self.scaler.as_mut().expect("set above");
-            ctx.run(decoded, &mut out).map_err(|source| VideoError::Read {
-                name: self.source.name(),
-                frame: self.next_index,
-                reconnects: self.reconnects,
-                source,
-            })?;
+            if let Err(source) = ctx.run(decoded, &mut out) {
+                return Err(self.read_error(source));
+            }
             Some(out)
         };
         let frame = rgb.as_ref().unwrap_or(decoded);

@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde::Serialize;
 use yolo3_model::{DetectOptions, Detector};
-use yolo3_video::{Frame, Source, VideoReader, VideoWriter};
+use yolo3_video::{Source, VideoReader, VideoWriter};
 
 use super::outputs::{coco_box, drawn, Saving};
 
@@ -73,10 +73,15 @@ pub fn detect_video(
     let names = job.detector.class_names();
     let mut failure = None;
     loop {
-        let mut batch: Vec<Frame> = Vec::with_capacity(job.batch);
+        // Frame numbers and times beside the images, which go to the detector as they are.
+        let mut batch: Vec<(u64, f64)> = Vec::with_capacity(job.batch);
+        let mut images: Vec<image::RgbImage> = Vec::with_capacity(job.batch);
         while batch.len() < job.batch {
             match reader.next_frame() {
-                Ok(Some(f)) if f.index % job.stride == 0 => batch.push(f),
+                Ok(Some(f)) if f.index % job.stride == 0 => {
+                    batch.push((f.index, f.time));
+                    images.push(f.image);
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(e) => {
@@ -88,11 +93,10 @@ pub fn detect_video(
         if batch.is_empty() {
             break;
         }
-        let images: Vec<image::RgbImage> = batch.iter().map(|f| f.image.clone()).collect();
         let detections = job.detector.predict(&images, job.side, job.options)?;
-        for (frame, dets) in batch.iter().zip(&detections) {
+        for ((&(index, time), image), dets) in batch.iter().zip(&images).zip(&detections) {
             if !job.saving.no_images {
-                let picture = drawn(&frame.image, dets, names, job.saving);
+                let picture = drawn(image, dets, names, job.saving);
                 if writer.is_none() {
                     let (w, h) = picture.dimensions();
                     writer = Some(VideoWriter::create(&video_path, w, h, fps)?);
@@ -111,7 +115,7 @@ pub fn detect_video(
                     }
                 })
                 .collect();
-            let line = Line { frame: frame.index, time: (frame.time * 1e6).round() / 1e6, boxes };
+            let line = Line { frame: index, time: (time * 1e6).round() / 1e6, boxes };
             serde_json::to_writer(&mut lines, &line).context("serialising a JSON line")?;
             lines.write_all(b"\n").with_context(|| format!("writing {}", lines_path.display()))?;
             summary.frames += 1;
