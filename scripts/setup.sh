@@ -8,27 +8,33 @@
 # libclang (ffmpeg-sys-next generates its bindings with bindgen), and the ffmpeg program, which
 # the video tests use to make a lossless test video; installed with apt-get when missing.
 #
+# For distributed training (crates/yolo3-dist) the C++ shim includes c10d's headers, which the
+# wheel ships without those of the libraries they name: Gloo's headers from Debian's
+# libgloo-dev (the shim only passes Gloo's objects by pointer; the code is libtorch's own), and
+# for the NCCL backend CUDA's CCCL and CRT headers from PyPI (nvidia-cuda-cccl, nvidia-cuda-crt)
+# at the CUDA runtime version the wheel brought.
+#
 #   YOLO3_VENV   where the environment lives (default: ~/.cache/yolo3/venv)
 #
 # Idempotent: when the right torch is already importable it only prints where it is.
 set -euo pipefail
 
 TORCH_VERSION=2.13.0
-FFMPEG_PACKAGES=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev
-  libavfilter-dev libswresample-dev pkg-config libclang-dev ffmpeg)
+SYSTEM_PACKAGES=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev
+  libavfilter-dev libswresample-dev pkg-config libclang-dev ffmpeg libgloo-dev)
 
-have_ffmpeg() {
+have_system_packages() {
   command -v ffmpeg >/dev/null && command -v pkg-config >/dev/null &&
     pkg-config --exists libavcodec libavformat libavutil libswscale libavdevice &&
-    ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1
+    ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && [ -f /usr/include/gloo/algorithm.h ]
 }
-if ! have_ffmpeg; then
-  echo "setup: installing FFmpeg's libraries with apt-get (${FFMPEG_PACKAGES[*]})" >&2
+if ! have_system_packages; then
+  echo "setup: installing FFmpeg's libraries and Gloo's headers with apt-get (${SYSTEM_PACKAGES[*]})" >&2
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -q >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${FFMPEG_PACKAGES[@]}" >&2
-  have_ffmpeg || { echo "setup: FFmpeg's development files are still missing" >&2; exit 1; }
+  have_system_packages || { echo "setup: FFmpeg's or Gloo's development files are still missing" >&2; exit 1; }
 fi
 venv=${YOLO3_VENV:-$HOME/.cache/yolo3/venv}
 python=${PYTHON:-python3}
@@ -56,5 +62,13 @@ fi
 if ! "$venv/bin/python" -c "import onnxruntime" 2>/dev/null; then
   echo "setup: installing onnxruntime into $venv (tests of the ONNX export)" >&2
   "$venv/bin/pip" install --quiet --disable-pip-version-check onnxruntime
+fi
+# CUDA's CCCL and CRT headers, which c10d's NCCL header needs through ATen's CUDA headers; the
+# version is the CUDA runtime's that torch brought (13.0.x -> 13.0.*).
+cuda_runtime=$("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('nvidia-cuda-runtime'))" 2>/dev/null || true)
+if [ -n "$cuda_runtime" ] && ! "$venv/bin/python" -c "import importlib.metadata as m; m.version('nvidia-cuda-cccl'); m.version('nvidia-cuda-crt')" 2>/dev/null; then
+  series=$(echo "$cuda_runtime" | cut -d. -f1,2)
+  echo "setup: installing CUDA's header packages $series.* into $venv (the NCCL backend of distributed training)" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps "nvidia-cuda-cccl==$series.*" "nvidia-cuda-crt==$series.*"
 fi
 "$venv/bin/python" -c "import torch, os; print('setup: libtorch', torch.__version__, 'at', os.path.join(os.path.dirname(torch.__file__), 'lib'))" >&2

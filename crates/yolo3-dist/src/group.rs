@@ -1,0 +1,351 @@
+//! A joined distributed run: the store, the process group, the heartbeat that lets a failed
+//! collective name the rank that was lost, and the collectives training needs.
+//!
+//! Gloo reports a dead peer as "connection closed by peer <address>", and a hung one as a
+//! timeout, neither saying which rank it was. So every rank bumps a counter in the store once
+//! a second from a thread of its own; after a failure the survivor reads the counters twice,
+//! [`BEAT`] x 3 apart, and names the ranks whose counter stood still (or rank 0, when the store
+//! it serves is gone). A rank that stops on an error of its own leaves the message in the store
+//! first ([`ProcessGroup::report_failure`]), so the others can say what it was.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tch::Tensor;
+
+use crate::env::WorldEnv;
+use crate::error::{C10dError, DistError, Lost, Result};
+use crate::ffi::{GroupHandle, StoreHandle};
+
+/// Interval of the heartbeat.
+pub const BEAT: Duration = Duration::from_millis(500);
+
+/// Largest gradient bucket of one all-reduce, as PyTorch DDP's default `bucket_cap_mb`.
+pub const BUCKET_BYTES: usize = 25 << 20;
+
+/// Which c10d backend moves the tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Gloo, for CPU tensors.
+    Gloo,
+    /// NCCL, for CUDA tensors (rank on `cuda:LOCAL_RANK`).
+    Nccl,
+}
+
+impl Backend {
+    /// The backend for tensors on `device`.
+    #[must_use]
+    pub fn for_device(device: tch::Device) -> Self {
+        match device {
+            tch::Device::Cuda(_) => Self::Nccl,
+            _ => Self::Gloo,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Gloo => "gloo",
+            Self::Nccl => "nccl",
+        }
+    }
+}
+
+/// Whether this build has c10d's NCCL backend (libtorch with CUDA).
+#[must_use]
+pub fn has_nccl() -> bool {
+    cfg!(yolo3_nccl)
+}
+
+/// One rank's membership of a distributed run.
+pub struct ProcessGroup {
+    env: WorldEnv,
+    backend: Backend,
+    store: StoreHandle,
+    group: GroupHandle,
+    /// Beats until the group is dropped.
+    _heartbeat: Heartbeat,
+    /// Nanoseconds spent in [`ProcessGroup::all_reduce_mean`].
+    reduce_nanos: AtomicU64,
+}
+
+impl std::fmt::Debug for ProcessGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessGroup")
+            .field("env", &self.env)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProcessGroup {
+    /// Joins the run `env` describes: connects to (rank 0: serves) the store, waits up to
+    /// `timeout` for every rank, and sets up the process group whose collectives each time out
+    /// after `timeout` as well.
+    pub fn join(env: &WorldEnv, backend: Backend, timeout: Duration) -> Result<Self> {
+        let addr = format!("{}:{}", env.master_addr, env.master_port);
+        let join_error = |message: String| DistError::Join {
+            rank: env.rank,
+            world: env.world,
+            addr: addr.clone(),
+            source: C10dError(message),
+        };
+        let ms = timeout.as_millis().min(i64::MAX as u128) as i64;
+        let store =
+            StoreHandle::connect(&env.master_addr, env.master_port, env.rank == 0, env.world, ms)
+                .map_err(&join_error)?;
+        let beat_store = store.try_clone().map_err(&join_error)?;
+        // Gloo listens on the interface the store's host is reached through on rank 0, and on
+        // the interface of this host's name elsewhere (as torchrun's default device).
+        let hostname =
+            if is_loopback(&env.master_addr) { env.master_addr.clone() } else { local_hostname() };
+        let group = GroupHandle::new(&store, env.rank, env.world, backend.name(), &hostname, ms)
+            .map_err(&join_error)?;
+        Ok(Self {
+            env: env.clone(),
+            backend,
+            store,
+            group,
+            _heartbeat: Heartbeat::start(beat_store, env.rank),
+            reduce_nanos: AtomicU64::new(0),
+        })
+    }
+
+    /// This rank.
+    #[must_use]
+    pub fn rank(&self) -> usize {
+        self.env.rank
+    }
+
+    /// Number of ranks.
+    #[must_use]
+    pub fn world(&self) -> usize {
+        self.env.world
+    }
+
+    /// Where this process sits.
+    #[must_use]
+    pub fn env(&self) -> &WorldEnv {
+        &self.env
+    }
+
+    /// The backend.
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Seconds spent in [`ProcessGroup::all_reduce_mean`] so far.
+    #[must_use]
+    pub fn reduce_seconds(&self) -> f64 {
+        self.reduce_nanos.load(Ordering::Relaxed) as f64 * 1e-9
+    }
+
+    /// Replaces every tensor by its mean over the ranks. The tensors (float32, one device) are
+    /// packed into buckets of at most [`BUCKET_BYTES`] in reverse order, the order backward
+    /// produces gradients in; every bucket's all-reduce is started before the first is waited
+    /// for, so Gloo's threads move one while the next is packed.
+    pub fn all_reduce_mean(&self, tensors: &[Tensor]) -> Result<()> {
+        let started = Instant::now();
+        let mut buckets: Vec<Vec<&Tensor>> = Vec::new();
+        let mut bytes = usize::MAX;
+        for t in tensors.iter().rev() {
+            let size = t.numel() * 4;
+            if bytes.saturating_add(size) > BUCKET_BYTES {
+                buckets.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += size;
+            buckets.last_mut().expect("a bucket was pushed").push(t);
+        }
+        let torch = |what: &str, e: tch::TchError| self.failed(what, e.to_string());
+        let mut flights = Vec::with_capacity(buckets.len());
+        for bucket in &buckets {
+            let flat: Vec<Tensor> = bucket.iter().map(|t| t.view([-1])).collect();
+            let flat = Tensor::f_cat(&flat, 0).map_err(|e| torch("packing a bucket", e))?;
+            let work = self
+                .group
+                .all_reduce_start(&flat)
+                .map_err(|m| self.failed("all-reduce of the gradients", m))?;
+            flights.push((flat, work));
+        }
+        let scale = 1.0 / self.world() as f64;
+        for ((flat, work), bucket) in flights.into_iter().zip(&buckets) {
+            work.wait().map_err(|m| self.failed("all-reduce of the gradients", m))?;
+            let mut offset = 0;
+            for t in bucket {
+                let n = t.numel() as i64;
+                let part = flat.narrow(0, offset, n).view_as(t);
+                tch::no_grad(|| t.shallow_clone().f_copy_(&part.f_mul_scalar(scale)?))
+                    .map_err(|e| torch("unpacking a bucket", e))?;
+                offset += n;
+            }
+        }
+        let nanos = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.reduce_nanos.fetch_add(nanos, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sums `tensor` (contiguous) over the ranks in place; `what` names it in an error.
+    pub fn all_reduce_sum(&self, tensor: &Tensor, what: &str) -> Result<()> {
+        self.group
+            .all_reduce_start(tensor)
+            .and_then(crate::ffi::WorkHandle::wait)
+            .map_err(|m| self.failed(what, m))
+    }
+
+    /// Copies rank `root`'s values of every tensor (contiguous) into every rank's.
+    pub fn broadcast(&self, tensors: &[Tensor], root: usize, what: &str) -> Result<()> {
+        for t in tensors {
+            self.group.broadcast(t, root).map_err(|m| self.failed(what, m))?;
+        }
+        Ok(())
+    }
+
+    /// The sum of `input` over the ranks, differentiable (its gradient is the sum of the
+    /// ranks' gradients): what synchronised batch norm builds its statistics from.
+    pub fn replica_sum(&self, input: &Tensor) -> std::result::Result<Tensor, tch::TchError> {
+        self.group
+            .replica_sum(input)
+            .map_err(|m| tch::TchError::Torch(self.failed("batch-norm statistics", m).to_string()))
+    }
+
+    /// Leaves `value` under `key` for the other ranks.
+    pub fn publish(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.store.set(&format!("yolo3/data/{key}"), value).map_err(|m| self.failed(key, m))
+    }
+
+    /// Waits for the value `owner` publishes under `key`, as long as `owner` keeps beating
+    /// (however long that takes: validation on rank 0 can outlast any timeout).
+    pub fn fetch(&self, key: &str, owner: usize) -> Result<Vec<u8>> {
+        let full = format!("yolo3/data/{key}");
+        let mut last = (self.beats(owner), Instant::now());
+        loop {
+            match self.store.check(&full) {
+                Ok(true) => return self.store.get(&full).map_err(|m| self.failed(key, m)),
+                Ok(false) => {}
+                Err(m) => return Err(self.failed(key, m)),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            let now = self.beats(owner);
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if last.1.elapsed() > BEAT * 6 {
+                return Err(self.failed(key, format!("rank {owner} stopped while it was awaited")));
+            }
+        }
+    }
+
+    /// Leaves this rank's own error in the store before the process ends, so that the ranks
+    /// it leaves behind report it instead of only its silence. Best effort.
+    pub fn report_failure(&self, message: &str) {
+        let _ = self.store.set(&format!("yolo3/failed/{}", self.rank()), message.as_bytes());
+    }
+
+    /// A rank's heartbeat counter; `None` when the store does not answer.
+    fn beats(&self, rank: usize) -> Option<i64> {
+        self.store.add(&beat_key(rank), 0).ok()
+    }
+
+    /// The error of a failed `what`, with the diagnosis of who was lost.
+    fn failed(&self, what: &str, message: String) -> DistError {
+        DistError::Collective {
+            what: format!("rank {}: {what}", self.rank()),
+            lost: self.diagnose(),
+            source: C10dError(message),
+        }
+    }
+
+    /// Names the ranks lost: those that reported an error, else those whose heartbeat stood
+    /// still over three beats, else rank 0 when its store is gone.
+    fn diagnose(&self) -> Lost {
+        let addr = format!("{}:{}", self.env.master_addr, self.env.master_port);
+        let others: Vec<usize> = (0..self.world()).filter(|&r| r != self.rank()).collect();
+        let read = || -> Option<Vec<i64>> { others.iter().map(|&r| self.beats(r)).collect() };
+        let Some(before) = read() else { return Lost::StoreHost { addr } };
+        std::thread::sleep(BEAT * 3);
+        let failures: Vec<(usize, String)> = others
+            .iter()
+            .filter_map(|&r| {
+                let key = format!("yolo3/failed/{r}");
+                match self.store.check(&key) {
+                    Ok(true) => self
+                        .store
+                        .get(&key)
+                        .ok()
+                        .map(|m| (r, String::from_utf8_lossy(&m).into_owned())),
+                    _ => None,
+                }
+            })
+            .collect();
+        if !failures.is_empty() {
+            return Lost::Failed(failures);
+        }
+        let Some(after) = read() else { return Lost::StoreHost { addr } };
+        let silent: Vec<usize> = others
+            .iter()
+            .zip(before.iter().zip(&after))
+            .filter(|(_, (b, a))| b == a)
+            .map(|(&r, _)| r)
+            .collect();
+        if silent.is_empty() {
+            Lost::NoneLost
+        } else {
+            Lost::Silent(silent)
+        }
+    }
+}
+
+fn beat_key(rank: usize) -> String {
+    format!("yolo3/beat/{rank}")
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.starts_with("127.") || host == "::1"
+}
+
+/// This machine's host name (what Gloo resolves to pick its interface).
+fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The thread that bumps this rank's counter every [`BEAT`] until dropped.
+struct Heartbeat {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    fn start(store: StoreHandle, rank: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("yolo3-heartbeat".into())
+            .spawn(move || {
+                let key = beat_key(rank);
+                while !flag.load(Ordering::Relaxed) {
+                    if store.add(&key, 1).is_err() {
+                        // The store is gone (rank 0 ended); the next collective says so.
+                        return;
+                    }
+                    std::thread::sleep(BEAT);
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
