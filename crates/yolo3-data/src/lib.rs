@@ -42,7 +42,7 @@ pub use format::{detect_format, read_dataset, DatasetFormat, OpenOptions};
 pub use image_io::{image_size, load_rgb, to_chw, MAX_PIXELS};
 pub use keras::{read_keras, read_keras_with_classes, write_keras};
 pub use letterbox::{letterbox, InputSize, Letterbox};
-pub use loader::{sample_rng, Batch, Loader, LoaderOptions, MultiScale, Prefetch};
+pub use loader::{sample_rng, Batch, Loader, LoaderOptions, MultiScale, Prefetch, Shard};
 pub use mosaic::{mosaic, MosaicOptions};
 pub use synthetic::{generate, SyntheticDataset, SyntheticOptions};
 pub use unique::UniqueNames;

@@ -158,6 +158,31 @@ pub struct Loader {
     indices: Arc<[usize]>,
     options: LoaderOptions,
     cache: Arc<ImageCache>,
+    shard: Shard,
+}
+
+/// This process' part of every batch in a data-parallel run: batch `k` of the epoch is the
+/// same `batch_size` images whatever the number of ranks, and rank `r` of `world` loads the
+/// `r`-th of `world` contiguous, balanced slices of it (`[r*n/world, (r+1)*n/world)` of its `n`
+/// images). Concatenated in rank order the slices are the whole batch, so `world` ranks see
+/// exactly the images, augmentation and input sizes of one process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This rank.
+    pub rank: usize,
+    /// Number of ranks.
+    pub world: usize,
+}
+
+impl Shard {
+    /// A single process: the whole batch.
+    pub const WHOLE: Self = Self { rank: 0, world: 1 };
+
+    /// The range of a batch of `n` images this rank loads.
+    #[must_use]
+    pub fn range(self, n: usize) -> std::ops::Range<usize> {
+        self.rank * n / self.world..(self.rank + 1) * n / self.world
+    }
 }
 
 impl Loader {
@@ -189,13 +214,26 @@ impl Loader {
                 message: "input size must be positive".into(),
             });
         }
-        Ok(Self { dataset, indices: indices.into(), options, cache: ImageCache::none() })
+        Ok(Self {
+            dataset,
+            indices: indices.into(),
+            options,
+            cache: ImageCache::none(),
+            shard: Shard::WHOLE,
+        })
     }
 
     /// The same loader taking its images from `cache` (see [`crate::cache`]).
     #[must_use]
     pub fn with_cache(mut self, cache: Arc<ImageCache>) -> Self {
         self.cache = cache;
+        self
+    }
+
+    /// The same loader giving each batch's slice of `shard` only (see [`Shard`]).
+    #[must_use]
+    pub fn with_shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
         self
     }
 
@@ -294,6 +332,7 @@ impl Loader {
             });
         }
         let indices = &order[start..(start + b).min(order.len())];
+        let indices = &indices[self.shard.range(indices.len())];
         self.load_indices(indices, epoch, batch, self.input_size(epoch, batch))
     }
 

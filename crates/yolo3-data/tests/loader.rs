@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use yolo3_data::{
     generate, read_keras, AugmentOptions, Batch, Dataset, InputSize, Loader, LoaderOptions,
-    MosaicOptions, MultiScale, ReadOptions, SyntheticOptions,
+    MosaicOptions, MultiScale, ReadOptions, Shard, SyntheticOptions,
 };
 
 fn dataset() -> (tempfile::TempDir, Arc<Dataset>) {
@@ -58,6 +58,41 @@ fn batches_are_identical_with_one_and_two_threads() {
     assert_ne!(e0, e1);
     e0.sort_unstable();
     assert_eq!(e0, (0..20).collect::<Vec<_>>());
+}
+
+#[test]
+fn shards_of_every_rank_make_up_the_whole_batch() {
+    let (_dir, ds) = dataset();
+    let options = LoaderOptions {
+        multi_scale: Some(MultiScale { min: 32, max: 96, step: 32, every: 1 }),
+        ..training_options()
+    };
+    let whole = Loader::all(Arc::clone(&ds), options.clone()).unwrap();
+    for world in [2, 4] {
+        let ranks: Vec<Loader> = (0..world)
+            .map(|rank| whole.clone().with_shard(Shard { rank, world }))
+            .collect();
+        for batch in 0..whole.batches_per_epoch() {
+            let all = whole.load_batch(1, batch).unwrap();
+            let parts: Vec<Batch> = ranks.iter().map(|l| l.load_batch(1, batch).unwrap()).collect();
+            let mut images = Vec::new();
+            let mut boxes = Vec::new();
+            let mut indices = Vec::new();
+            for (rank, p) in parts.iter().enumerate() {
+                assert_eq!(p.input, all.input, "one input size per global batch");
+                // Balanced: 6 images over 4 ranks are 1, 2, 1, 2; the last 2 are 0, 0, 1, 1.
+                let expected = (rank + 1) * all.len() / world - rank * all.len() / world;
+                assert_eq!(p.len(), expected, "rank {rank} of {world}, batch {batch}");
+                images.extend_from_slice(&p.images);
+                boxes.extend(p.boxes.iter().cloned());
+                indices.extend_from_slice(&p.indices);
+            }
+            assert_eq!(indices, all.indices, "world {world} batch {batch}");
+            assert_eq!(boxes, all.boxes);
+            assert!(images.iter().zip(&all.images).all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert_eq!(images.len(), all.images.len());
+        }
+    }
 }
 
 #[test]

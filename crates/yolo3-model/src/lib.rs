@@ -48,6 +48,8 @@ pub use detector::{
 };
 pub use error::{ModelError, Result};
 pub use keras::KerasWeights;
-pub use network::{ConvEngine, Darknet, InferenceNet, ParamGroups, ReinitialisedHead, Transfer};
+pub use network::{
+    ConvEngine, Darknet, InferenceNet, ParamGroups, ReinitialisedHead, ReplicaSum, Transfer,
+};
 pub use onnx::{onnx_bytes, OnnxOptions, ONNX_INPUT, ONNX_OPSET};
 pub use weights::{ConvLayout, DarknetWeights, WeightsHeader};

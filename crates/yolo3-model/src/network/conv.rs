@@ -7,7 +7,7 @@
 
 use tch::{nn, Tensor};
 
-use super::ops::{activate, BatchNorm};
+use super::ops::{activate, BatchNorm, ReplicaSum};
 use crate::cfg::{Activation, Convolutional};
 
 /// A convolution with optional batch norm and an activation.
@@ -59,8 +59,14 @@ impl ConvBlock {
         })
     }
 
-    /// Convolution, batch norm (batch statistics when `train`), activation.
-    pub fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, tch::TchError> {
+    /// Convolution, batch norm (batch statistics when `train`, global ones with `replicas`),
+    /// activation.
+    pub fn forward(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        replicas: Option<&ReplicaSum>,
+    ) -> Result<Tensor, tch::TchError> {
         let ys = xs.f_conv2d(
             &self.weight,
             self.bias.as_ref(),
@@ -70,7 +76,7 @@ impl ConvBlock {
             1,
         )?;
         let ys = match &self.bn {
-            Some(bn) => bn.forward(&ys, train)?,
+            Some(bn) => bn.forward(&ys, train, replicas)?,
             None => ys,
         };
         activate(ys, self.activation)

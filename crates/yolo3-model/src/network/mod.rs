@@ -21,7 +21,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 pub use inference::{ConvEngine, InferenceNet};
 pub(crate) use ops::maxpool_padding;
-pub use ops::{BN_INFERENCE_EPS, BN_MOMENTUM, BN_TRAIN_EPS, LEAKY_SLOPE};
+pub use ops::{ReplicaSum, BN_INFERENCE_EPS, BN_MOMENTUM, BN_TRAIN_EPS, LEAKY_SLOPE};
 pub use params::ParamGroups;
 pub use transfer::{ReinitialisedHead, Transfer};
 
@@ -39,6 +39,8 @@ pub struct Darknet {
     last_use: Vec<usize>,
     /// Frozen convs (see [`Darknet::freeze`]): no gradient, running batch-norm statistics.
     frozen: Vec<bool>,
+    /// Set in a data-parallel run: training batch norm uses the global batch's statistics.
+    replicas: Option<ReplicaSum>,
 }
 
 impl std::fmt::Debug for Darknet {
@@ -86,7 +88,7 @@ impl Darknet {
         for head in cfg.heads() {
             last_use[head.source_layer] = n;
         }
-        Ok(Self { cfg, vs, convs, last_use, frozen: vec![false; n] })
+        Ok(Self { cfg, vs, convs, last_use, frozen: vec![false; n], replicas: None })
     }
 
     /// The cfg the network was built from.
@@ -118,6 +120,12 @@ impl Darknet {
         &mut self.vs
     }
 
+    /// Makes training batch norm use the statistics of the global batch of a data-parallel
+    /// run, summed over its ranks by `sum` (`None`: this process' batch).
+    pub fn set_replica_sum(&mut self, sum: Option<ReplicaSum>) {
+        self.replicas = sum;
+    }
+
     pub(crate) fn conv_blocks(&self) -> impl Iterator<Item = (usize, &ConvBlock)> {
         self.convs.iter().enumerate().filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
     }
@@ -130,7 +138,7 @@ impl Darknet {
         check_input(&self.cfg, self.device(), xs)?;
         run_layers(&self.cfg, &self.last_use, xs, |i, input| {
             let block = self.convs[i].as_ref().expect("conv block for conv layer");
-            block.forward(input, train && !self.frozen[i])
+            block.forward(input, train && !self.frozen[i], self.replicas.as_ref())
         })
     }
 }

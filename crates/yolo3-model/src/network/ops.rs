@@ -6,7 +6,13 @@
 //!   `(sqrt(var) + 1e-6)^2` and no epsilon (measured: its kernel is about twice as fast as a
 //!   broadcast `addcmul` at batch 1);
 //! * training batch norm is libtorch's native `batch_norm` with batch statistics,
-//!   [`BN_TRAIN_EPS`] and [`BN_MOMENTUM`];
+//!   [`BN_TRAIN_EPS`] and [`BN_MOMENTUM`]; in a data-parallel run (a [`ReplicaSum`] is set)
+//!   the statistics are those of the global batch instead: per-channel sums reduced over the
+//!   ranks (in float64, with the element count), the mean, then the squared deviations from it
+//!   reduced the same way (two passes, as the native kernel, rather than `E[x^2] - E[x]^2`),
+//!   all inside autograd so the backward pass reduces their gradients too. Without it `world`
+//!   ranks of batch `b` would normalise by `b`-image statistics and could not step as one
+//!   process of batch `world * b` does;
 //! * leaky `ReLU` has slope 0.1 through ATen's own `leaky_relu` kernels (forward and backward),
 //!   reached through a small C++ shim because tch's `leaky_relu` fixes the slope at 0.01
 //!   (see `aten.rs`);
@@ -22,9 +28,15 @@
 //!   reshaped views) and 1.2x faster than its channels-last kernel (8 x 16 x 416 x 416, 2
 //!   threads), so inference (detection, validation) uses it for size 2 stride 2.
 
-use tch::Tensor;
+use std::sync::Arc;
+
+use tch::{Kind, Tensor};
 
 use crate::cfg::{Activation, Maxpool};
+
+/// The differentiable sum of a tensor over every rank of a data-parallel run (its gradient is
+/// the sum of the ranks' gradients), which synchronised batch norm builds on.
+pub type ReplicaSum = Arc<dyn Fn(&Tensor) -> Result<Tensor, tch::TchError> + Send + Sync>;
 
 /// Darknet's inference batch-norm epsilon, added to the standard deviation.
 pub const BN_INFERENCE_EPS: f64 = 1e-6;
@@ -50,8 +62,17 @@ pub(crate) struct BatchNorm {
 }
 
 impl BatchNorm {
-    /// Applies batch norm to the conv output `xs`.
-    pub fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, tch::TchError> {
+    /// Applies batch norm to the conv output `xs`: running statistics, or when `train` those
+    /// of the batch (of the global batch when `replicas` is given).
+    pub fn forward(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        replicas: Option<&ReplicaSum>,
+    ) -> Result<Tensor, tch::TchError> {
+        if let (true, Some(sum)) = (train, replicas) {
+            return self.forward_synchronised(xs, sum);
+        }
         if train {
             return xs.f_batch_norm(
                 Some(&self.gamma),
@@ -78,6 +99,36 @@ impl BatchNorm {
             0.0,
             true,
         )
+    }
+}
+
+impl BatchNorm {
+    /// Training batch norm with the statistics of the global batch (see the module docs).
+    fn forward_synchronised(&self, xs: &Tensor, sum: &ReplicaSum) -> Result<Tensor, tch::TchError> {
+        let c = xs.size()[1];
+        let per_channel = |t: &Tensor| t.f_sum_dim_intlist([0i64, 2, 3].as_slice(), false, Kind::Double);
+        let count = Tensor::from_slice(&[(xs.numel() as i64 / c) as f64]).f_to_device(xs.device())?;
+        let totals = sum(&Tensor::f_cat(&[per_channel(xs)?, count], 0)?)?;
+        let n = totals.f_double_value(&[c])?;
+        let shape = [1, c, 1, 1];
+        let mean = totals.f_narrow(0, 0, c)?.f_div_scalar(n)?.f_to_kind(Kind::Float)?;
+        let centred = xs.f_sub(&mean.f_view(shape)?)?;
+        let var = sum(&per_channel(&centred.f_square()?)?)?.f_div_scalar(n)?.f_to_kind(Kind::Float)?;
+        let scale = var.f_add_scalar(BN_TRAIN_EPS)?.f_rsqrt()?.f_mul(&self.gamma)?;
+        let ys = centred.f_mul(&scale.f_view(shape)?)?.f_add(&self.beta.f_view(shape)?)?;
+        // libtorch's update: the unbiased variance, `running = (1 - m) * running + m * batch`.
+        tch::no_grad(|| -> Result<(), tch::TchError> {
+            let unbiased = var.f_mul_scalar(n / (n - 1.0).max(1.0))?;
+            let m = BN_MOMENTUM;
+            let update = |running: &Tensor, batch: &Tensor| {
+                let next = running.f_mul_scalar(1.0 - m)?.f_add(&batch.f_mul_scalar(m)?)?;
+                running.shallow_clone().f_copy_(&next)
+            };
+            update(&self.running_mean, &mean)?;
+            update(&self.running_var, &unbiased)?;
+            Ok(())
+        })?;
+        Ok(ys)
     }
 }
 
@@ -210,8 +261,53 @@ mod tests {
             running_var: Tensor::from_slice(&[4f32]),
         };
         let xs = Tensor::from_slice(&[3f32]).view([1, 1, 1, 1]);
-        let y = bn.forward(&xs, false).unwrap().double_value(&[0, 0, 0, 0]);
+        let y = bn.forward(&xs, false, None).unwrap().double_value(&[0, 0, 0, 0]);
         let expected = (3.0 - 1.0) / (2.0 + 1e-6) * 2.0 + 0.5;
         assert!((y - expected).abs() < 1e-6, "{y} vs {expected}");
+    }
+
+    /// Synchronised batch norm over one rank (the replica sum is the identity) against
+    /// libtorch's native training kernel: output, input and parameter gradients, and the
+    /// running statistics' update.
+    #[test]
+    fn synchronised_bn_of_one_rank_is_libtorch_batch_norm() {
+        tch::manual_seed(7);
+        let make = || {
+            let v = |t: Tensor| t.set_requires_grad(true);
+            BatchNorm {
+                gamma: v(Tensor::randn([3], (tch::Kind::Float, tch::Device::Cpu)) + 1.0),
+                beta: v(Tensor::randn([3], (tch::Kind::Float, tch::Device::Cpu))),
+                running_mean: Tensor::randn([3], (tch::Kind::Float, tch::Device::Cpu)),
+                running_var: Tensor::rand([3], (tch::Kind::Float, tch::Device::Cpu)) + 0.5,
+            }
+        };
+        let native = make();
+        let copy = |t: &Tensor| t.detach().copy().set_requires_grad(t.requires_grad());
+        let synced = BatchNorm {
+            gamma: copy(&native.gamma),
+            beta: copy(&native.beta),
+            running_mean: native.running_mean.copy(),
+            running_var: native.running_var.copy(),
+        };
+        let xs = (Tensor::randn([4, 3, 5, 6], (tch::Kind::Float, tch::Device::Cpu)) * 3.0 + 2.0)
+            .set_requires_grad(true);
+        let xs2 = copy(&xs);
+        let weights = Tensor::randn([4, 3, 5, 6], (tch::Kind::Float, tch::Device::Cpu));
+        let one_rank: ReplicaSum = Arc::new(|t: &Tensor| t.f_mul_scalar(1.0));
+        let a = native.forward(&xs, true, None).unwrap();
+        let b = synced.forward(&xs2, true, Some(&one_rank)).unwrap();
+        (&a * &weights).sum(tch::Kind::Float).backward();
+        (&b * &weights).sum(tch::Kind::Float).backward();
+        let close = |x: &Tensor, y: &Tensor, what: &str| {
+            let d = (x - y).abs().max().double_value(&[]);
+            let scale = x.abs().max().double_value(&[]).max(1.0);
+            assert!(d <= 2e-6 * scale, "{what}: max |diff| {d} (scale {scale})");
+        };
+        close(&a, &b, "output");
+        close(&xs.grad(), &xs2.grad(), "input gradient");
+        close(&native.gamma.grad(), &synced.gamma.grad(), "gamma gradient");
+        close(&native.beta.grad(), &synced.beta.grad(), "beta gradient");
+        close(&native.running_mean, &synced.running_mean, "running mean");
+        close(&native.running_var, &synced.running_var, "running variance");
     }
 }
