@@ -9,7 +9,7 @@
 //! first ([`ProcessGroup::report_failure`]), so the others can say what it was.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -61,9 +61,10 @@ pub fn has_nccl() -> bool {
 /// One rank's membership of a distributed run.
 pub struct ProcessGroup {
     env: WorldEnv,
-    backend: Backend,
+    timeout: Duration,
     store: StoreHandle,
-    group: GroupHandle,
+    /// Set by [`ProcessGroup::start`]; taken down by [`ProcessGroup::report_failure`].
+    group: RwLock<Option<(Backend, GroupHandle)>>,
     /// Beats until the group is dropped.
     _heartbeat: Heartbeat,
     /// Nanoseconds spent in [`ProcessGroup::all_reduce_mean`].
@@ -74,42 +75,70 @@ impl std::fmt::Debug for ProcessGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProcessGroup")
             .field("env", &self.env)
-            .field("backend", &self.backend)
+            .field("backend", &self.backend())
             .finish_non_exhaustive()
     }
 }
 
 impl ProcessGroup {
-    /// Joins the run `env` describes: connects to (rank 0: serves) the store, waits up to
-    /// `timeout` for every rank, and sets up the process group whose collectives each time out
-    /// after `timeout` as well.
-    pub fn join(env: &WorldEnv, backend: Backend, timeout: Duration) -> Result<Self> {
-        let addr = format!("{}:{}", env.master_addr, env.master_port);
-        let join_error = |message: String| DistError::Join {
-            rank: env.rank,
-            world: env.world,
-            addr: addr.clone(),
-            source: C10dError(message),
-        };
-        let ms = timeout.as_millis().min(i64::MAX as u128) as i64;
-        let store =
-            StoreHandle::connect(&env.master_addr, env.master_port, env.rank == 0, env.world, ms)
-                .map_err(&join_error)?;
-        let beat_store = store.try_clone().map_err(&join_error)?;
-        // Gloo listens on the interface the store's host is reached through on rank 0, and on
-        // the interface of this host's name elsewhere (as torchrun's default device).
-        let hostname =
-            if is_loopback(&env.master_addr) { env.master_addr.clone() } else { local_hostname() };
-        let group = GroupHandle::new(&store, env.rank, env.world, backend.name(), &hostname, ms)
-            .map_err(&join_error)?;
+    /// Joins the run `env` describes: connects to (rank 0: serves) the store and waits up to
+    /// `timeout` for every rank. The store carries messages at once; collectives need
+    /// [`ProcessGroup::start`], whose backend can depend on what rank 0 sent.
+    pub fn join(env: &WorldEnv, timeout: Duration) -> Result<Self> {
+        let store = StoreHandle::connect(
+            &env.master_addr,
+            env.master_port,
+            env.rank == 0,
+            env.world,
+            ms(timeout),
+        )
+        .map_err(|m| join_error(env, m))?;
+        let beat_store = store.try_clone().map_err(|m| join_error(env, m))?;
         Ok(Self {
             env: env.clone(),
-            backend,
+            timeout,
             store,
-            group,
+            group: RwLock::new(None),
             _heartbeat: Heartbeat::start(beat_store, env.rank),
             reduce_nanos: AtomicU64::new(0),
         })
+    }
+
+    /// Sets up the process group on `backend` (every rank calls it); each collective then
+    /// times out after the join's timeout.
+    pub fn start(&self, backend: Backend) -> Result<()> {
+        // Gloo listens on the interface the store's host is reached through when that is this
+        // machine, and on the interface of this host's name otherwise (torchrun's default).
+        let hostname = if is_loopback(&self.env.master_addr) {
+            self.env.master_addr.clone()
+        } else {
+            local_hostname()
+        };
+        let group = GroupHandle::new(
+            &self.store,
+            self.env.rank,
+            self.env.world,
+            backend.name(),
+            &hostname,
+            ms(self.timeout),
+        )
+        .map_err(|m| join_error(&self.env, m))?;
+        *self.group.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((backend, group));
+        Ok(())
+    }
+
+    /// Runs `f` on the started group; `what` names the operation in an error.
+    fn with_group<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&GroupHandle) -> std::result::Result<T, String>,
+    ) -> Result<T> {
+        let guard = self.group.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match guard.as_ref() {
+            Some((_, group)) => f(group).map_err(|m| self.failed(what, m)),
+            None => Err(self.failed(what, "the process group is not started or was closed".into())),
+        }
     }
 
     /// This rank.
@@ -130,10 +159,10 @@ impl ProcessGroup {
         &self.env
     }
 
-    /// The backend.
+    /// The backend, once started.
     #[must_use]
-    pub fn backend(&self) -> Backend {
-        self.backend
+    pub fn backend(&self) -> Option<Backend> {
+        self.group.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|g| g.0)
     }
 
     /// Seconds spent in [`ProcessGroup::all_reduce_mean`] so far.
@@ -164,10 +193,8 @@ impl ProcessGroup {
         for bucket in &buckets {
             let flat: Vec<Tensor> = bucket.iter().map(|t| t.view([-1])).collect();
             let flat = Tensor::f_cat(&flat, 0).map_err(|e| torch("packing a bucket", e))?;
-            let work = self
-                .group
-                .all_reduce_start(&flat)
-                .map_err(|m| self.failed("all-reduce of the gradients", m))?;
+            let work =
+                self.with_group("all-reduce of the gradients", |g| g.all_reduce_start(&flat))?;
             flights.push((flat, work));
         }
         let scale = 1.0 / self.world() as f64;
@@ -189,26 +216,19 @@ impl ProcessGroup {
 
     /// Sums `tensor` (contiguous) over the ranks in place; `what` names it in an error.
     pub fn all_reduce_sum(&self, tensor: &Tensor, what: &str) -> Result<()> {
-        self.group
-            .all_reduce_start(tensor)
-            .and_then(crate::ffi::WorkHandle::wait)
-            .map_err(|m| self.failed(what, m))
+        self.with_group(what, |g| g.all_reduce_start(tensor).and_then(crate::ffi::WorkHandle::wait))
     }
 
     /// Copies rank `root`'s values of every tensor (contiguous) into every rank's.
     pub fn broadcast(&self, tensors: &[Tensor], root: usize, what: &str) -> Result<()> {
-        for t in tensors {
-            self.group.broadcast(t, root).map_err(|m| self.failed(what, m))?;
-        }
-        Ok(())
+        self.with_group(what, |g| tensors.iter().try_for_each(|t| g.broadcast(t, root)))
     }
 
     /// The sum of `input` over the ranks, differentiable (its gradient is the sum of the
     /// ranks' gradients): what synchronised batch norm builds its statistics from.
     pub fn replica_sum(&self, input: &Tensor) -> std::result::Result<Tensor, tch::TchError> {
-        self.group
-            .replica_sum(input)
-            .map_err(|m| tch::TchError::Torch(self.failed("batch-norm statistics", m).to_string()))
+        self.with_group("batch-norm statistics", |g| g.replica_sum(input))
+            .map_err(|e| tch::TchError::Torch(e.to_string()))
     }
 
     /// Leaves `value` under `key` for the other ranks.
@@ -227,6 +247,9 @@ impl ProcessGroup {
                 Ok(false) => {}
                 Err(m) => return Err(self.failed(key, m)),
             }
+            if self.store.check(&failure_key(owner)).unwrap_or(false) {
+                return Err(self.failed(key, format!("rank {owner} stopped while it was awaited")));
+            }
             std::thread::sleep(Duration::from_millis(20));
             let now = self.beats(owner);
             if now != last.0 {
@@ -237,10 +260,24 @@ impl ProcessGroup {
         }
     }
 
-    /// Leaves this rank's own error in the store before the process ends, so that the ranks
-    /// it leaves behind report it instead of only its silence. Best effort.
+    /// Reports this rank's own error before the process ends, so that the ranks it leaves
+    /// behind say what it was instead of only that it went silent: the message goes to the
+    /// store and the process group is closed, which makes a peer waiting in a collective fail
+    /// at once rather than at its timeout. Rank 0 serves the store, so it then waits (a few
+    /// beats at most) until the others have read the message. Best effort.
     pub fn report_failure(&self, message: &str) {
-        let _ = self.store.set(&format!("yolo3/failed/{}", self.rank()), message.as_bytes());
+        let _ = self.store.set(&failure_key(self.rank()), message.as_bytes());
+        self.group.write().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if self.rank() == 0 {
+            let deadline = Instant::now() + BEAT * 10;
+            while Instant::now() < deadline {
+                match self.store.add(SEEN_KEY, 0) {
+                    Ok(n) if n >= (self.world() - 1) as i64 => break,
+                    Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+                    Err(_) => break,
+                }
+            }
+        }
     }
 
     /// A rank's heartbeat counter; `None` when the store does not answer.
@@ -268,7 +305,7 @@ impl ProcessGroup {
         let failures: Vec<(usize, String)> = others
             .iter()
             .filter_map(|&r| {
-                let key = format!("yolo3/failed/{r}");
+                let key = failure_key(r);
                 match self.store.check(&key) {
                     Ok(true) => self
                         .store
@@ -280,6 +317,7 @@ impl ProcessGroup {
             })
             .collect();
         if !failures.is_empty() {
+            let _ = self.store.add(SEEN_KEY, 1);
             return Lost::Failed(failures);
         }
         let Some(after) = read() else { return Lost::StoreHost { addr } };
@@ -294,6 +332,26 @@ impl ProcessGroup {
         } else {
             Lost::Silent(silent)
         }
+    }
+}
+
+/// Counts the ranks that have read a failure report.
+const SEEN_KEY: &str = "yolo3/failure-seen";
+
+fn failure_key(rank: usize) -> String {
+    format!("yolo3/failed/{rank}")
+}
+
+fn ms(timeout: Duration) -> i64 {
+    timeout.as_millis().min(i64::MAX as u128) as i64
+}
+
+fn join_error(env: &WorldEnv, message: String) -> DistError {
+    DistError::Join {
+        rank: env.rank,
+        world: env.world,
+        addr: format!("{}:{}", env.master_addr, env.master_port),
+        source: C10dError(message),
     }
 }
 

@@ -32,12 +32,9 @@ fn with_world<T: Send + 'static>(
         .map(|rank| {
             let f = f.clone();
             std::thread::spawn(move || {
-                let group = ProcessGroup::join(
-                    &env(rank, world, port),
-                    Backend::Gloo,
-                    Duration::from_secs(20),
-                )
-                .unwrap();
+                let group =
+                    ProcessGroup::join(&env(rank, world, port), Duration::from_secs(20)).unwrap();
+                group.start(Backend::Gloo).unwrap();
                 f(rank, group)
             })
         })
@@ -118,6 +115,25 @@ fn a_lost_rank_is_named_by_the_survivor() {
 }
 
 #[test]
+fn a_rank_that_fails_on_its_own_is_reported_with_its_message() {
+    let results = with_world(3, |rank, group| {
+        let t = Tensor::from_slice(&[1.0f32]);
+        group.all_reduce_sum(&t, "warm-up").unwrap();
+        if rank == 2 {
+            group.report_failure("reading data/7.jpg: truncated file");
+            return None;
+        }
+        let started = Instant::now();
+        let error = group.all_reduce_sum(&t, "the step").unwrap_err();
+        Some((error.to_string(), started.elapsed()))
+    });
+    for (error, took) in results.into_iter().flatten() {
+        assert!(error.contains("rank 2 failed: reading data/7.jpg: truncated file"), "{error}");
+        assert!(took < Duration::from_secs(15), "{took:?}");
+    }
+}
+
+#[test]
 fn nccl_backend_is_built_and_runs_on_two_gpus() {
     // The wheel's libtorch has CUDA, so the shim must have been built with c10d's NCCL.
     assert!(yolo3_dist::has_nccl(), "libtorch has CUDA but the NCCL backend was not built");
@@ -137,8 +153,8 @@ fn nccl_backend_is_built_and_runs_on_two_gpus() {
         .map(|rank| {
             std::thread::spawn(move || {
                 let group =
-                    ProcessGroup::join(&env(rank, 2, port), Backend::Nccl, Duration::from_secs(60))
-                        .unwrap();
+                    ProcessGroup::join(&env(rank, 2, port), Duration::from_secs(60)).unwrap();
+                group.start(Backend::Nccl).unwrap();
                 let device = tch::Device::Cuda(rank);
                 let t = Tensor::from_slice(&[rank as f32 + 1.0, 4.0]).to_device(device);
                 group.all_reduce_mean(&[t.shallow_clone()]).unwrap();
