@@ -94,6 +94,19 @@ impl std::ops::AddAssign for LossTerms {
     }
 }
 
+impl std::ops::Mul<f64> for LossTerms {
+    type Output = Self;
+
+    fn mul(self, n: f64) -> Self {
+        Self {
+            xy: self.xy * n,
+            wh: self.wh * n,
+            confidence: self.confidence * n,
+            class: self.class * n,
+        }
+    }
+}
+
 impl std::ops::Div<f64> for LossTerms {
     type Output = Self;
 

@@ -100,7 +100,11 @@ unsafe fn take_error(error: *mut c_char) -> String {
     let message = unsafe { CStr::from_ptr(error) }.to_string_lossy().into_owned();
     // SAFETY: allocated by malloc (strdup) and not used after this.
     unsafe { free(error.cast()) };
-    message
+    // c10d appends the C++ stack ("Exception raised from ... frame #0: ..."): not for users.
+    match message.find("\nException raised from") {
+        Some(end) => message[..end].trim_end().to_owned(),
+        None => message,
+    }
 }
 
 /// A key or host name as a C string (they never hold NUL: they are built by this crate or

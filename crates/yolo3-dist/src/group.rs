@@ -122,7 +122,7 @@ impl ProcessGroup {
             &hostname,
             ms(self.timeout),
         )
-        .map_err(|m| join_error(&self.env, m))?;
+        .map_err(|m| self.failed("setting up the process group", m))?;
         *self.group.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((backend, group));
         Ok(())

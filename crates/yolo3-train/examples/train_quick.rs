@@ -33,12 +33,12 @@ fn main() {
         target.insert(parts[parts.len() - 1].to_owned(), value["v"].clone());
     }
     let config: TrainConfig = table.try_into().expect("a valid configuration");
-    match yolo3_train::train(config, &mut Print) {
+    match yolo3_train::train(config, &yolo3_train::Replicas::single(), &mut Print) {
         Ok(s) => eprintln!(
             "done in {:.1} min: mAP50 {:?} mAP50-95 {:?}",
             s.seconds / 60.0,
-            s.best.map50,
-            s.best.map50_95
+            s.best.as_ref().and_then(|b| b.map50),
+            s.best.as_ref().and_then(|b| b.map50_95)
         ),
         Err(e) => eprintln!("error: {e}"),
     }

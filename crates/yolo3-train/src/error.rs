@@ -51,6 +51,22 @@ pub enum TrainError {
         #[source]
         source: Option<yolo3_core::CoreError>,
     },
+    /// Another rank's loss was not finite: every rank stops at the same batch.
+    #[error(
+        "the loss is not finite on {ranks} other rank(s) at epoch {epoch}, batch {batch}; their \
+         error names the images"
+    )]
+    PeerNonFiniteLoss {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Batch within the epoch (0-based).
+        batch: usize,
+        /// How many ranks.
+        ranks: usize,
+    },
+    /// A distributed-run failure (a lost rank, a timeout, the launch environment).
+    #[error(transparent)]
+    Distributed(#[from] yolo3_dist::DistError),
     /// The configuration is inconsistent.
     #[error("configuration: {0}")]
     Config(String),

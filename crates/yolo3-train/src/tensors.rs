@@ -57,17 +57,15 @@ pub fn save(
     write_atomic(path, &bytes)
 }
 
-/// Reads a file written by [`save`].
-pub fn load(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
-    let bytes = yolo3_core::fsio::read_bytes(path).map_err(|source| TrainError::Io {
-        action: "reading",
-        path: path.to_owned(),
-        source,
-    })?;
+/// Named tensors and the metadata of a file.
+pub type Loaded = (HashMap<String, Tensor>, HashMap<String, String>);
+
+/// Parses the bytes of a file written by [`save`]; `path` names them in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Loaded> {
     let bad = |e| TrainError::format(path, "not a valid safetensors file", e);
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(bad)?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(bad)?;
     let metadata = meta.metadata().clone().unwrap_or_default();
-    let st = SafeTensors::deserialize(&bytes).map_err(bad)?;
+    let st = SafeTensors::deserialize(bytes).map_err(bad)?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {

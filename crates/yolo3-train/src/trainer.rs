@@ -1,6 +1,8 @@
 //! The training loop: data in parallel ahead of the step, the network's forward pass, the exact
 //! loss through [`YoloLoss`], gradient accumulation to the nominal batch, the optimizer and the
-//! schedule; validation, `results.csv`, plots and checkpoints every epoch.
+//! schedule; validation, `results.csv`, plots and checkpoints every epoch. In a data-parallel
+//! run ([`Replicas`]) every rank takes its slice of each batch and the gradients are averaged
+//! before each step (see `replicas.rs` for why that is the single-process step).
 //!
 //! Files of a run folder:
 //! * `args.toml`: the resolved [`TrainConfig`]; `model.cfg`: the cfg actually trained (classes
@@ -12,7 +14,10 @@
 //!
 //! Saving an epoch writes a new state file named after the epoch, then replaces the checkpoint
 //! (atomically, it names its epoch), then deletes older state files. A run killed at any point
-//! therefore always has a checkpoint and the state file of the same epoch.
+//! therefore always has a checkpoint and the state file of the same epoch. Only rank 0 of a
+//! distributed run touches the folder; it validates on the whole validation set while the
+//! other ranks wait (the mAP needs every detection in one place, the result is that of a
+//! single process, and on one machine rank 0 borrows the waiting ranks' threads).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -31,11 +36,12 @@ use yolo3_model::{CheckpointInfo, Config, Darknet, DarknetWeights, WeightsHeader
 
 use crate::cfg_text::tiny_cfg;
 use crate::config::{parse_device, AnchorSource, CacheConfig, ModelSource, TrainConfig};
-use crate::data::load_splits;
+use crate::data::{load_splits, Splits};
 use crate::error::{Result, TorchResult, TrainError};
 use crate::loss_op::YoloLoss;
 use crate::observer::{BatchProgress, Observer};
 use crate::optim::Optimizer;
+use crate::replicas::Replicas;
 use crate::run_dir::{next_run_dir, read_results, write_atomic, write_results, EpochRow};
 use crate::schedule::{Position, ScheduleState};
 use crate::validate::evaluate;
@@ -47,8 +53,9 @@ pub struct TrainSummary {
     pub run_dir: PathBuf,
     /// Every epoch's results.
     pub rows: Vec<EpochRow>,
-    /// The final validation of the best checkpoint.
-    pub best: MapSummary,
+    /// The final validation of the best checkpoint (rank 0 validates: `None` on the other
+    /// ranks of a distributed run).
+    pub best: Option<MapSummary>,
     /// Class names.
     pub class_names: Vec<String>,
     /// The best checkpoint.
@@ -72,44 +79,96 @@ struct RunState {
     optimizer_steps: BTreeMap<String, i64>,
 }
 
-/// Starts a new run.
+/// What rank 0 sends the other ranks of a distributed run before the first step.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Plan {
+    run_dir: PathBuf,
+    /// `args.toml`'s text.
+    config: String,
+    /// The cfg trained.
+    model_cfg: String,
+    /// Whether the run resumes (the optimizer state follows under its own key).
+    resumed: bool,
+    state: RunState,
+    /// `results.csv` lines of the epochs done.
+    rows: Vec<String>,
+}
+
+/// What rank 0 sends after validating an epoch.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EpochOutcome {
+    state: RunState,
+    row: String,
+    stop: bool,
+}
+
+/// Starts a new run. In a distributed run every rank calls it with the same settings; rank 0's
+/// are the ones used.
 ///
 /// A run that fails before its first epoch is recorded removes the run folder it created, so
 /// the next run gets the same name instead of `exp2` beside an empty `exp`.
-pub fn train(config: TrainConfig, observer: &mut dyn Observer) -> Result<TrainSummary> {
-    config.validate()?;
-    let run_dir = next_run_dir(&config.project, &config.name)?;
-    let result = (|| {
-        let args = config.to_toml().map_err(|e| {
-            TrainError::format(run_dir.join("args.toml"), "encoding the settings", e)
-        })?;
-        write_atomic(&run_dir.join("args.toml"), args.as_bytes())?;
-        Session::open(config, run_dir.clone(), false, observer)?.run(observer)
-    })();
-    if result.is_err() && !run_dir.join("results.csv").exists() {
-        // Everything in it was written by this call; nothing of the user's is inside.
-        if std::fs::remove_dir_all(&run_dir).is_ok() {
-            observer.message(&format!(
-                "removed {}: the run ended before its first epoch",
-                run_dir.display()
-            ));
+pub fn train(
+    config: TrainConfig,
+    replicas: &Replicas,
+    observer: &mut dyn Observer,
+) -> Result<TrainSummary> {
+    reported(replicas, || {
+        if !replicas.is_leader() {
+            return Session::follow(replicas, observer)?.run(observer);
         }
-    }
-    result
+        config.validate()?;
+        let run_dir = next_run_dir(&config.project, &config.name)?;
+        let result = (|| {
+            let args = config.to_toml().map_err(|e| {
+                TrainError::format(run_dir.join("args.toml"), "encoding the settings", e)
+            })?;
+            write_atomic(&run_dir.join("args.toml"), args.as_bytes())?;
+            Session::open(config, run_dir.clone(), false, replicas, observer)?.run(observer)
+        })();
+        if result.is_err() && !run_dir.join("results.csv").exists() {
+            // Everything in it was written by this call; nothing of the user's is inside.
+            if std::fs::remove_dir_all(&run_dir).is_ok() {
+                observer.message(&format!(
+                    "removed {}: the run ended before its first epoch",
+                    run_dir.display()
+                ));
+            }
+        }
+        result
+    })
 }
 
-/// Continues the run in `run_dir` from its last checkpoint.
-pub fn resume(run_dir: &Path, observer: &mut dyn Observer) -> Result<TrainSummary> {
-    let path = run_dir.join("args.toml");
-    let text = yolo3_core::fsio::read_text(&path).map_err(|source| TrainError::Io {
-        action: "reading",
-        path: path.clone(),
-        source,
-    })?;
-    let config = TrainConfig::from_toml(&text)
-        .map_err(|e| TrainError::format(path, "not a valid args.toml", e))?;
-    config.validate()?;
-    Session::open(config, run_dir.to_owned(), true, observer)?.run(observer)
+/// Continues the run in `run_dir` from its last checkpoint, with any number of ranks (each
+/// epoch's batches are the same whatever the world size; only rank 0 reads the folder).
+pub fn resume(
+    run_dir: &Path,
+    replicas: &Replicas,
+    observer: &mut dyn Observer,
+) -> Result<TrainSummary> {
+    reported(replicas, || {
+        if !replicas.is_leader() {
+            return Session::follow(replicas, observer)?.run(observer);
+        }
+        let path = run_dir.join("args.toml");
+        let text = yolo3_core::fsio::read_text(&path).map_err(|source| TrainError::Io {
+            action: "reading",
+            path: path.clone(),
+            source,
+        })?;
+        let config = TrainConfig::from_toml(&text)
+            .map_err(|e| TrainError::format(path, "not a valid args.toml", e))?;
+        config.validate()?;
+        Session::open(config, run_dir.to_owned(), true, replicas, observer)?.run(observer)
+    })
+}
+
+/// Runs `f`; an error is also left for the other ranks, so that they name it.
+fn reported(replicas: &Replicas, f: impl FnOnce() -> Result<TrainSummary>) -> Result<TrainSummary> {
+    let result = f();
+    if let Err(e) = &result {
+        replicas.report(e);
+    }
+    result
 }
 
 struct Session {
@@ -124,29 +183,31 @@ struct Session {
     rows: Vec<EpochRow>,
     /// Layers `0..freeze_below` are frozen for the whole run.
     freeze_below: usize,
+    replicas: Replicas,
+    /// A follower's private copy of generated data (removed with the session).
+    _scratch: Option<tempfile::TempDir>,
+}
+
+/// The device of this rank: `cuda` means `cuda:LOCAL_RANK` in a distributed run.
+fn rank_device(config: &TrainConfig, replicas: &Replicas) -> Result<tch::Device> {
+    match (config.device.as_str(), replicas.group()) {
+        ("cuda", Some(group)) => Ok(parse_device(&format!("cuda:{}", group.env().local_rank))?),
+        (name, _) => Ok(parse_device(name)?),
+    }
 }
 
 impl Session {
+    /// Rank 0 (or the only process): reads the data and the run folder, builds the network.
     fn open(
         config: TrainConfig,
         run_dir: PathBuf,
         resuming: bool,
+        replicas: &Replicas,
         observer: &mut dyn Observer,
     ) -> Result<Self> {
-        let device = parse_device(&config.device)?;
+        let device = rank_device(&config, replicas)?;
         tch::manual_seed(config.seed as i64);
         let splits = load_splits(&config.data, &run_dir, config.seed)?;
-        if splits.train.samples.is_empty() || splits.val.samples.is_empty() {
-            return Err(TrainError::Config(format!(
-                "{} training and {} validation images: both splits need images",
-                splits.train.samples.len(),
-                splits.val.samples.len()
-            )));
-        }
-        observer.message(&format!("train: {}", splits.train.summary()));
-        observer.message(&format!("val: {}", splits.val.summary()));
-        let class_names = splits.train.class_names.clone();
-
         let weights_dir = run_dir.join("weights");
         std::fs::create_dir_all(&weights_dir).map_err(|source| TrainError::Io {
             action: "creating",
@@ -154,7 +215,8 @@ impl Session {
             source,
         })?;
         let cfg_path = run_dir.join("model.cfg");
-        let (net, state, rows) = if resuming {
+        let mut optimizer_bytes = None;
+        let (net, optimizer, state, rows) = if resuming {
             let last = run_dir.join("weights/last.safetensors");
             let (net, info) = Darknet::from_checkpoint(&last, device)?;
             let ckpt_epoch: usize =
@@ -165,22 +227,17 @@ impl Session {
                     }
                 })?;
             let state_path = state_file(&run_dir, ckpt_epoch);
-            let (tensors, meta) = crate::tensors::load(&state_path)?;
-            let state: RunState = meta
-                .get("run_state")
-                .and_then(|s| serde_json::from_str(s).ok())
-                .ok_or_else(|| TrainError::RunFile {
-                    path: state_path.clone(),
-                    message: "no valid `run_state` metadata".into(),
-                })?;
+            let bytes = yolo3_core::fsio::read_bytes(&state_path).map_err(|source| {
+                TrainError::Io { action: "reading", path: state_path.clone(), source }
+            })?;
+            let (optimizer, state) = restore_state(&config, &bytes, &state_path, device)?;
             if ckpt_epoch != state.epochs_done {
                 return Err(TrainError::RunFile {
                     path: state_path,
                     message: format!("holds epoch {}, expected {ckpt_epoch}", state.epochs_done),
                 });
             }
-            let optimizer =
-                Optimizer::restore(config.optimizer, &tensors, &state.optimizer_steps, device)?;
+            optimizer_bytes = Some(bytes);
             let rows: Vec<EpochRow> = read_results(&run_dir.join("results.csv"))?
                 .into_iter()
                 .filter(|r| r.epoch <= state.epochs_done)
@@ -190,7 +247,7 @@ impl Session {
                 run_dir.display(),
                 state.epochs_done
             ));
-            ((net, Some(optimizer)), state, rows)
+            (net, Some(optimizer), state, rows)
         } else {
             let text = model_cfg_text(&config, &splits.train)?;
             write_atomic(&cfg_path, text.as_bytes())?;
@@ -201,16 +258,98 @@ impl Session {
             if let Some(weights) = &config.weights {
                 load_initial_weights(&mut net, weights, observer)?;
             }
-            let state = RunState {
-                epochs_done: 0,
-                optimizer_steps_taken: 0,
-                schedule: ScheduleState::default(),
-                best_fitness: f64::NEG_INFINITY,
-                optimizer_steps: BTreeMap::new(),
-            };
-            ((net, None), state, Vec::new())
+            (net, None, RunState::fresh(), Vec::new())
         };
-        let (net, optimizer) = net;
+        if replicas.world() > 1 {
+            let plan = Plan {
+                run_dir: run_dir.clone(),
+                config: config.to_toml().map_err(|e| {
+                    TrainError::format(run_dir.join("args.toml"), "encoding the settings", e)
+                })?,
+                model_cfg: net.config().text().to_owned(),
+                resumed: resuming,
+                state: state.clone(),
+                rows: rows.iter().map(EpochRow::to_csv).collect(),
+            };
+            let plan = serde_json::to_vec(&plan).expect("plain data serialises");
+            replicas.share("plan", || Ok(plan))?;
+            if let Some(bytes) = optimizer_bytes {
+                replicas.share("optimizer", || Ok(bytes))?;
+            }
+        }
+        Self::assemble(config, run_dir, splits, net, optimizer, state, rows, replicas, None, observer)
+    }
+
+    /// The other ranks: everything from rank 0's plan; the data read (or generated into a
+    /// private folder) by this process, the run folder never touched.
+    fn follow(replicas: &Replicas, observer: &mut dyn Observer) -> Result<Self> {
+        let plan = replicas.share("plan", || unreachable!("rank 0 publishes the plan"))?;
+        let plan: Plan = serde_json::from_slice(&plan).map_err(|e| {
+            TrainError::Config(format!("rank 0's plan is not valid (a different yolo3?): {e}"))
+        })?;
+        let config = TrainConfig::from_toml(&plan.config)
+            .map_err(|e| TrainError::Config(format!("rank 0's settings are not valid: {e}")))?;
+        let device = rank_device(&config, replicas)?;
+        tch::manual_seed(config.seed as i64);
+        let scratch = tempfile::tempdir().map_err(|source| TrainError::Io {
+            action: "creating a folder for the generated data in",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let splits = load_splits(&config.data, scratch.path(), config.seed)?;
+        let cfg = Config::parse(&plan.model_cfg, "rank 0's model cfg")?;
+        let net = Darknet::new(cfg, device)?;
+        let optimizer = if plan.resumed {
+            let bytes = replicas.share("optimizer", || unreachable!("rank 0 publishes it"))?;
+            Some(restore_state(&config, &bytes, Path::new("rank 0's optimizer state"), device)?.0)
+        } else {
+            None
+        };
+        let results = plan.run_dir.join("results.csv");
+        let rows = plan
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, line)| EpochRow::parse(line, &results, i + 2))
+            .collect::<Result<Vec<_>>>()?;
+        Self::assemble(
+            config,
+            plan.run_dir,
+            splits,
+            net,
+            optimizer,
+            plan.state,
+            rows,
+            replicas,
+            Some(scratch),
+            observer,
+        )
+    }
+
+    /// What every rank does with its parts: checks, the loss, the process group's backend.
+    fn assemble(
+        config: TrainConfig,
+        run_dir: PathBuf,
+        splits: Splits,
+        mut net: Darknet,
+        optimizer: Option<Optimizer>,
+        state: RunState,
+        rows: Vec<EpochRow>,
+        replicas: &Replicas,
+        scratch: Option<tempfile::TempDir>,
+        observer: &mut dyn Observer,
+    ) -> Result<Self> {
+        if splits.train.samples.is_empty() || splits.val.samples.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{} training and {} validation images: both splits need images",
+                splits.train.samples.len(),
+                splits.val.samples.len()
+            )));
+        }
+        replicas.check_batch(config.batch, splits.train.samples.len())?;
+        observer.message(&format!("train: {}", splits.train.summary()));
+        observer.message(&format!("val: {}", splits.val.summary()));
+        let class_names = splits.train.class_names.clone();
         let largest = if config.multi_scale {
             config.input.max(yolo3_data::MultiScale::default().max)
         } else {
@@ -219,7 +358,7 @@ impl Session {
         yolo3_model::memory::check_fits(
             net.config(),
             largest,
-            config.batch,
+            config.batch.div_ceil(replicas.world()),
             yolo3_model::memory::Pass::Training,
         )?;
         let heads_classes = net.heads().first().map_or(0, |h| h.classes as usize);
@@ -247,11 +386,23 @@ impl Session {
             },
         };
         let loss = YoloLoss::new(anchors, class_names.len(), options);
+        if let Some(group) = replicas.group() {
+            group.start(yolo3_dist::Backend::for_device(net.device()))?;
+            observer.message(&format!(
+                "rank {} of {}: {:?} backend, batch {} of the global {}",
+                group.rank(),
+                group.world(),
+                group.backend().expect("just started"),
+                replicas.shard().range(config.batch).len(),
+                config.batch
+            ));
+        }
+        net.set_replica_sum(replicas.replica_sum());
         observer.message(&format!(
             "model: {} ({} parameters) on {:?}, input {}",
             net.config().name(),
             net.var_store().trainable_variables().iter().map(Tensor::numel).sum::<usize>(),
-            device,
+            net.device(),
             config.input
         ));
         Ok(Self {
@@ -265,6 +416,8 @@ impl Session {
             state,
             rows,
             freeze_below,
+            replicas: replicas.clone(),
+            _scratch: scratch,
         })
     }
 
@@ -280,7 +433,42 @@ impl Session {
             seed: c.seed,
             drop_last: self.train.samples.len() > c.batch,
         };
-        Ok(Loader::all(Arc::clone(&self.train), options)?)
+        Ok(Loader::all(Arc::clone(&self.train), options)?.with_shard(self.replicas.shard()))
+    }
+
+    fn decode_options(&self) -> DecodeOptions {
+        DecodeOptions {
+            score_threshold: self.config.val_score_threshold,
+            iou_threshold: 0.5,
+            max_boxes: self.config.val_max_boxes,
+            ..DecodeOptions::default()
+        }
+    }
+
+    /// Validation of `net` on rank 0, with the threads of the ranks waiting on this machine.
+    fn validate(
+        &self,
+        net: &Darknet,
+        cache: &Arc<ImageCache>,
+        observer: &mut dyn Observer,
+    ) -> Result<crate::validate::Evaluation> {
+        let threads = tch::get_num_threads();
+        let local = self.replicas.group().map_or(1, |g| g.env().local_world);
+        if local > 1 {
+            tch::set_num_threads(threads * local as i32);
+        }
+        let result = evaluate(
+            net,
+            &self.loss,
+            &self.val,
+            self.config.input,
+            self.config.batch.max(8),
+            &self.decode_options(),
+            cache,
+            observer,
+        );
+        tch::set_num_threads(threads);
+        result
     }
 
     fn run(mut self, observer: &mut dyn Observer) -> Result<TrainSummary> {
@@ -291,15 +479,11 @@ impl Session {
         let loader = loader.with_cache(Arc::clone(&cache));
         let batches = loader.batches_per_epoch();
         let accumulate = (self.config.nominal_batch / self.config.batch).max(1);
+        let world = self.replicas.world();
+        self.replicas.broadcast_variables(&self.net)?;
         let mut params: Vec<(String, Tensor)> =
             self.net.var_store().variables().into_iter().collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        let decode_options = DecodeOptions {
-            score_threshold: self.config.val_score_threshold,
-            iou_threshold: 0.5,
-            max_boxes: self.config.val_max_boxes,
-            ..DecodeOptions::default()
-        };
         let mut stop = false;
         for epoch in self.state.epochs_done..self.config.epochs {
             if stop {
@@ -311,6 +495,8 @@ impl Session {
             self.net.freeze(|i| i < below || (body_frozen && !heads.contains(&i)));
             observer.epoch_start(epoch + 1, self.config.epochs, batches);
             let epoch_start = Instant::now();
+            let reduce_before = self.replicas.reduce_seconds();
+            let steps_before = self.state.optimizer_steps_taken;
             let mut sums = LossTerms::default();
             let mut images = 0usize;
             let mut lr = 0.0;
@@ -324,7 +510,7 @@ impl Session {
                     .and_then(|t| t.f_to_device(self.net.device()))
                     .torch(|| "uploading a batch".into())?;
                 let outputs = self.net.forward_t(&xs, true)?;
-                let out = self
+                let computed = self
                     .loss
                     .compute(&outputs, &batch.boxes, (h as usize, w as usize))
                     .map_err(|e| {
@@ -343,12 +529,31 @@ impl Session {
                             },
                             other => other,
                         }
-                    })?;
-                let scaled =
-                    out.loss.f_div_scalar(accumulate as f64).torch(|| "scaling the loss".into())?;
+                    });
+                // Every rank learns of a non-finite loss on any of them before any backward.
+                let (finite, terms) = match &computed {
+                    Ok(out) => (true, out.parts.terms()),
+                    Err(TrainError::NonFiniteLoss { .. }) => (false, LossTerms::default()),
+                    Err(_) => return computed.map(|_| unreachable!("an error")),
+                };
+                let totals = self.replicas.step_totals(finite, terms, n)?;
+                let out = computed?;
+                if totals.non_finite > 0 {
+                    return Err(TrainError::PeerNonFiniteLoss {
+                        epoch: epoch + 1,
+                        batch: b,
+                        ranks: totals.non_finite,
+                    });
+                }
+                // This rank's share of the global batch's loss (see replicas.rs).
+                let share = (n * world) as f64 / totals.images as f64;
+                let scaled = out
+                    .loss
+                    .f_mul_scalar(share / accumulate as f64)
+                    .torch(|| "scaling the loss".into())?;
                 scaled.f_backward().torch(|| "backward pass".into())?;
-                sums += out.parts.terms();
-                images += n;
+                sums += totals.terms / totals.images as f64;
+                images += totals.images;
                 if (b + 1) % accumulate == 0 || b + 1 == batches {
                     let at = Position {
                         epoch,
@@ -358,6 +563,7 @@ impl Session {
                         total_steps: self.config.epochs * batches.div_ceil(accumulate),
                     };
                     lr = self.config.schedule.lr(at, &self.state.schedule);
+                    self.replicas.mean_gradients(&params)?;
                     self.optimizer.step(&params, lr)?;
                     Optimizer::zero_grad(&mut params);
                     self.state.optimizer_steps_taken += 1;
@@ -374,63 +580,46 @@ impl Session {
                     input: h,
                 });
             }
-            let eval = evaluate(
-                &self.net,
-                &self.loss,
-                &self.val,
-                self.config.input,
-                self.config.batch.max(8),
-                &decode_options,
-                &cache,
-                observer,
-            )?;
-            let nb = batches.max(1) as f64;
-            let (precision, recall) = eval.map.mean_precision_recall();
-            let row = EpochRow {
-                epoch: epoch + 1,
-                train: sums / nb,
-                val: eval.loss,
-                precision,
-                recall,
-                map50: eval.map.map50.unwrap_or(0.0),
-                map50_95: eval.map.map50_95.unwrap_or(0.0),
-                lr,
-                seconds: seconds_before + started.elapsed().as_secs_f64(),
-            };
-            self.rows.push(row.clone());
-            stop =
-                self.config.schedule.end_epoch(epoch, eval.loss.total(), &mut self.state.schedule);
-            self.state.epochs_done = epoch + 1;
-            let fitness = row.map50_95;
-            if fitness > self.state.best_fitness {
-                self.state.best_fitness = fitness;
-                self.save_checkpoint(&self.run_dir.join("weights/best.safetensors"))?;
+            if world > 1 {
+                let steps = (self.state.optimizer_steps_taken - steps_before).max(1);
+                let reduce = self.replicas.reduce_seconds() - reduce_before;
+                observer.message(&format!(
+                    "epoch {}: {:.1} images/s over {world} ranks; gradient all-reduce {:.1} ms \
+                     per step ({:.1}% of the epoch's training time)",
+                    epoch + 1,
+                    images as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9),
+                    reduce * 1e3 / steps as f64,
+                    100.0 * reduce / epoch_start.elapsed().as_secs_f64().max(1e-9)
+                ));
             }
-            // The table first: a run killed before the checkpoint below resumes at the previous
-            // epoch and drops this row, so no row is ever missing or doubled.
-            write_results(&self.run_dir.join("results.csv"), &self.rows)?;
-            crate::plots::write_results_png(&self.run_dir.join("results.png"), &self.rows)?;
-            self.save_last()?;
+            let train_terms = sums / batches.max(1) as f64;
+            let replicas = self.replicas.clone();
+            let outcome = replicas.share(&format!("epoch-{}", epoch + 1), || {
+                let outcome = self.end_epoch(epoch, train_terms, lr, seconds_before, started, &cache, observer)?;
+                Ok(serde_json::to_vec(&outcome).expect("plain data serialises"))
+            })?;
+            let outcome: EpochOutcome = serde_json::from_slice(&outcome)
+                .map_err(|e| TrainError::Config(format!("rank 0's epoch outcome: {e}")))?;
+            let row = EpochRow::parse(&outcome.row, &self.run_dir.join("results.csv"), epoch + 2)?;
+            if !self.replicas.is_leader() {
+                self.state = outcome.state;
+                self.rows.push(row.clone());
+            }
+            stop = outcome.stop;
             observer.epoch_end(&row);
         }
         let best_checkpoint = self.run_dir.join("weights/best.safetensors");
-        let (best_net, _) = Darknet::from_checkpoint(&best_checkpoint, self.net.device())?;
-        let weights = best_net.export_darknet_weights(WeightsHeader {
-            seen: (self.state.optimizer_steps_taken * self.config.nominal_batch) as u64,
-            ..WeightsHeader::default()
-        })?;
-        weights.write(self.run_dir.join("weights/best.weights"))?;
-        let best = evaluate(
-            &best_net,
-            &self.loss,
-            &self.val,
-            self.config.input,
-            self.config.batch.max(8),
-            &decode_options,
-            &cache,
-            observer,
-        )?
-        .map;
+        let best = if self.replicas.is_leader() {
+            let (best_net, _) = Darknet::from_checkpoint(&best_checkpoint, self.net.device())?;
+            let weights = best_net.export_darknet_weights(WeightsHeader {
+                seen: (self.state.optimizer_steps_taken * self.config.nominal_batch) as u64,
+                ..WeightsHeader::default()
+            })?;
+            weights.write(self.run_dir.join("weights/best.weights"))?;
+            Some(self.validate(&best_net, &cache, observer)?.map)
+        } else {
+            None
+        };
         Ok(TrainSummary {
             run_dir: self.run_dir.clone(),
             rows: self.rows,
@@ -439,6 +628,47 @@ impl Session {
             best_checkpoint,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Rank 0's end of an epoch: validation, the row, the schedule's verdict, the files.
+    fn end_epoch(
+        &mut self,
+        epoch: usize,
+        train: LossTerms,
+        lr: f64,
+        seconds_before: f64,
+        started: Instant,
+        cache: &Arc<ImageCache>,
+        observer: &mut dyn Observer,
+    ) -> Result<EpochOutcome> {
+        let eval = self.validate(&self.net, cache, observer)?;
+        let (precision, recall) = eval.map.mean_precision_recall();
+        let row = EpochRow {
+            epoch: epoch + 1,
+            train,
+            val: eval.loss,
+            precision,
+            recall,
+            map50: eval.map.map50.unwrap_or(0.0),
+            map50_95: eval.map.map50_95.unwrap_or(0.0),
+            lr,
+            seconds: seconds_before + started.elapsed().as_secs_f64(),
+        };
+        self.rows.push(row.clone());
+        let stop =
+            self.config.schedule.end_epoch(epoch, eval.loss.total(), &mut self.state.schedule);
+        self.state.epochs_done = epoch + 1;
+        let fitness = row.map50_95;
+        if fitness > self.state.best_fitness {
+            self.state.best_fitness = fitness;
+            self.save_checkpoint(&self.run_dir.join("weights/best.safetensors"))?;
+        }
+        // The table first: a run killed before the checkpoint below resumes at the previous
+        // epoch and drops this row, so no row is ever missing or doubled.
+        write_results(&self.run_dir.join("results.csv"), &self.rows)?;
+        crate::plots::write_results_png(&self.run_dir.join("results.png"), &self.rows)?;
+        self.save_last()?;
+        Ok(EpochOutcome { state: self.state.clone(), row: row.to_csv(), stop })
     }
 
     /// The run's image cache, shared by training and validation; for RAM, the memory it will
@@ -524,6 +754,38 @@ impl Session {
         }
         Ok(())
     }
+}
+
+impl RunState {
+    fn fresh() -> Self {
+        Self {
+            epochs_done: 0,
+            optimizer_steps_taken: 0,
+            schedule: ScheduleState::default(),
+            // Below any mAP (JSON, which carries the state to other ranks, has no infinity).
+            best_fitness: -1.0,
+            optimizer_steps: BTreeMap::new(),
+        }
+    }
+}
+
+/// The optimizer and run state in the bytes of a state file (`path` names them in errors).
+fn restore_state(
+    config: &TrainConfig,
+    bytes: &[u8],
+    path: &Path,
+    device: tch::Device,
+) -> Result<(Optimizer, RunState)> {
+    let (tensors, meta) = crate::tensors::parse(bytes, path)?;
+    let state: RunState = meta
+        .get("run_state")
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| TrainError::RunFile {
+            path: path.to_owned(),
+            message: "no valid `run_state` metadata".into(),
+        })?;
+    let optimizer = Optimizer::restore(config.optimizer, &tensors, &state.optimizer_steps, device)?;
+    Ok((optimizer, state))
 }
 
 /// The optimizer and schedule state saved with the checkpoint of `epoch`.

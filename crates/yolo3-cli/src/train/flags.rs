@@ -154,9 +154,12 @@ pub struct TrainArgs {
     /// Run name (exp, exp2, ... when taken).
     #[arg(long, default_value = "exp")]
     name: String,
-    /// Continue the run in this folder from its last checkpoint (other flags are ignored).
+    /// Continue the run in this folder from its last checkpoint (other flags are ignored;
+    /// a distributed run can continue with another number of processes).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub dist: super::launch::DistArgs,
 }
 
 impl TrainArgs {

@@ -2,6 +2,7 @@
 //! per-class table.
 
 mod flags;
+mod launch;
 
 use std::process::ExitCode;
 
@@ -72,22 +73,28 @@ impl Observer for BarObserver {
     }
 }
 
-/// Runs `yolo3 train`.
+/// Runs `yolo3 train`: alone, as a launcher of ranks, or as one rank.
 pub fn run(args: &TrainArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let mut observer = BarObserver { quiet: !global.chatty(), bar: None, val_bar: None };
+    if args.dist.launches() {
+        return launch::launch(&args.dist, global.threads);
+    }
+    let replicas = args.dist.replicas()?;
+    // Rank 0 speaks for the run; the others only print their errors.
+    let quiet = !global.chatty() || !replicas.is_leader();
+    let mut observer = BarObserver { quiet, bar: None, val_bar: None };
     let summary = match &args.resume {
-        Some(dir) => yolo3_train::resume(dir, &mut observer)?,
-        None => yolo3_train::train(args.to_config(), &mut observer)?,
+        Some(dir) => yolo3_train::resume(dir, &replicas, &mut observer)?,
+        None => yolo3_train::train(args.to_config(), &replicas, &mut observer)?,
     };
-    if global.chatty() {
-        println!("{}", summary.best.table(&summary.class_names));
+    if let (Some(best), false) = (&summary.best, quiet) {
+        println!("{}", best.table(&summary.class_names));
         println!(
             "run: {} ({:.1} min); best: {} (mAP50 {:.3}, mAP50-95 {:.3})",
             summary.run_dir.display(),
             summary.seconds / 60.0,
             summary.best_checkpoint.display(),
-            summary.best.map50.unwrap_or(0.0),
-            summary.best.map50_95.unwrap_or(0.0)
+            best.map50.unwrap_or(0.0),
+            best.map50_95.unwrap_or(0.0)
         );
     }
     Ok(ExitCode::SUCCESS)
