@@ -285,8 +285,9 @@ impl ProcessGroup {
         self.store.add(&beat_key(rank), 0).ok()
     }
 
-    /// The error of a failed `what`, with the diagnosis of who was lost.
-    fn failed(&self, what: &str, message: String) -> DistError {
+    /// The error of a failed `what`, with the diagnosis of who was lost: for failures c10d
+    /// raised inside other code (the backward pass of [`ProcessGroup::replica_sum`]).
+    pub fn failed(&self, what: &str, message: String) -> DistError {
         DistError::Collective {
             what: format!("rank {}: {what}", self.rank()),
             lost: self.diagnose(),

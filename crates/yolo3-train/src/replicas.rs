@@ -187,6 +187,15 @@ impl Replicas {
         }
     }
 
+    /// The error of a libtorch call that ran collectives (the backward pass through
+    /// synchronised batch norm): in a distributed run with the diagnosis of the lost ranks.
+    pub(crate) fn torch_error(&self, what: &str, source: tch::TchError) -> TrainError {
+        match &self.group {
+            Some(group) => group.failed(what, source.to_string()).into(),
+            None => TrainError::Torch { context: what.to_owned(), source },
+        }
+    }
+
     /// Seconds spent averaging gradients so far.
     pub(crate) fn reduce_seconds(&self) -> f64 {
         self.group.as_ref().map_or(0.0, |g| g.reduce_seconds())

@@ -551,7 +551,7 @@ impl Session {
                     .loss
                     .f_mul_scalar(share / accumulate as f64)
                     .torch(|| "scaling the loss".into())?;
-                scaled.f_backward().torch(|| "backward pass".into())?;
+                scaled.f_backward().map_err(|e| self.replicas.torch_error("backward pass", e))?;
                 sums += totals.terms / totals.images as f64;
                 images += totals.images;
                 if (b + 1) % accumulate == 0 || b + 1 == batches {

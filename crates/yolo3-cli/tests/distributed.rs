@@ -1,0 +1,151 @@
+//! Data-parallel training through the real binary on 127.0.0.1 with Gloo: two ranks of half
+//! the batch step as one process of the whole batch, a killed rank is named by the survivor,
+//! and the run resumes with another number of ranks.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_ok, text, yolo3};
+use yolo3_model::Darknet;
+
+/// A small run: 32 synthetic images of 64 pixels, the narrowest built-in tiny model.
+const RUN: [&str; 16] = [
+    "--synthetic-images",
+    "32",
+    "--synthetic-val-images",
+    "8",
+    "--synthetic-size",
+    "64",
+    "--input",
+    "64",
+    "--width-divisor",
+    "8",
+    "--batch",
+    "8",
+    "--optimizer",
+    "sgd",
+    "--project",
+    "runs",
+];
+
+fn result_epochs(run: &Path) -> Vec<usize> {
+    std::fs::read_to_string(run.join("results.csv"))
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next()?.parse().ok())
+        .collect()
+}
+
+/// Every variable of the two checkpoints (weights and batch-norm statistics) within `rel` of
+/// the largest magnitude of its tensor; returns the worst ratio seen.
+fn assert_checkpoints_agree(a: &Path, b: &Path, rel: f64) -> f64 {
+    let (a, _) = Darknet::from_checkpoint(a, tch::Device::Cpu).unwrap();
+    let (b, _) = Darknet::from_checkpoint(b, tch::Device::Cpu).unwrap();
+    let (va, vb) = (a.var_store().variables(), b.var_store().variables());
+    assert_eq!(va.len(), vb.len());
+    let mut worst = 0f64;
+    for (name, ta) in &va {
+        let tb = &vb[name];
+        let diff = (ta - tb).abs().max().double_value(&[]);
+        let scale = ta.abs().max().double_value(&[]).max(1e-3);
+        worst = worst.max(diff / scale);
+        assert!(diff <= rel * scale, "{name}: max |diff| {diff:e} for values up to {scale:e}");
+    }
+    worst
+}
+
+#[test]
+fn two_ranks_of_batch_4_step_as_one_process_of_batch_8() {
+    let tmp = tempfile::tempdir().unwrap();
+    let epochs = ["--epochs", "2", "--threads", "1"];
+    let single: Vec<&str> = ["-q", "train"].iter().chain(&RUN).chain(&epochs).copied().collect();
+    assert_ok(&yolo3(tmp.path(), &[&single[..], &["--name", "single"]].concat()));
+    let ranks = [&single[..], &["--name", "ranks", "--nproc-per-node", "2"]].concat();
+    let out = yolo3(tmp.path(), &ranks);
+    assert_ok(&out);
+    let runs = tmp.path().join("runs");
+    // 2 epochs of 4 steps each; the checkpoint holds the weights after the last step.
+    assert_eq!(result_epochs(&runs.join("single")), [1, 2]);
+    assert_eq!(result_epochs(&runs.join("ranks")), [1, 2]);
+    let worst = assert_checkpoints_agree(
+        &runs.join("single/weights/last.safetensors"),
+        &runs.join("ranks/weights/last.safetensors"),
+        1e-5,
+    );
+    eprintln!("worst relative difference after 8 steps: {worst:e}");
+    // Only rank 0 wrote a run folder; the others kept to their private data copy.
+    let mut names: Vec<String> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ranks", "single"]);
+    assert!(text(&out.stderr).contains("launched ranks 0..2 of 2"), "{}", text(&out.stderr));
+}
+
+fn worker(dir: &Path, rank: usize, port: u16, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_yolo3"))
+        .current_dir(dir)
+        .args(args)
+        .envs([
+            ("RANK", rank.to_string()),
+            ("WORLD_SIZE", "2".to_owned()),
+            ("LOCAL_RANK", rank.to_string()),
+            ("LOCAL_WORLD_SIZE", "2".to_owned()),
+            ("MASTER_ADDR", "127.0.0.1".to_owned()),
+            ("MASTER_PORT", port.to_string()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_killed_rank_is_named_and_the_run_resumes_on_three_ranks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let timeout = 20;
+    let args: Vec<&str> = ["train"]
+        .iter()
+        .chain(&RUN)
+        .chain(&["--epochs", "6", "--threads", "1", "--dist-timeout", "20"])
+        .copied()
+        .collect();
+    // Started as torchrun starts workers: the variables only.
+    let mut rank0 = worker(tmp.path(), 0, port, &args);
+    let mut rank1 = worker(tmp.path(), 1, port, &args);
+    let run = tmp.path().join("runs/exp");
+    let started = Instant::now();
+    while result_epochs(&run).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(180), "no epoch finished in 3 minutes");
+        assert!(rank0.try_wait().unwrap().is_none(), "rank 0 exited early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300)); // into epoch 2
+    rank1.kill().unwrap();
+    rank1.wait().unwrap();
+    let killed = Instant::now();
+    let out = rank0.wait_with_output().unwrap();
+    let took = killed.elapsed();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "rank 0 went on without rank 1: {stderr}");
+    assert!(stderr.contains("lost rank 1"), "{stderr}");
+    assert!(took < Duration::from_secs(timeout), "rank 0 took {took:?} to stop");
+    let done = result_epochs(&run);
+    assert!(!done.is_empty() && done.len() < 6, "{done:?}");
+
+    // Another world size: the same global batches, sharded over three ranks.
+    let out = yolo3(
+        tmp.path(),
+        &["train", "--resume", "runs/exp", "--nproc-per-node", "3", "--threads", "1"],
+    );
+    assert_ok(&out);
+    assert_eq!(result_epochs(&run), [1, 2, 3, 4, 5, 6]);
+    assert!(text(&out.stderr).contains(&format!("resuming runs/exp after epoch {}", done.len())));
+    assert!(text(&out.stdout).contains("mAP50-95"), "{}", text(&out.stdout));
+}
