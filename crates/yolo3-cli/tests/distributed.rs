@@ -149,3 +149,26 @@ fn a_killed_rank_is_named_and_the_run_resumes_on_three_ranks() {
     assert!(text(&out.stderr).contains(&format!("resuming runs/exp after epoch {}", done.len())));
     assert!(text(&out.stdout).contains("mAP50-95"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn a_non_finite_loss_stops_every_rank() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args: Vec<&str> = ["train"]
+        .iter()
+        .chain(&RUN)
+        .chain(&["--epochs", "3", "--lr", "1e30", "--nproc-per-node", "2", "--threads", "1"])
+        .copied()
+        .collect();
+    let out = yolo3(tmp.path(), &args);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    for rank in 0..2 {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("[rank {rank}] error:")))
+            .unwrap_or_else(|| panic!("rank {rank} printed no error:\n{stderr}"));
+        assert!(line.contains("not finite"), "{line}");
+    }
+    // Nothing was recorded, so rank 0 removed the run folder it made.
+    assert!(!tmp.path().join("runs/exp").exists(), "{stderr}");
+}

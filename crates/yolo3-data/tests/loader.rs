@@ -69,9 +69,8 @@ fn shards_of_every_rank_make_up_the_whole_batch() {
     };
     let whole = Loader::all(Arc::clone(&ds), options.clone()).unwrap();
     for world in [2, 4] {
-        let ranks: Vec<Loader> = (0..world)
-            .map(|rank| whole.clone().with_shard(Shard { rank, world }))
-            .collect();
+        let ranks: Vec<Loader> =
+            (0..world).map(|rank| whole.clone().with_shard(Shard { rank, world })).collect();
         for batch in 0..whole.batches_per_epoch() {
             let all = whole.load_batch(1, batch).unwrap();
             let parts: Vec<Batch> = ranks.iter().map(|l| l.load_batch(1, batch).unwrap()).collect();

@@ -166,6 +166,11 @@ pub struct TrainConfig {
     pub ignore_thresh: f64,
     /// Ignore against every box of the image (darknet) instead of the layer's (keras).
     pub darknet_ignore: bool,
+    /// In a data-parallel run, normalise each rank's slice by its own batch-norm statistics
+    /// (PyTorch DDP without `SyncBatchNorm`): no collectives in the forward pass, but the step
+    /// is no longer the single-process step of the global batch.
+    #[serde(default)]
+    pub local_bn: bool,
     /// Seed of the data order, augmentation and initialisation.
     pub seed: u64,
     /// `cpu`, `cuda` or `cuda:N`.
@@ -200,6 +205,7 @@ impl Default for TrainConfig {
             multi_scale: false,
             ignore_thresh: 0.5,
             darknet_ignore: false,
+            local_bn: false,
             seed: 0,
             device: "cpu".into(),
             project: PathBuf::from("runs/train"),

@@ -5,7 +5,8 @@
 //!   augmentation and input sizes are those of one process whatever the world size;
 //! * batch norm normalises with the global batch's statistics (synchronised, see
 //!   `yolo3_model`'s ops), so each rank's forward is that of the whole batch restricted to its
-//!   images;
+//!   images (`local_bn` trades this for speed: two collectives per batch-norm layer and step
+//!   fewer, each rank's own statistics);
 //! * each rank's loss (keras' per-image sum over its `n_r` images divided by `n_r`) is scaled
 //!   by `n_r * world / n` before backward, so the mean over ranks of the gradients, which the
 //!   all-reduce forms, is the gradient of the global batch's loss;

@@ -277,7 +277,9 @@ impl Session {
                 replicas.share("optimizer", || Ok(bytes))?;
             }
         }
-        Self::assemble(config, run_dir, splits, net, optimizer, state, rows, replicas, None, observer)
+        Self::assemble(
+            config, run_dir, splits, net, optimizer, state, rows, replicas, None, observer,
+        )
     }
 
     /// The other ranks: everything from rank 0's plan; the data read (or generated into a
@@ -389,15 +391,18 @@ impl Session {
         if let Some(group) = replicas.group() {
             group.start(yolo3_dist::Backend::for_device(net.device()))?;
             observer.message(&format!(
-                "rank {} of {}: {:?} backend, batch {} of the global {}",
+                "rank {} of {}: {:?} backend, batch {} of the global {}, batch norm over {}",
                 group.rank(),
                 group.world(),
                 group.backend().expect("just started"),
                 replicas.shard().range(config.batch).len(),
-                config.batch
+                config.batch,
+                if config.local_bn { "each rank's slice (--local-bn)" } else { "the global batch" }
             ));
         }
-        net.set_replica_sum(replicas.replica_sum());
+        if !config.local_bn {
+            net.set_replica_sum(replicas.replica_sum());
+        }
         observer.message(&format!(
             "model: {} ({} parameters) on {:?}, input {}",
             net.config().name(),
@@ -580,22 +585,31 @@ impl Session {
                     input: h,
                 });
             }
+            let seconds = epoch_start.elapsed().as_secs_f64().max(1e-9);
+            let mut speed = format!("epoch {}: {:.1} images/s", epoch + 1, images as f64 / seconds);
             if world > 1 {
                 let steps = (self.state.optimizer_steps_taken - steps_before).max(1);
                 let reduce = self.replicas.reduce_seconds() - reduce_before;
-                observer.message(&format!(
-                    "epoch {}: {:.1} images/s over {world} ranks; gradient all-reduce {:.1} ms \
-                     per step ({:.1}% of the epoch's training time)",
-                    epoch + 1,
-                    images as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9),
+                speed.push_str(&format!(
+                    " over {world} ranks; gradient all-reduce {:.1} ms per step ({:.1}% of the \
+                     epoch's training time)",
                     reduce * 1e3 / steps as f64,
-                    100.0 * reduce / epoch_start.elapsed().as_secs_f64().max(1e-9)
+                    100.0 * reduce / seconds
                 ));
             }
+            observer.message(&speed);
             let train_terms = sums / batches.max(1) as f64;
             let replicas = self.replicas.clone();
             let outcome = replicas.share(&format!("epoch-{}", epoch + 1), || {
-                let outcome = self.end_epoch(epoch, train_terms, lr, seconds_before, started, &cache, observer)?;
+                let outcome = self.end_epoch(
+                    epoch,
+                    train_terms,
+                    lr,
+                    seconds_before,
+                    started,
+                    &cache,
+                    observer,
+                )?;
                 Ok(serde_json::to_vec(&outcome).expect("plain data serialises"))
             })?;
             let outcome: EpochOutcome = serde_json::from_slice(&outcome)

@@ -101,7 +101,9 @@ fn a_short_run_writes_its_folder_and_resumes_to_more_epochs() {
         project: tmp.path().join("runs"),
         ..TrainConfig::default()
     };
-    let summary = yolo3_train::train(config, &yolo3_train::Replicas::single(), &mut yolo3_train::Silent).unwrap();
+    let summary =
+        yolo3_train::train(config, &yolo3_train::Replicas::single(), &mut yolo3_train::Silent)
+            .unwrap();
     let dir = summary.run_dir.clone();
     for f in [
         "args.toml",
@@ -119,7 +121,9 @@ fn a_short_run_writes_its_folder_and_resumes_to_more_epochs() {
     let args =
         std::fs::read_to_string(dir.join("args.toml")).unwrap().replace("epochs = 1", "epochs = 2");
     std::fs::write(dir.join("args.toml"), args).unwrap();
-    let resumed = yolo3_train::resume(&dir, &yolo3_train::Replicas::single(), &mut yolo3_train::Silent).unwrap();
+    let resumed =
+        yolo3_train::resume(&dir, &yolo3_train::Replicas::single(), &mut yolo3_train::Silent)
+            .unwrap();
     let epochs: Vec<usize> = resumed.rows.iter().map(|r| r.epoch).collect();
     assert_eq!(epochs, vec![1, 2]);
 }

@@ -143,6 +143,11 @@ pub struct TrainArgs {
     /// Ignore mask against every box of the image (darknet) instead of the layer's (keras).
     #[arg(long)]
     darknet_ignore: bool,
+    /// With several processes: batch norm from each process' own slice of the batch (faster,
+    /// as PyTorch DDP without SyncBatchNorm) instead of the whole batch's statistics (exact:
+    /// the step of one process of the same batch).
+    #[arg(long)]
+    local_bn: bool,
     /// Seed of data order, augmentation and initialisation.
     #[arg(long)]
     seed: Option<u64>,
@@ -251,6 +256,7 @@ impl TrainArgs {
             c.ignore_thresh = v;
         }
         c.darknet_ignore = self.darknet_ignore;
+        c.local_bn = self.local_bn;
         if let Some(v) = self.seed {
             c.seed = v;
         }

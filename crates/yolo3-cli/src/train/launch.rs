@@ -117,7 +117,11 @@ pub fn launch(args: &DistArgs, threads: Option<usize>) -> anyhow::Result<ExitCod
         ];
         workers.push(Worker { rank: env.rank, child, forwards, status: None });
     }
-    eprintln!("launched ranks {}..{} of {world} (rendezvous at {addr}:{port})", args.node_rank * local, args.node_rank * local + local);
+    eprintln!(
+        "launched ranks {}..{} of {world} (rendezvous at {addr}:{port})",
+        args.node_rank * local,
+        args.node_rank * local + local
+    );
     wait_all(&mut workers, args.timeout() + Duration::from_secs(30))
 }
 
@@ -145,7 +149,11 @@ fn wait_all(workers: &mut [Worker], grace: Duration) -> anyhow::Result<ExitCode>
         }
         if deadline.is_some_and(|d| Instant::now() > d) {
             for w in workers.iter_mut().filter(|w| w.status.is_none()) {
-                eprintln!("stopping rank {}: it did not exit after rank {} failed", w.rank, first_failure.map_or(0, |f| f.0));
+                eprintln!(
+                    "stopping rank {}: it did not exit after rank {} failed",
+                    w.rank,
+                    first_failure.map_or(0, |f| f.0)
+                );
                 let _ = w.child.kill();
                 w.status = w.child.wait().ok();
             }
@@ -240,8 +248,19 @@ mod tests {
     #[test]
     fn workers_get_the_command_line_without_the_launcher_flags() {
         let args = [
-            "train", "--epochs", "2", "--nproc-per-node", "2", "--master-port=1234", "--nnodes",
-            "1", "--node-rank=0", "--dist-timeout", "30", "--master-addr", "h",
+            "train",
+            "--epochs",
+            "2",
+            "--nproc-per-node",
+            "2",
+            "--master-port=1234",
+            "--nnodes",
+            "1",
+            "--node-rank=0",
+            "--dist-timeout",
+            "30",
+            "--master-addr",
+            "h",
         ];
         let out = worker_args(args.iter().map(OsString::from));
         let out: Vec<_> = out.iter().map(|a| a.to_string_lossy().into_owned()).collect();
