@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train a detector (with no arguments: the built-in synthetic dataset and small model).
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Detect objects in images or folders and write annotated images and predictions.
     Detect(detect::DetectArgs),
     /// Compute COCO and Pascal VOC mAP of a model on a dataset, or of a predictions file.

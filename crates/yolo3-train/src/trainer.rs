@@ -20,6 +20,7 @@
 //! single process, and on one machine rank 0 borrows the waiting ranks' threads).
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -590,12 +591,13 @@ impl Session {
             if world > 1 {
                 let steps = (self.state.optimizer_steps_taken - steps_before).max(1);
                 let reduce = self.replicas.reduce_seconds() - reduce_before;
-                speed.push_str(&format!(
+                let _ = write!(
+                    speed,
                     " over {world} ranks; gradient all-reduce {:.1} ms per step ({:.1}% of the \
                      epoch's training time)",
                     reduce * 1e3 / steps as f64,
                     100.0 * reduce / seconds
-                ));
+                );
             }
             observer.message(&speed);
             let train_terms = sums / batches.max(1) as f64;
