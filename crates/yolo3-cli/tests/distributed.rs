@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_ok, text, yolo3};
+use common::{assert_ok, result_epochs, text, yolo3};
 use yolo3_model::Darknet;
 
 /// A small run: 32 synthetic images of 64 pixels, the narrowest built-in tiny model.
@@ -30,15 +30,6 @@ const RUN: [&str; 16] = [
     "--project",
     "runs",
 ];
-
-fn result_epochs(run: &Path) -> Vec<usize> {
-    std::fs::read_to_string(run.join("results.csv"))
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').next()?.parse().ok())
-        .collect()
-}
 
 /// Every variable of the two checkpoints (weights and batch-norm statistics) within `rel` of
 /// the largest magnitude of its tensor; returns the worst ratio seen.

@@ -1,21 +1,16 @@
 //! `yolo3 train` through the real binary: a run killed mid-way resumes from its last
 //! checkpoint and ends with every epoch in `results.csv` exactly once.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::result_epochs;
+
 fn yolo3() -> Command {
     Command::new(env!("CARGO_BIN_EXE_yolo3"))
-}
-
-fn result_epochs(run: &Path) -> Vec<usize> {
-    std::fs::read_to_string(run.join("results.csv"))
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').next()?.parse().ok())
-        .collect()
 }
 
 #[test]

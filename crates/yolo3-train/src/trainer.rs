@@ -113,10 +113,7 @@ pub fn train(
     replicas: &Replicas,
     observer: &mut dyn Observer,
 ) -> Result<TrainSummary> {
-    reported(replicas, || {
-        if !replicas.is_leader() {
-            return Session::follow(replicas, observer)?.run(observer);
-        }
+    lead_or_follow(replicas, observer, |observer| {
         config.validate()?;
         let run_dir = next_run_dir(&config.project, &config.name)?;
         let result = (|| {
@@ -146,10 +143,7 @@ pub fn resume(
     replicas: &Replicas,
     observer: &mut dyn Observer,
 ) -> Result<TrainSummary> {
-    reported(replicas, || {
-        if !replicas.is_leader() {
-            return Session::follow(replicas, observer)?.run(observer);
-        }
+    lead_or_follow(replicas, observer, |observer| {
         let path = run_dir.join("args.toml");
         let text = yolo3_core::fsio::read_text(&path).map_err(|source| TrainError::Io {
             action: "reading",
@@ -163,9 +157,18 @@ pub fn resume(
     })
 }
 
-/// Runs `f`; an error is also left for the other ranks, so that they name it.
-fn reported(replicas: &Replicas, f: impl FnOnce() -> Result<TrainSummary>) -> Result<TrainSummary> {
-    let result = f();
+/// Rank 0 (or a single process) runs `lead`; the other ranks follow rank 0's plan. An error
+/// is also left for the other ranks, so that they name it.
+fn lead_or_follow(
+    replicas: &Replicas,
+    observer: &mut dyn Observer,
+    lead: impl FnOnce(&mut dyn Observer) -> Result<TrainSummary>,
+) -> Result<TrainSummary> {
+    let result = if replicas.is_leader() {
+        lead(observer)
+    } else {
+        Session::follow(replicas, observer).and_then(|s| s.run(observer))
+    };
     if let Err(e) = &result {
         replicas.report(e);
     }

@@ -19,6 +19,16 @@ pub fn yolo3(dir: &Path, args: &[&str]) -> Output {
         .expect("the yolo3 binary runs")
 }
 
+/// The epochs `results.csv` of a run folder lists, in file order (none without the file).
+pub fn result_epochs(run: &Path) -> Vec<usize> {
+    std::fs::read_to_string(run.join("results.csv"))
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next()?.parse().ok())
+        .collect()
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
