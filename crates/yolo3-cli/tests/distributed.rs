@@ -163,3 +163,33 @@ fn a_non_finite_loss_stops_every_rank() {
     // Nothing was recorded, so rank 0 removed the run folder it made.
     assert!(!tmp.path().join("runs/exp").exists(), "{stderr}");
 }
+
+#[test]
+fn bad_distributed_settings_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = |extra: &[&str]| {
+        let args: Vec<&str> = ["train"].iter().chain(&RUN).chain(extra).copied().collect();
+        let out = yolo3(tmp.path(), &args);
+        assert!(!out.status.success(), "{extra:?} was accepted");
+        text(&out.stderr)
+    };
+    assert!(train(&["--nproc-per-node", "0"]).contains("--nproc-per-node"));
+    assert!(train(&["--dist-timeout", "0"]).contains("--dist-timeout"));
+    assert!(train(&["--nnodes", "2", "--node-rank", "0"]).contains("--master-addr"));
+    assert!(train(&["--nnodes", "2", "--node-rank", "2", "--master-addr", "h"])
+        .contains("--node-rank 2 is not below --nnodes 2"));
+    // More ranks than images per batch: every rank must get images of every batch.
+    let e = train(&["--nproc-per-node", "9", "--threads", "1"]);
+    assert!(e.contains("9 ranks need at least 9 images per batch"), "{e}");
+    assert!(!tmp.path().join("runs/exp").exists(), "{e}");
+    // A worker whose launch variables do not fit.
+    let out = Command::new(env!("CARGO_BIN_EXE_yolo3"))
+        .current_dir(tmp.path())
+        .args(["train", "--epochs", "1"])
+        .envs([("RANK", "2"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(e.contains("RANK=\"2\"") && e.contains("world size 2"), "{e}");
+}
