@@ -36,7 +36,9 @@ use yolo3_data::{
 use yolo3_model::{CheckpointInfo, Config, Darknet, DarknetWeights, WeightsHeader};
 
 use crate::cfg_text::tiny_cfg;
-use crate::config::{parse_device, AnchorSource, CacheConfig, ModelSource, TrainConfig};
+use crate::config::{
+    parse_device, AnchorSource, CacheConfig, DataSource, ModelSource, TrainConfig,
+};
 use crate::data::{load_splits, Splits};
 use crate::error::{Result, TorchResult, TrainError};
 use crate::loss_op::YoloLoss;
@@ -297,12 +299,19 @@ impl Session {
             .map_err(|e| TrainError::Config(format!("rank 0's settings are not valid: {e}")))?;
         let device = rank_device(&config, replicas)?;
         tch::manual_seed(config.seed as i64);
-        let scratch = tempfile::tempdir().map_err(|source| TrainError::Io {
-            action: "creating a folder for the generated data in",
-            path: std::env::temp_dir(),
-            source,
-        })?;
-        let splits = load_splits(&config.data, scratch.path(), config.seed)?;
+        // Generated data goes to a folder of this process' own; files are read where they are.
+        let scratch = match config.data {
+            DataSource::Synthetic { .. } => {
+                Some(tempfile::tempdir().map_err(|source| TrainError::Io {
+                    action: "creating a folder for the generated data in",
+                    path: std::env::temp_dir(),
+                    source,
+                })?)
+            }
+            DataSource::Files { .. } => None,
+        };
+        let data_root = scratch.as_ref().map_or(plan.run_dir.as_path(), tempfile::TempDir::path);
+        let splits = load_splits(&config.data, data_root, config.seed)?;
         let cfg = Config::parse(&plan.model_cfg, "rank 0's model cfg")?;
         let net = Darknet::new(cfg, device)?;
         let optimizer = if plan.resumed {
@@ -327,7 +336,7 @@ impl Session {
             plan.state,
             rows,
             replicas,
-            Some(scratch),
+            scratch,
             observer,
         )
     }
