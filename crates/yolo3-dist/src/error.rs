@@ -58,7 +58,16 @@ pub enum Lost {
         /// The store's `host:port`.
         addr: String,
     },
-    /// Every rank still beats: the operation timed out or failed for another reason.
+    /// Every rank still beats, but these (rank, step) are behind the furthest rank's step:
+    /// alive and stuck.
+    Behind {
+        /// The ranks behind, with the step each reached.
+        ranks: Vec<(usize, u64)>,
+        /// The furthest step.
+        furthest: u64,
+    },
+    /// Every rank still beats at the same step: the operation timed out or failed for another
+    /// reason.
     NoneLost,
 }
 
@@ -80,6 +89,15 @@ impl fmt::Display for Lost {
             }
             Self::StoreHost { addr } => {
                 write!(f, "lost rank 0 (the store it hosts at {addr} no longer answers)")
+            }
+            Self::Behind { ranks, furthest } => {
+                let parts: Vec<String> =
+                    ranks.iter().map(|(r, s)| format!("rank {r} at step {s}")).collect();
+                write!(
+                    f,
+                    "stuck: {} alive but behind step {furthest}, where the others wait",
+                    parts.join(", ")
+                )
             }
             Self::NoneLost => f.write_str("every rank is still alive"),
         }

@@ -6,7 +6,10 @@
 //! a second from a thread of its own; after a failure the survivor reads the counters twice,
 //! [`BEAT`] x 3 apart, and names the ranks whose counter stood still (or rank 0, when the store
 //! it serves is gone). A rank that stops on an error of its own leaves the message in the store
-//! first ([`ProcessGroup::report_failure`]), so the others can say what it was.
+//! first ([`ProcessGroup::report_failure`]), so the others can say what it was. A rank that
+//! is alive but stuck (every counter moves, a collective timed out) is named by its progress:
+//! the heartbeat also publishes the step the rank reached ([`ProcessGroup::set_progress`]),
+//! and the ranks behind the furthest one are the ones the others wait for.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -66,7 +69,7 @@ pub struct ProcessGroup {
     /// Set by [`ProcessGroup::start`]; taken down by [`ProcessGroup::report_failure`].
     group: RwLock<Option<(Backend, GroupHandle)>>,
     /// Beats until the group is dropped.
-    _heartbeat: Heartbeat,
+    heartbeat: Heartbeat,
     /// Nanoseconds spent in [`ProcessGroup::all_reduce_mean`].
     reduce_nanos: AtomicU64,
 }
@@ -99,7 +102,7 @@ impl ProcessGroup {
             timeout,
             store,
             group: RwLock::new(None),
-            _heartbeat: Heartbeat::start(beat_store, env.rank),
+            heartbeat: Heartbeat::start(beat_store, env.rank),
             reduce_nanos: AtomicU64::new(0),
         })
     }
@@ -231,6 +234,12 @@ impl ProcessGroup {
             .map_err(|e| tch::TchError::Torch(e.to_string()))
     }
 
+    /// Records how far this rank got (a step counter that every rank advances alike), so
+    /// that a rank which is alive but stuck is named by the ranks waiting for it.
+    pub fn set_progress(&self, step: u64) {
+        self.heartbeat.progress.store(step, Ordering::Relaxed);
+    }
+
     /// Leaves `value` under `key` for the other ranks.
     pub fn publish(&self, key: &str, value: &[u8]) -> Result<()> {
         self.store.set(&format!("yolo3/data/{key}"), value).map_err(|m| self.failed(key, m))
@@ -328,10 +337,30 @@ impl ProcessGroup {
             .filter(|(_, (b, a))| b == a)
             .map(|(&r, _)| r)
             .collect();
-        if silent.is_empty() {
+        if !silent.is_empty() {
+            return Lost::Silent(silent);
+        }
+        // Everyone beats: those behind the furthest rank are the ones the others wait for.
+        let progress: Vec<u64> = (0..self.world())
+            .map(|r| {
+                self.store
+                    .get(&progress_key(r))
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u64::from_le_bytes)
+            })
+            .collect();
+        let furthest = progress.iter().copied().max().unwrap_or(0);
+        let behind: Vec<(usize, u64)> = progress
+            .iter()
+            .enumerate()
+            .filter(|&(_, &p)| p < furthest)
+            .map(|(r, &p)| (r, p))
+            .collect();
+        if behind.is_empty() {
             Lost::NoneLost
         } else {
-            Lost::Silent(silent)
+            Lost::Behind { ranks: behind, furthest }
         }
     }
 }
@@ -356,6 +385,10 @@ fn join_error(env: &WorldEnv, message: String) -> DistError {
     }
 }
 
+fn progress_key(rank: usize) -> String {
+    format!("yolo3/progress/{rank}")
+}
+
 fn beat_key(rank: usize) -> String {
     format!("yolo3/beat/{rank}")
 }
@@ -374,29 +407,38 @@ fn local_hostname() -> String {
 }
 
 /// The thread that bumps this rank's counter every [`BEAT`] until dropped.
+/// The thread that bumps this rank's counter every [`BEAT`] until dropped, and publishes the
+/// rank's progress ([`ProcessGroup::set_progress`]) when it changed.
 struct Heartbeat {
     stop: Arc<AtomicBool>,
+    progress: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Heartbeat {
     fn start(store: StoreHandle, rank: usize) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let progress = Arc::new(AtomicU64::new(0));
+        let (flag, step) = (Arc::clone(&stop), Arc::clone(&progress));
         let thread = std::thread::Builder::new()
             .name("yolo3-heartbeat".into())
             .spawn(move || {
                 let key = beat_key(rank);
+                let mut published = None;
                 while !flag.load(Ordering::Relaxed) {
-                    if store.add(&key, 1).is_err() {
+                    let now = step.load(Ordering::Relaxed);
+                    let sent = published == Some(now)
+                        || store.set(&progress_key(rank), &now.to_le_bytes()).is_ok();
+                    if !sent || store.add(&key, 1).is_err() {
                         // The store is gone (rank 0 ended); the next collective says so.
                         return;
                     }
+                    published = Some(now);
                     std::thread::sleep(BEAT);
                 }
             })
             .ok();
-        Self { stop, thread }
+        Self { stop, progress, thread }
     }
 }
 

@@ -166,3 +166,36 @@ fn nccl_backend_is_built_and_runs_on_two_gpus() {
         assert_eq!(h.join().unwrap(), vec![1.5, 4.0]);
     }
 }
+
+#[test]
+fn a_stuck_rank_is_named_at_the_timeout() {
+    let port = free_port();
+    let handles: Vec<_> = (0..2)
+        .map(|rank| {
+            std::thread::spawn(move || {
+                let group =
+                    ProcessGroup::join(&env(rank, 2, port), Duration::from_secs(3)).unwrap();
+                group.start(Backend::Gloo).unwrap();
+                let t = Tensor::from_slice(&[1.0f32]);
+                group.set_progress(1);
+                group.all_reduce_sum(&t, "step 1").unwrap();
+                if rank == 1 {
+                    // Alive (beating) but never reaching step 2's collective.
+                    std::thread::sleep(Duration::from_secs(8));
+                    return None;
+                }
+                group.set_progress(2);
+                Some(group.all_reduce_sum(&t, "step 2").unwrap_err())
+            })
+        })
+        .collect();
+    let errors: Vec<DistError> = handles.into_iter().filter_map(|h| h.join().unwrap()).collect();
+    let error = errors.into_iter().next().unwrap();
+    match &error {
+        DistError::Collective { lost, .. } => {
+            assert_eq!(*lost, Lost::Behind { ranks: vec![(1, 1)], furthest: 2 }, "{error}");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(error.to_string().contains("rank 1 at step 1"), "{error}");
+}

@@ -197,6 +197,14 @@ impl Replicas {
         }
     }
 
+    /// Records the batch this rank has reached (counted over the run), for the diagnosis of
+    /// a rank that is alive but stuck.
+    pub(crate) fn set_progress(&self, batch: u64) {
+        if let Some(group) = &self.group {
+            group.set_progress(batch);
+        }
+    }
+
     /// Seconds spent averaging gradients so far.
     pub(crate) fn reduce_seconds(&self) -> f64 {
         self.group.as_ref().map_or(0.0, |g| g.reduce_seconds())

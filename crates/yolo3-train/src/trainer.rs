@@ -554,6 +554,7 @@ impl Session {
                     Err(TrainError::NonFiniteLoss { .. }) => (false, LossTerms::default()),
                     Err(_) => return computed.map(|_| unreachable!("an error")),
                 };
+                self.replicas.set_progress((epoch * batches + b + 1) as u64);
                 let totals = self.replicas.step_totals(finite, terms, n)?;
                 let out = computed?;
                 if totals.non_finite > 0 {
