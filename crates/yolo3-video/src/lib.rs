@@ -19,7 +19,7 @@ mod source;
 mod writer;
 
 pub use error::{Result, VideoError};
-pub use reader::{Frame, VideoReader};
+pub use reader::{Frame, VideoReader, STREAM_TIMEOUT};
 pub use source::Source;
 pub use writer::VideoWriter;
 

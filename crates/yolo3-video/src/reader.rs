@@ -13,6 +13,11 @@ use crate::source::Source;
 /// Times a dropped network stream is reopened before the reader gives up.
 const RECONNECTS: u32 = 3;
 
+/// How long a network stream may send nothing, while opening or between packets, before
+/// the read fails (and the stream is reopened, as when it drops): without it FFmpeg waits for
+/// a stalled server forever.
+pub const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One decoded frame.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -47,14 +52,26 @@ impl std::fmt::Debug for VideoReader {
     }
 }
 
-/// The input, its decoder, the video stream's index, time base and frame rate.
-fn open_input(source: &Source) -> Result<(Input, decoder::Video, usize, f64, Option<f64>)> {
+/// The input, its decoder, the video stream's index, time base and frame rate; a stream that
+/// stalls for `timeout` is an error.
+fn open_input(
+    source: &Source,
+    timeout: Duration,
+) -> Result<(Input, decoder::Video, usize, f64, Option<f64>)> {
     crate::init()?;
     let name = source.name();
     let open_err = |source| VideoError::Open { name: name.clone(), source };
     let input = match source {
         Source::File(path) => ffmpeg_next::format::input(path).map_err(open_err)?,
-        Source::Stream(url) => ffmpeg_next::format::input(url).map_err(open_err)?,
+        Source::Stream(url) => {
+            // `rw_timeout` bounds every protocol's reads and writes; `timeout` is the socket
+            // timeout of tcp, http and rtsp. Both in microseconds.
+            let micros = timeout.as_micros().to_string();
+            let mut options = ffmpeg_next::Dictionary::new();
+            options.set("rw_timeout", &micros);
+            options.set("timeout", &micros);
+            ffmpeg_next::format::input_with_dictionary(url, options).map_err(open_err)?
+        }
         Source::Camera(path) => {
             let v4l2 = ffmpeg_next::device::input::video()
                 .find(|f| f.name() == "video4linux2" || f.name() == "v4l2")
@@ -83,7 +100,7 @@ fn open_input(source: &Source) -> Result<(Input, decoder::Video, usize, f64, Opt
 impl VideoReader {
     /// Opens `source`.
     pub fn open(source: &Source) -> Result<Self> {
-        let (input, decoder, stream, time_base, frame_rate) = open_input(source)?;
+        let (input, decoder, stream, time_base, frame_rate) = open_input(source, STREAM_TIMEOUT)?;
         Ok(Self {
             source: source.clone(),
             input,
@@ -146,7 +163,7 @@ impl VideoReader {
         self.reconnects += 1;
         std::thread::sleep(Duration::from_millis(500 * u64::from(self.reconnects)));
         let (input, decoder, stream, time_base, _) =
-            open_input(&self.source).map_err(|_| self.read_error(error))?;
+            open_input(&self.source, STREAM_TIMEOUT).map_err(|_| self.read_error(error))?;
         (self.input, self.decoder, self.stream, self.time_base) =
             (input, decoder, stream, time_base);
         Ok(())
@@ -195,5 +212,31 @@ impl VideoReader {
             reconnects: self.reconnects,
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A server that accepts the connection and then sends nothing must not hang the reader.
+    #[test]
+    fn a_stalled_stream_is_an_error_after_the_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (connection, _) = listener.accept().unwrap();
+            std::thread::sleep(Duration::from_secs(6));
+            drop(connection);
+        });
+        let started = Instant::now();
+        let source = Source::Stream(format!("http://127.0.0.1:{port}/clip.mp4"));
+        let error = open_input(&source, Duration::from_secs(1)).err().expect("no video came");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        assert!(error.to_string().contains("clip.mp4"), "{error}");
+        server.join().unwrap();
     }
 }
