@@ -1,7 +1,7 @@
 //! The C ABI of `csrc/c10d.cpp`, wrapped in owning handles whose methods return `Result`s.
 //!
-//! Every shim call reports failure as null or -1 plus a malloc'ed message; [`take_error`] turns
-//! that into the message text exactly once.
+//! Every shim call reports failure through a malloc'ed message in its last argument; [`call`]
+//! turns that into the message text exactly once.
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -88,23 +88,24 @@ extern "C" {
     fn free(ptr: *mut c_void);
 }
 
-/// The message of a failed shim call.
-///
-/// # Safety
-/// `error` is null or what the shim set: a NUL-terminated string from `strdup`, not yet freed.
-unsafe fn take_error(error: *mut c_char) -> String {
+/// Runs one shim call, given the location of its error out-parameter: every shim function
+/// sets it to a malloc'ed message when it fails and leaves it null otherwise, whatever it
+/// returns. The message is taken (and freed) exactly once.
+fn call<T>(f: impl FnOnce(*mut *mut c_char) -> T) -> Result<T, String> {
+    let mut error: *mut c_char = std::ptr::null_mut();
+    let value = f(&raw mut error);
     if error.is_null() {
-        return "failed without a message".to_owned();
+        return Ok(value);
     }
-    // SAFETY: per the contract above.
+    // SAFETY: a non-null `error` is a NUL-terminated string from strdup, not yet freed.
     let message = unsafe { CStr::from_ptr(error) }.to_string_lossy().into_owned();
     // SAFETY: allocated by malloc (strdup) and not used after this.
     unsafe { free(error.cast()) };
     // c10d appends the C++ stack ("Exception raised from ... frame #0: ..."): not for users.
-    match message.find("\nException raised from") {
+    Err(match message.find("\nException raised from") {
         Some(end) => message[..end].trim_end().to_owned(),
         None => message,
-    }
+    })
 }
 
 /// A key or host name as a C string (they never hold NUL: they are built by this crate or
@@ -130,61 +131,33 @@ impl StoreHandle {
         timeout_ms: i64,
     ) -> Result<Self, String> {
         let host = c_string(host);
-        let mut error = std::ptr::null_mut();
-        // SAFETY: `host` lives through the call; the handle or the message is taken once.
-        let raw = unsafe {
-            yolo3_store_new(
-                host.as_ptr(),
-                port,
-                i32::from(is_server),
-                world as i32,
-                timeout_ms,
-                &raw mut error,
-            )
-        };
-        if raw.is_null() {
-            // SAFETY: the call failed and set `error`.
-            return Err(unsafe { take_error(error) });
-        }
-        Ok(Self(raw))
+        // SAFETY: `host` lives through the call; a non-null result is a new handle.
+        call(|e| unsafe {
+            yolo3_store_new(host.as_ptr(), port, i32::from(is_server), world as i32, timeout_ms, e)
+        })
+        .map(Self)
     }
 
     pub fn try_clone(&self) -> Result<Self, String> {
-        let mut error = std::ptr::null_mut();
         // SAFETY: `self.0` is a live handle.
-        let raw = unsafe { yolo3_store_clone(self.0, &raw mut error) };
-        if raw.is_null() {
-            // SAFETY: the call failed and set `error`.
-            return Err(unsafe { take_error(error) });
-        }
-        Ok(Self(raw))
+        call(|e| unsafe { yolo3_store_clone(self.0, e) }).map(Self)
     }
 
     pub fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
         let key = c_string(key);
-        let mut error = std::ptr::null_mut();
         // SAFETY: live handle, key and value for the duration of the call.
-        let rc = unsafe {
-            yolo3_store_set(self.0, key.as_ptr(), value.as_ptr(), value.len(), &raw mut error)
-        };
-        if rc != 0 {
-            // SAFETY: the call failed and set `error`.
-            return Err(unsafe { take_error(error) });
-        }
-        Ok(())
+        call(|e| unsafe { yolo3_store_set(self.0, key.as_ptr(), value.as_ptr(), value.len(), e) })
+            .map(drop)
     }
 
     /// Waits for `key` up to the store's timeout.
     pub fn get(&self, key: &str) -> Result<Vec<u8>, String> {
         let key = c_string(key);
-        let mut error = std::ptr::null_mut();
         let mut len = 0usize;
-        // SAFETY: live handle and key; a non-null result is a malloc'ed buffer of `len` bytes.
+        // SAFETY: live handle and key.
+        let data = call(|e| unsafe { yolo3_store_get(self.0, key.as_ptr(), &raw mut len, e) })?;
+        // SAFETY: on success the result is a malloc'ed buffer of `len` bytes, freed once here.
         unsafe {
-            let data = yolo3_store_get(self.0, key.as_ptr(), &raw mut len, &raw mut error);
-            if data.is_null() {
-                return Err(take_error(error));
-            }
             let value = std::slice::from_raw_parts(data, len).to_vec();
             free(data.cast());
             Ok(value)
@@ -193,26 +166,14 @@ impl StoreHandle {
 
     pub fn check(&self, key: &str) -> Result<bool, String> {
         let key = c_string(key);
-        let mut error = std::ptr::null_mut();
         // SAFETY: live handle and key.
-        let rc = unsafe { yolo3_store_check(self.0, key.as_ptr(), &raw mut error) };
-        if rc < 0 {
-            // SAFETY: the call failed and set `error`.
-            return Err(unsafe { take_error(error) });
-        }
-        Ok(rc == 1)
+        call(|e| unsafe { yolo3_store_check(self.0, key.as_ptr(), e) }).map(|rc| rc == 1)
     }
 
     pub fn add(&self, key: &str, delta: i64) -> Result<i64, String> {
         let key = c_string(key);
-        let mut error = std::ptr::null_mut();
         // SAFETY: live handle and key.
-        let value = unsafe { yolo3_store_add(self.0, key.as_ptr(), delta, &raw mut error) };
-        if !error.is_null() {
-            // SAFETY: the call failed and set `error`.
-            return Err(unsafe { take_error(error) });
-        }
-        Ok(value)
+        call(|e| unsafe { yolo3_store_add(self.0, key.as_ptr(), delta, e) })
     }
 }
 
@@ -241,9 +202,8 @@ impl GroupHandle {
         timeout_ms: i64,
     ) -> Result<Self, String> {
         let (backend, hostname) = (c_string(backend), c_string(hostname));
-        let mut error = std::ptr::null_mut();
         // SAFETY: live store and strings for the duration of the call.
-        let raw = unsafe {
+        call(|e| unsafe {
             yolo3_group_new(
                 store.0,
                 rank as i32,
@@ -251,51 +211,29 @@ impl GroupHandle {
                 backend.as_ptr(),
                 hostname.as_ptr(),
                 timeout_ms,
-                &raw mut error,
+                e,
             )
-        };
-        if raw.is_null() {
-            // SAFETY: the call failed and set `error`.
-            return Err(unsafe { take_error(error) });
-        }
-        Ok(Self(raw))
+        })
+        .map(Self)
     }
 
     /// Starts an in-place sum of the contiguous `tensor` over the ranks; the tensor must stay
     /// alive and untouched until the returned work is waited for.
     pub fn all_reduce_start(&self, tensor: &Tensor) -> Result<WorkHandle, String> {
-        let mut error = std::ptr::null_mut();
         // SAFETY: live group and tensor handles.
-        let raw = unsafe { yolo3_all_reduce_start(self.0, tensor.as_ptr(), &raw mut error) };
-        if raw.is_null() {
-            // SAFETY: the call failed and set `error`.
-            return Err(unsafe { take_error(error) });
-        }
-        Ok(WorkHandle(raw))
+        call(|e| unsafe { yolo3_all_reduce_start(self.0, tensor.as_ptr(), e) }).map(WorkHandle)
     }
 
     pub fn broadcast(&self, tensor: &Tensor, root: usize) -> Result<(), String> {
-        let mut error = std::ptr::null_mut();
         // SAFETY: live group and tensor handles.
-        let rc = unsafe { yolo3_broadcast(self.0, tensor.as_ptr(), root as i32, &raw mut error) };
-        if rc != 0 {
-            // SAFETY: the call failed and set `error`.
-            return Err(unsafe { take_error(error) });
-        }
-        Ok(())
+        call(|e| unsafe { yolo3_broadcast(self.0, tensor.as_ptr(), root as i32, e) }).map(drop)
     }
 
     pub fn replica_sum(&self, input: &Tensor) -> Result<Tensor, String> {
-        let mut error = std::ptr::null_mut();
-        // SAFETY: live group and tensor handles; a non-null result is a new tensor handle
-        // whose ownership passes to the returned Tensor.
-        unsafe {
-            let out = yolo3_replica_sum(self.0, input.as_ptr(), &raw mut error);
-            if out.is_null() {
-                return Err(take_error(error));
-            }
-            Ok(Tensor::from_ptr(out))
-        }
+        // SAFETY: live group and tensor handles.
+        let out = call(|e| unsafe { yolo3_replica_sum(self.0, input.as_ptr(), e) })?;
+        // SAFETY: on success `out` is a new tensor handle whose ownership passes to the Tensor.
+        Ok(unsafe { Tensor::from_ptr(out) })
     }
 }
 
@@ -311,14 +249,8 @@ pub(crate) struct WorkHandle(*mut RawWork);
 
 impl WorkHandle {
     pub fn wait(self) -> Result<(), String> {
-        let mut error = std::ptr::null_mut();
         // SAFETY: live work handle (freed by Drop after this).
-        let rc = unsafe { yolo3_work_wait(self.0, &raw mut error) };
-        if rc != 0 {
-            // SAFETY: the call failed and set `error`.
-            return Err(unsafe { take_error(error) });
-        }
-        Ok(())
+        call(|e| unsafe { yolo3_work_wait(self.0, e) }).map(drop)
     }
 }
 

@@ -22,9 +22,19 @@ fn env(rank: usize, world: usize, port: u16) -> WorldEnv {
     }
 }
 
-/// Runs `f(rank, group)` on every rank of a fresh world of `world` threads.
+/// Runs `f(rank, group)` on every rank of a fresh Gloo world of `world` threads.
 fn with_world<T: Send + 'static>(
     world: usize,
+    f: impl Fn(usize, ProcessGroup) -> T + Send + Sync + Clone + 'static,
+) -> Vec<T> {
+    with_world_on(world, Backend::Gloo, Duration::from_secs(20), f)
+}
+
+/// As [`with_world`] on `backend`, every collective timing out after `timeout`.
+fn with_world_on<T: Send + 'static>(
+    world: usize,
+    backend: Backend,
+    timeout: Duration,
     f: impl Fn(usize, ProcessGroup) -> T + Send + Sync + Clone + 'static,
 ) -> Vec<T> {
     let port = free_port();
@@ -32,9 +42,8 @@ fn with_world<T: Send + 'static>(
         .map(|rank| {
             let f = f.clone();
             std::thread::spawn(move || {
-                let group =
-                    ProcessGroup::join(&env(rank, world, port), Duration::from_secs(20)).unwrap();
-                group.start(Backend::Gloo).unwrap();
+                let group = ProcessGroup::join(&env(rank, world, port), timeout).unwrap();
+                group.start(backend).unwrap();
                 f(rank, group)
             })
         })
@@ -148,49 +157,32 @@ fn nccl_backend_is_built_and_runs_on_two_gpus() {
         );
         return;
     }
-    let port = free_port();
-    let handles: Vec<_> = (0..2)
-        .map(|rank| {
-            std::thread::spawn(move || {
-                let group =
-                    ProcessGroup::join(&env(rank, 2, port), Duration::from_secs(60)).unwrap();
-                group.start(Backend::Nccl).unwrap();
-                let device = tch::Device::Cuda(rank);
-                let t = Tensor::from_slice(&[rank as f32 + 1.0, 4.0]).to_device(device);
-                group.all_reduce_mean(&[t.shallow_clone()]).unwrap();
-                Vec::<f32>::try_from(&t.to_device(tch::Device::Cpu)).unwrap()
-            })
-        })
-        .collect();
-    for h in handles {
-        assert_eq!(h.join().unwrap(), vec![1.5, 4.0]);
+    let results = with_world_on(2, Backend::Nccl, Duration::from_secs(60), |rank, group| {
+        let device = tch::Device::Cuda(rank);
+        let t = Tensor::from_slice(&[rank as f32 + 1.0, 4.0]).to_device(device);
+        group.all_reduce_mean(&[t.shallow_clone()]).unwrap();
+        Vec::<f32>::try_from(&t.to_device(tch::Device::Cpu)).unwrap()
+    });
+    for r in results {
+        assert_eq!(r, vec![1.5, 4.0]);
     }
 }
 
 #[test]
 fn a_stuck_rank_is_named_at_the_timeout() {
-    let port = free_port();
-    let handles: Vec<_> = (0..2)
-        .map(|rank| {
-            std::thread::spawn(move || {
-                let group =
-                    ProcessGroup::join(&env(rank, 2, port), Duration::from_secs(3)).unwrap();
-                group.start(Backend::Gloo).unwrap();
-                let t = Tensor::from_slice(&[1.0f32]);
-                group.set_progress(1);
-                group.all_reduce_sum(&t, "step 1").unwrap();
-                if rank == 1 {
-                    // Alive (beating) but never reaching step 2's collective.
-                    std::thread::sleep(Duration::from_secs(8));
-                    return None;
-                }
-                group.set_progress(2);
-                Some(group.all_reduce_sum(&t, "step 2").unwrap_err())
-            })
-        })
-        .collect();
-    let errors: Vec<DistError> = handles.into_iter().filter_map(|h| h.join().unwrap()).collect();
-    let error = errors.into_iter().next().unwrap();
+    let results = with_world_on(2, Backend::Gloo, Duration::from_secs(3), |rank, group| {
+        let t = Tensor::from_slice(&[1.0f32]);
+        group.set_progress(1);
+        group.all_reduce_sum(&t, "step 1").unwrap();
+        if rank == 1 {
+            // Alive (beating) but never reaching step 2's collective.
+            std::thread::sleep(Duration::from_secs(8));
+            return None;
+        }
+        group.set_progress(2);
+        Some(group.all_reduce_sum(&t, "step 2").unwrap_err())
+    });
+    let error = results.into_iter().flatten().next().unwrap();
     match &error {
         DistError::Collective { lost, .. } => {
             assert_eq!(*lost, Lost::Behind { ranks: vec![(1, 1)], furthest: 2 }, "{error}");
