@@ -549,14 +549,15 @@ impl Session {
                         }
                     });
                 // Every rank learns of a non-finite loss on any of them before any backward.
-                let (finite, terms) = match &computed {
-                    Ok(out) => (true, out.parts.terms()),
-                    Err(TrainError::NonFiniteLoss { .. }) => (false, LossTerms::default()),
-                    Err(_) => return computed.map(|_| unreachable!("an error")),
+                let out = match computed {
+                    Ok(out) => Ok(out),
+                    Err(e @ TrainError::NonFiniteLoss { .. }) => Err(e),
+                    Err(other) => return Err(other),
                 };
+                let terms = out.as_ref().map_or(LossTerms::default(), |o| o.parts.terms());
                 self.replicas.set_progress((epoch * batches + b + 1) as u64);
-                let totals = self.replicas.step_totals(finite, terms, n)?;
-                let out = computed?;
+                let totals = self.replicas.step_totals(out.is_ok(), terms, n)?;
+                let out = out?;
                 if totals.non_finite > 0 {
                     return Err(TrainError::PeerNonFiniteLoss {
                         epoch: epoch + 1,
@@ -629,11 +630,12 @@ impl Session {
             })?;
             let outcome: EpochOutcome = serde_json::from_slice(&outcome)
                 .map_err(|e| TrainError::Config(format!("rank 0's epoch outcome: {e}")))?;
-            let row = EpochRow::parse(&outcome.row, &self.run_dir.join("results.csv"), epoch + 2)?;
             if !self.replicas.is_leader() {
+                let results = self.run_dir.join("results.csv");
                 self.state = outcome.state;
-                self.rows.push(row.clone());
+                self.rows.push(EpochRow::parse(&outcome.row, &results, epoch + 2)?);
             }
+            let row = self.rows.last().expect("this epoch's row").clone();
             stop = outcome.stop;
             observer.epoch_end(&row);
         }

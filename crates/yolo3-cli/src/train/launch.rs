@@ -196,18 +196,19 @@ fn forward(
         .name("yolo3-forward".into())
         .spawn(move || {
             let mut reader = BufReader::new(pipe);
-            let mut line = Vec::new();
+            let mut line = prefix.into_bytes();
+            let start = line.len();
             while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
                 if !line.ends_with(b"\n") {
                     line.push(b'\n');
                 }
-                let mut out: Box<dyn Write> = if to_stderr {
-                    Box::new(std::io::stderr().lock())
+                // One write per line, so lines of different ranks do not interleave.
+                let _ = if to_stderr {
+                    std::io::stderr().lock().write_all(&line)
                 } else {
-                    Box::new(std::io::stdout().lock())
+                    std::io::stdout().lock().write_all(&line)
                 };
-                let _ = out.write_all(prefix.as_bytes()).and_then(|()| out.write_all(&line));
-                line.clear();
+                line.truncate(start);
             }
         })
         .ok()
