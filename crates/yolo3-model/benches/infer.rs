@@ -4,11 +4,12 @@
 //! line per configuration for `scripts/bench-model.sh`, which runs the `PyTorch` twin
 //! (`benches/torch_infer.py`) in the same go and prints the ratios. Variables are randomly
 //! initialised (the full `YOLOv3` weights are not shipped); timing does not depend on them.
-//! Each configuration is timed three ways: `<net>` is the network as trained
+//! Each configuration is timed four ways: `<net>` is the network as trained
 //! (`Darknet::forward_t`, batch norm its own operation), `<net>+folded` the [`InferenceNet`]
 //! with batch norm folded on the plain engine (NCHW, libtorch's convolution), `<net>+fused` the
-//! [`InferenceNet`] that `detect`, `eval` and validation run (oneDNN's fused convolutions on
-//! channels-last activations, kernels reordered once), so each step's gain shows.
+//! [`InferenceNet`] with oneDNN's fused convolutions on channels-last activations (kernels
+//! reordered once) and `<net>+winograd` the one `detect`, `eval` and validation run (the same,
+//! with Winograd F(2x2, 3x3) for the wide 3x3 convolutions), so each step's gain shows.
 //! Threads: 2 (`YOLO3_BENCH_THREADS`). Iterations per configuration can be scaled with
 //! `YOLO3_BENCH_SCALE` (default 1); `YOLO3_BENCH_ONLY=<net>:<batch>` runs one configuration
 //! (the script interleaves the two sides per configuration so load drift hits both alike).
@@ -19,7 +20,7 @@ mod common;
 
 use common::{cfg_dir, env_number, time};
 use tch::{Device, Kind, Tensor};
-use yolo3_model::{Config, ConvEngine, Darknet, InferenceNet};
+use yolo3_model::{Config, ConvEngine, Darknet, InferenceNet, Winograd};
 
 /// (cfg file, label, batch, timed iterations).
 const RUNS: [(&str, &str, i64, usize); 4] = [
@@ -51,11 +52,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         time(&format!("{label}+folded {batch}"), iterations, || {
             drop(folded.infer(&x).expect("folded forward"));
         });
-        let fused = InferenceNet::new(&net)?;
-        let suffix =
-            if fused.engine() == ConvEngine::OneDnn { "fused" } else { "folded(no-onednn)" };
-        time(&format!("{label}+{suffix} {batch}"), iterations, || {
+        let fused = InferenceNet::with_engine(&net, ConvEngine::OneDnn(Winograd::Never))?;
+        if fused.engine() == ConvEngine::Plain {
+            println!("# this libtorch has no oneDNN: no fused or winograd rows");
+            continue;
+        }
+        time(&format!("{label}+fused {batch}"), iterations, || {
             drop(fused.infer(&x).expect("fused forward"));
+        });
+        let winograd = InferenceNet::new(&net)?;
+        time(&format!("{label}+winograd {batch}"), iterations, || {
+            drop(winograd.infer(&x).expect("winograd forward"));
         });
     }
     Ok(())

@@ -1,14 +1,16 @@
 //! Every shared model case: the network loaded with the case's cfg and weights reproduces
 //! the float64 darknet reference heads within `1e-4 + 2e-5*|ref|`, as trained (batch norm
 //! its own operation) and as prepared for inference (batch norm folded; oneDNN's fused
-//! convolutions on channels-last activations, and the plain folded convolutions).
+//! convolutions on channels-last activations, with Winograd where it is faster, nowhere and
+//! wherever it applies, and the plain folded convolutions; the default engine also on a batch
+//! of 8 copies of the input, where the full-size cfgs' wide convolutions run as Winograd).
 
 #![allow(clippy::print_stdout)]
 
 mod common;
 
 use tch::{Device, Kind};
-use yolo3_model::{Config, ConvEngine, Darknet, DarknetWeights, InferenceNet};
+use yolo3_model::{Config, ConvEngine, Darknet, DarknetWeights, InferenceNet, Winograd};
 
 /// Checks one case file; returns the largest difference over its heads.
 fn check_case(path: &std::path::Path) -> f64 {
@@ -19,21 +21,33 @@ fn check_case(path: &std::path::Path) -> f64 {
     assert_eq!(net.load_darknet_weights(&weights).unwrap(), weights.convs.len());
     let input = &case.tensors["input"];
     let onednn = InferenceNet::new(&net).unwrap();
-    if onednn.engine() != ConvEngine::OneDnn {
+    if onednn.engine() == ConvEngine::Plain {
         println!("this libtorch has no oneDNN: only the plain inference engine is checked");
     }
+    let infer = |engine| InferenceNet::with_engine(&net, engine).unwrap().infer(input).unwrap();
     let paths = [
         ("forward_t", tch::no_grad(|| net.forward_t(input, false)).unwrap()),
         ("inference (default engine)", onednn.infer(input).unwrap()),
+        ("inference (oneDNN, direct)", infer(ConvEngine::OneDnn(Winograd::Never))),
         (
-            "inference (plain engine)",
-            InferenceNet::with_engine(&net, ConvEngine::Plain).unwrap().infer(input).unwrap(),
+            "inference (oneDNN, Winograd everywhere)",
+            infer(ConvEngine::OneDnn(Winograd::Everywhere)),
         ),
+        ("inference (plain engine)", infer(ConvEngine::Plain)),
     ];
     let mut worst_case = 0f64;
     for (name, outputs) in &paths {
         assert_eq!(outputs.len(), net.heads().len());
         worst_case = worst_case.max(check_heads(path, name, outputs, &case));
+    }
+    // The default engine on 8 copies of the input, where the batch makes the wide
+    // convolutions of the full-size cfgs run as Winograd: each copy's heads as the reference.
+    let n = input.size()[0];
+    let copies = onednn.infer(&input.repeat([8, 1, 1, 1])).unwrap();
+    for copy in 0..8 {
+        let outputs: Vec<tch::Tensor> = copies.iter().map(|o| o.narrow(0, copy * n, n)).collect();
+        let name = format!("inference (default engine, copy {copy} of a batch of 8)");
+        worst_case = worst_case.max(check_heads(path, &name, &outputs, &case));
     }
     worst_case
 }

@@ -1,6 +1,8 @@
 //! The calls into ATen that tch does not expose, through the C++ shim in `csrc/` (compiled by
 //! `build.rs`): `at::leaky_relu` with a chosen slope (`leaky.cpp`), and oneDNN's convolution
-//! with bias and activation fused, `mkldnn::_convolution_pointwise` (`conv_pointwise.cpp`).
+//! with bias and activation fused, `mkldnn::_convolution_pointwise` (`conv_pointwise.cpp`), and
+//! the input and output transforms of a Winograd F(2x2, 3x3) convolution (`winograd.cpp`), and
+//! a one-pass max pooling for inference (`maxpool.cpp`).
 //!
 //! tch 0.26 binds `leaky_relu` with PyTorch's default slope 0.01 only. Composing darknet's 0.1
 //! from elementwise operations cost 30% of a training step, and `prelu` with a fixed weight is
@@ -26,6 +28,26 @@ extern "C" {
         padding: i64,
         attr: *const c_char,
         slope: f64,
+        error: *mut *mut c_char,
+    ) -> *mut C_tensor;
+    fn yolo3_winograd_input(input: *const C_tensor, error: *mut *mut c_char) -> *mut C_tensor;
+    fn yolo3_winograd_output(
+        parts: *const *const C_tensor,
+        bias: *const C_tensor,
+        n: i64,
+        h: i64,
+        w: i64,
+        leaky: i32,
+        slope: f64,
+        error: *mut *mut c_char,
+    ) -> *mut C_tensor;
+    fn yolo3_maxpool(
+        input: *const C_tensor,
+        size: i64,
+        stride: i64,
+        before: i64,
+        out_h: i64,
+        out_w: i64,
         error: *mut *mut c_char,
     ) -> *mut C_tensor;
     fn free(ptr: *mut c_void);
@@ -108,6 +130,65 @@ pub fn conv_pointwise(
             &raw mut error,
         );
         take_result(out, error, "the fused convolution")
+    }
+}
+
+/// Winograd F(2x2, 3x3) input transform of `xs` (`N x C x H x W` float32, padding 1): `16 x T x
+/// C`, the transformed 4x4 patch of each of the `T = N * ceil(H/2) * ceil(W/2)` output tiles.
+pub fn winograd_input(xs: &Tensor) -> Result<Tensor, TchError> {
+    let mut error: *mut c_char = std::ptr::null_mut();
+    // SAFETY: `xs.as_ptr()` is a live tensor handle for the duration of the call; the result is
+    // taken exactly once.
+    unsafe {
+        let out = yolo3_winograd_input(xs.as_ptr(), &raw mut error);
+        take_result(out, error, "the Winograd input transform")
+    }
+}
+
+/// Winograd F(2x2, 3x3) output transform: the `N x Cout x H x W` output (channels-last) from the
+/// 16 product planes (each `T x Cout` in memory, `T` the tiles of [`winograd_input`]), plus
+/// `bias`, then `leaky`'s slope if given.
+pub fn winograd_output(
+    parts: &[Tensor; 16],
+    bias: &Tensor,
+    (n, h, w): (i64, i64, i64),
+    leaky: Option<f64>,
+) -> Result<Tensor, TchError> {
+    let handles: [*const C_tensor; 16] = std::array::from_fn(|p| parts[p].as_ptr());
+    let mut error: *mut c_char = std::ptr::null_mut();
+    // SAFETY: the 16 handles and `bias` are live tensors for the duration of the call, which
+    // reads exactly 16 handles; the result is taken exactly once.
+    unsafe {
+        let out = yolo3_winograd_output(
+            handles.as_ptr(),
+            bias.as_ptr(),
+            n,
+            h,
+            w,
+            i32::from(leaky.is_some()),
+            leaky.unwrap_or(0.0),
+            &raw mut error,
+        );
+        take_result(out, error, "the Winograd output transform")
+    }
+}
+
+/// Max pooling of `xs` (`N x C x H x W` float32; channels-last in and out) to `out` = `(H', W')`:
+/// output `(y, x)` is the maximum over rows `y * stride - before + [0, size)` and columns
+/// likewise, samples outside the input left out, NaN propagated. No autograd.
+pub fn maxpool(
+    xs: &Tensor,
+    size: i64,
+    stride: i64,
+    before: i64,
+    out: (i64, i64),
+) -> Result<Tensor, TchError> {
+    let mut error: *mut c_char = std::ptr::null_mut();
+    // SAFETY: `xs.as_ptr()` is a live tensor handle for the duration of the call; the result is
+    // taken exactly once.
+    unsafe {
+        let result = yolo3_maxpool(xs.as_ptr(), size, stride, before, out.0, out.1, &raw mut error);
+        take_result(result, error, "max pooling")
     }
 }
 

@@ -10,13 +10,18 @@
 //!   (oneDNN's native layout, so no reorder around each convolution), each convolution, its
 //!   bias and its activation **one oneDNN primitive** (`mkldnn::_convolution_pointwise`, through
 //!   the C++ shim), its kernel **reordered once per input shape** into oneDNN's blocked layout
-//!   and kept;
+//!   and kept; the wide 3x3 convolutions of stride 1 as **Winograd F(2x2, 3x3)** where the
+//!   batch makes it pay ([`Winograd`]): 2.25x fewer multiplications, as 16 oneDNN 1x1
+//!   convolutions between two transforms in the shim (`csrc/winograd.cpp`), the kernel
+//!   transformed once in float64; max pooling in **one pass** over the channels-last
+//!   activations (`csrc/maxpool.cpp`, no argmax indices, each input read once);
 //! * elsewhere ([`ConvEngine::Plain`], e.g. CUDA, where cuDNN picks its own algorithms), the
 //!   folded convolution then the activation, in NCHW.
 //!
-//! The rest of the graph (pooling, upsampling, route, shortcut) is the same code as
+//! The rest of the graph (upsampling, route, shortcut) is the same code as
 //! [`Darknet::forward_t`]. Outputs equal the unfolded network's to float32 rounding (the
-//! shared model cases check both against the float64 reference at one tolerance).
+//! shared model cases check every engine, Winograd applied everywhere it can be included,
+//! against the float64 reference at one tolerance; Winograd's rounding uses at most 5% of it).
 //! Measured on 2 cores (tiny-YOLOv3, 416, batch 8; `scripts/bench-model.sh`): see the README.
 
 use std::collections::HashMap;
@@ -24,28 +29,53 @@ use std::sync::Mutex;
 
 use tch::{Device, Kind, Tensor};
 
-use super::aten::{conv_pointwise, has_mkldnn, PostOp};
+use super::aten::{conv_pointwise, has_mkldnn, maxpool, winograd_input, winograd_output, PostOp};
 use super::ops::{activate, BN_INFERENCE_EPS, LEAKY_SLOPE};
-use super::{check_input, run_layers, Darknet};
-use crate::cfg::{Activation, Config};
+use super::{check_input, maxpool_padding, run_layers, Darknet};
+use crate::cfg::{Activation, Config, Maxpool};
 use crate::error::{Result, TorchContext};
 
 /// How the convolutions of an [`InferenceNet`] run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvEngine {
     /// oneDNN's fused convolution + bias + activation on channels-last activations, kernels
-    /// reordered per input shape (CPU builds of libtorch with oneDNN).
-    OneDnn,
+    /// reordered per input shape (CPU builds of libtorch with oneDNN); 3x3 convolutions of
+    /// stride 1 through Winograd as chosen.
+    OneDnn(Winograd),
     /// libtorch's convolution with the folded bias, then the activation, in NCHW.
     Plain,
 }
+
+/// Which 3x3 stride-1 convolutions of the oneDNN engine run as Winograd F(2x2, 3x3): 16
+/// oneDNN 1x1 convolutions between an input and an output transform (`csrc/winograd.cpp`),
+/// 2.25x fewer multiplications for 4x the activation memory traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Winograd {
+    /// Those with at least [`WINOGRAD_MIN_CHANNELS`] input and output channels whose 16
+    /// products each have at least [`WINOGRAD_MIN_PRODUCT`] multiply-adds at the batch's size:
+    /// where the saved arithmetic outweighs the transforms' memory traffic and 16 smaller
+    /// products (measured on tiny-YOLOv3 and YOLOv3 at 416; see the README).
+    WhereFaster,
+    /// None: every convolution is oneDNN's direct one.
+    Never,
+    /// All of them whose activation the output transform applies (linear, leaky).
+    Everywhere,
+}
+
+/// Fewest input and output channels of a convolution [`Winograd::WhereFaster`] transforms.
+pub const WINOGRAD_MIN_CHANNELS: i64 = 256;
+
+/// Fewest multiply-adds (`tiles x Cin x Cout`) of each of the 16 products for
+/// [`Winograd::WhereFaster`] (2^26: tiny-YOLOv3's 384->256 convolution at 26x26 from batch 5 on,
+/// its 512->1024 at 13x13 from batch 3).
+pub const WINOGRAD_MIN_PRODUCT: i64 = 1 << 26;
 
 impl ConvEngine {
     /// The fastest engine for `device`: oneDNN on the CPU where libtorch has it, else plain.
     #[must_use]
     pub fn for_device(device: Device) -> Self {
         if device == Device::Cpu && has_mkldnn() {
-            Self::OneDnn
+            Self::OneDnn(Winograd::WhereFaster)
         } else {
             Self::Plain
         }
@@ -59,11 +89,17 @@ pub(crate) struct FoldedConv {
     pub stride: i64,
     pub padding: i64,
     pub activation: Activation,
+    /// The kernel's 16 Winograd planes (`Cout x Cin x 1 x 1` each) when it runs as Winograd.
+    winograd: Option<[Tensor; 16]>,
 }
 
 /// Kernels in oneDNN's layout kept per (layer, input shape); cleared when this many shapes
 /// per convolution have been seen (a caller whose input size keeps changing).
 const MAX_SHAPES_PER_CONV: usize = 4;
+
+/// A kernel in oneDNN's layout: (layer, which of its kernels: 0 direct, 1 + p Winograd plane
+/// p, input shape).
+type PackedKey = (usize, usize, Vec<i64>);
 
 /// An inference-only copy of a network (see the module docs). Later changes to the
 /// [`Darknet`]'s variables do not reach it: prepare it again after training steps.
@@ -73,7 +109,7 @@ pub struct InferenceNet {
     device: Device,
     engine: ConvEngine,
     convs: Vec<Option<FoldedConv>>,
-    packed: Mutex<HashMap<(usize, Vec<i64>), Tensor>>,
+    packed: Mutex<HashMap<PackedKey, Tensor>>,
 }
 
 impl std::fmt::Debug for InferenceNet {
@@ -95,18 +131,24 @@ impl InferenceNet {
     /// Prepares `net` with `engine` ([`ConvEngine::OneDnn`] falls back to plain off the CPU or
     /// without oneDNN).
     pub fn with_engine(net: &Darknet, engine: ConvEngine) -> Result<Self> {
-        let engine = match engine {
-            ConvEngine::OneDnn if ConvEngine::for_device(net.device()) == ConvEngine::OneDnn => {
-                ConvEngine::OneDnn
-            }
+        let engine = match (engine, ConvEngine::for_device(net.device())) {
+            (ConvEngine::OneDnn(w), ConvEngine::OneDnn(_)) => ConvEngine::OneDnn(w),
             _ => ConvEngine::Plain,
         };
         let mut convs = Vec::with_capacity(net.convs.len());
         for (i, block) in net.convs.iter().enumerate() {
             convs.push(match block {
                 Some(block) => Some(
-                    tch::no_grad(|| fold(block))
-                        .torch(|| format!("folding batch norm into conv layer {i}"))?,
+                    tch::no_grad(|| {
+                        let mut c = fold(block)?;
+                        if let ConvEngine::OneDnn(w) = engine {
+                            if runs_winograd(&c, w) {
+                                c.winograd = Some(winograd_kernel(&c.weight)?);
+                            }
+                        }
+                        Ok::<_, tch::TchError>(c)
+                    })
+                    .torch(|| format!("preparing conv layer {i} for inference"))?,
                 ),
                 None => None,
             });
@@ -140,20 +182,33 @@ impl InferenceNet {
             let xs = xs.f_to_device(self.device).torch(|| "uploading a batch".into())?;
             check_input(&self.cfg, self.device, &xs)?;
             let xs = match self.engine {
-                ConvEngine::OneDnn => channels_last(&xs).torch(|| "reordering a batch".into())?,
+                ConvEngine::OneDnn(_) => {
+                    channels_last(&xs).torch(|| "reordering a batch".into())?
+                }
                 ConvEngine::Plain => xs,
             };
-            run_layers(&self.cfg, &self.last_use, &xs, |i, input| self.conv(i, input))
+            let conv = |i: usize, input: &Tensor| self.conv(i, input);
+            match self.engine {
+                ConvEngine::OneDnn(_) => run_layers(&self.cfg, &self.last_use, &xs, conv, pool),
+                ConvEngine::Plain => {
+                    run_layers(&self.cfg, &self.last_use, &xs, conv, super::ops::maxpool)
+                }
+            }
         })
     }
 
     fn conv(&self, i: usize, xs: &Tensor) -> std::result::Result<Tensor, tch::TchError> {
         let c = self.convs[i].as_ref().expect("folded conv for conv layer");
         match self.engine {
-            ConvEngine::OneDnn => {
-                let weight = self.packed_weight(i, c, xs)?;
-                conv_pointwise(xs, &weight, Some(&c.bias), c.stride, c.padding, post_op(c))
-            }
+            ConvEngine::OneDnn(w) => match &c.winograd {
+                Some(planes) if w == Winograd::Everywhere || winograd_pays(c, xs) => {
+                    self.winograd(i, c, planes, xs)
+                }
+                _ => {
+                    let weight = self.packed_weight((i, 0), &c.weight, c.stride, c.padding, xs)?;
+                    conv_pointwise(xs, &weight, Some(&c.bias), c.stride, c.padding, post_op(c))
+                }
+            },
             ConvEngine::Plain => {
                 let ys = xs.f_conv2d(
                     &c.weight,
@@ -168,31 +223,113 @@ impl InferenceNet {
         }
     }
 
-    /// The kernel of conv `i` in oneDNN's layout for inputs shaped like `xs`.
-    fn packed_weight(
+    /// Conv `i` as Winograd F(2x2, 3x3): the input transform, the 16 products as oneDNN 1x1
+    /// convolutions (kernels reordered once per shape), the output transform with the bias
+    /// and the activation.
+    fn winograd(
         &self,
         i: usize,
         c: &FoldedConv,
+        planes: &[Tensor; 16],
         xs: &Tensor,
     ) -> std::result::Result<Tensor, tch::TchError> {
-        let key = (i, xs.size());
+        let size = xs.size();
+        let v = winograd_input(xs)?;
+        let (tiles, channels) = (v.size()[1], v.size()[2]);
+        let mut parts = Vec::with_capacity(16);
+        for (p, kernel) in planes.iter().enumerate() {
+            // Plane p, T x C in memory: a 1 x C x 1 x T channels-last image.
+            let input = v
+                .f_select(0, p as i64)?
+                .f_view([1, 1, tiles, channels])?
+                .f_permute([0, 3, 1, 2])?;
+            let weight = self.packed_weight((i, p + 1), kernel, 1, 0, &input)?;
+            parts.push(conv_pointwise(&input, &weight, None, 1, 0, PostOp::None)?);
+        }
+        let parts: [Tensor; 16] = parts.try_into().expect("16 planes");
+        let leaky = match c.activation {
+            Activation::Leaky => Some(LEAKY_SLOPE),
+            _ => None,
+        };
+        winograd_output(&parts, &c.bias, (size[0], size[2], size[3]), leaky)
+    }
+
+    /// `weight` in oneDNN's layout for inputs shaped like `xs`, kept under `key` (the layer,
+    /// and which of its kernels).
+    fn packed_weight(
+        &self,
+        key: (usize, usize),
+        weight: &Tensor,
+        stride: i64,
+        padding: i64,
+        xs: &Tensor,
+    ) -> std::result::Result<Tensor, tch::TchError> {
+        let key = (key.0, key.1, xs.size());
         let mut packed = self.packed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(w) = packed.get(&key) {
             return Ok(w.shallow_clone());
         }
-        let w = c.weight.f_to_mkldnn(None)?.f_mkldnn_reorder_conv2d_weight(
-            [c.padding, c.padding],
-            [c.stride, c.stride],
+        let w = weight.f_to_mkldnn(None)?.f_mkldnn_reorder_conv2d_weight(
+            [padding, padding],
+            [stride, stride],
             [1, 1],
             1,
-            Some(key.1.as_slice()),
+            Some(key.2.as_slice()),
         )?;
-        if packed.len() >= MAX_SHAPES_PER_CONV * self.convs.len() {
+        if packed.len() >= MAX_SHAPES_PER_CONV * 17 * self.convs.len() {
             packed.clear();
         }
         packed.insert(key, w.shallow_clone());
         Ok(w)
     }
+}
+
+/// Whether each of the 16 products of `c` on `xs` is large enough for Winograd to pay.
+fn winograd_pays(c: &FoldedConv, xs: &Tensor) -> bool {
+    let (k, x) = (c.weight.size(), xs.size());
+    let tiles = x[0] * ((x[2] + 1) / 2) * ((x[3] + 1) / 2);
+    tiles.saturating_mul(k[0]).saturating_mul(k[1]) >= WINOGRAD_MIN_PRODUCT
+}
+
+/// Whether `c` can run as Winograd under `w`: a 3x3 kernel, stride 1, padding 1, an activation
+/// the output transform applies, and for [`Winograd::WhereFaster`] enough channels (whether
+/// it does depends on the batch, [`winograd_pays`]).
+fn runs_winograd(c: &FoldedConv, w: Winograd) -> bool {
+    let size = c.weight.size();
+    let shape = size[2] == 3 && size[3] == 3 && c.stride == 1 && c.padding == 1;
+    let activation = matches!(c.activation, Activation::Leaky | Activation::Linear);
+    let wide = size[0] >= WINOGRAD_MIN_CHANNELS && size[1] >= WINOGRAD_MIN_CHANNELS;
+    shape
+        && activation
+        && match w {
+            Winograd::WhereFaster => wide,
+            Winograd::Everywhere => true,
+            Winograd::Never => false,
+        }
+}
+
+/// The 16 planes `G g G^T` of a `Cout x Cin x 3 x 3` kernel, computed in float64 and rounded
+/// once, each `Cout x Cin x 1 x 1` (plane `4 i + j` is entry `(i, j)` of the 4x4 tile).
+fn winograd_kernel(weight: &Tensor) -> std::result::Result<[Tensor; 16], tch::TchError> {
+    let g =
+        Tensor::f_from_slice(&[1.0f64, 0.0, 0.0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0.0, 0.0, 1.0])?
+            .f_view([4, 3])?
+            .f_to_device(weight.device())?;
+    let u = g.f_matmul(&weight.f_to_kind(Kind::Double)?)?.f_matmul(&g.f_transpose(0, 1)?)?;
+    let (cout, cin) = (weight.size()[0], weight.size()[1]);
+    let u = u.f_permute([2, 3, 0, 1])?.f_reshape([16, cout, cin, 1, 1])?.f_to_kind(Kind::Float)?;
+    let planes: Vec<Tensor> = (0..16)
+        .map(|p| u.f_get(p).and_then(|t| t.f_contiguous()))
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(planes.try_into().expect("16 planes"))
+}
+
+/// Darknet max pooling in one pass over channels-last activations (`csrc/maxpool.cpp`).
+fn pool(xs: &Tensor, m: &Maxpool) -> std::result::Result<Tensor, tch::TchError> {
+    let size = xs.size();
+    let (before, after_h, after_w) = maxpool_padding(m, size[2], size[3]);
+    let out = |x: i64, after: i64| (x + before + after - m.size) / m.stride + 1;
+    maxpool(xs, m.size, m.stride, before, (out(size[2], after_h), out(size[3], after_w)))
 }
 
 /// oneDNN's post-op for the conv's activation.
@@ -233,5 +370,47 @@ fn fold(block: &super::conv::ConvBlock) -> std::result::Result<FoldedConv, tch::
         stride: block.stride,
         padding: block.padding,
         activation: block.activation,
+        winograd: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass pooling equals the training path's `ops::maxpool` bit for bit, NaN
+    /// included, for darknet's pools (tiny's 2/2 and 2/1, SPP's 5/9/13 stride 1, a 3/2 with
+    /// odd sides) on channels-last inputs.
+    #[test]
+    fn one_pass_pooling_equals_the_training_path() {
+        if !has_mkldnn() {
+            eprintln!("skipped: this libtorch has no oneDNN, so the inference engine pools with ops::maxpool");
+            return;
+        }
+        tch::manual_seed(3);
+        for (size, stride, padding, h, w) in [
+            (2, 2, 0, 8, 6),
+            (2, 2, 1, 7, 9),
+            (2, 1, 1, 5, 7),
+            (5, 1, 4, 9, 6),
+            (9, 1, 8, 6, 6),
+            (13, 1, 12, 7, 5),
+            (3, 2, 2, 9, 7),
+        ] {
+            let m = Maxpool { size, stride, padding };
+            let xs = Tensor::randn([2, 5, h, w], (Kind::Float, Device::Cpu));
+            // A NaN in one window of every case.
+            let _ = xs.get(1).get(3).get(h / 2).get(w / 2).fill_(f64::NAN);
+            let expected = super::super::ops::maxpool(&xs, &m).unwrap();
+            let got = pool(&channels_last(&xs).unwrap(), &m).unwrap();
+            assert_eq!(got.size(), expected.size(), "{m:?} on {h}x{w}");
+            let same = got
+                .contiguous()
+                .isnan()
+                .logical_and(&expected.isnan())
+                .logical_or(&got.contiguous().eq_tensor(&expected));
+            assert!(bool::try_from(same.all()).unwrap(), "{m:?} on {h}x{w}: values differ");
+            assert!(bool::try_from(got.isnan().any()).unwrap(), "{m:?}: the NaN was lost");
+        }
+    }
 }

@@ -19,7 +19,9 @@ mod transfer;
 
 use tch::{nn, Device, Kind, Tensor};
 
-pub use inference::{ConvEngine, InferenceNet};
+pub use inference::{
+    ConvEngine, InferenceNet, Winograd, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_PRODUCT,
+};
 pub(crate) use ops::maxpool_padding;
 pub use ops::{ReplicaSum, BN_INFERENCE_EPS, BN_MOMENTUM, BN_TRAIN_EPS, LEAKY_SLOPE};
 pub use params::ParamGroups;
@@ -136,10 +138,11 @@ impl Darknet {
     /// in frozen convs, which keep their running statistics.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Vec<Tensor>> {
         check_input(&self.cfg, self.device(), xs)?;
-        run_layers(&self.cfg, &self.last_use, xs, |i, input| {
+        let conv = |i: usize, input: &Tensor| {
             let block = self.convs[i].as_ref().expect("conv block for conv layer");
             block.forward(input, train && !self.frozen[i], self.replicas.as_ref())
-        })
+        };
+        run_layers(&self.cfg, &self.last_use, xs, conv, ops::maxpool)
     }
 }
 
@@ -158,13 +161,15 @@ fn check_input(cfg: &Config, device: Device, xs: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// Runs the layers of `cfg` in darknet order on `xs`, convolution `i` through `conv(i, input)`,
-/// dropping each output after `last_use`; returns the head inputs in cfg order.
+/// Runs the layers of `cfg` in darknet order on `xs`, convolution `i` through `conv(i, input)`
+/// and max pooling through `pool`, dropping each output after `last_use`; returns the head
+/// inputs in cfg order.
 fn run_layers(
     cfg: &Config,
     last_use: &[usize],
     xs: &Tensor,
     mut conv: impl FnMut(usize, &Tensor) -> std::result::Result<Tensor, tch::TchError>,
+    pool: impl Fn(&Tensor, &crate::cfg::Maxpool) -> std::result::Result<Tensor, tch::TchError>,
 ) -> Result<Vec<Tensor>> {
     let layers = cfg.layers();
     let mut outputs: Vec<Option<Tensor>> = Vec::with_capacity(layers.len());
@@ -174,7 +179,7 @@ fn run_layers(
         let get = |j: usize| outputs[j].as_ref().expect("kept until its last use");
         let out = match layer {
             Layer::Convolutional(_) => Some(conv(i, input.expect("conv input")).torch(context)?),
-            Layer::Maxpool(m) => Some(ops::maxpool(input.expect("pool input"), m).torch(context)?),
+            Layer::Maxpool(m) => Some(pool(input.expect("pool input"), m).torch(context)?),
             Layer::Upsample(u) => {
                 Some(ops::upsample(input.expect("upsample input"), u.stride).torch(context)?)
             }
