@@ -5,7 +5,8 @@
 #
 # Rows: tiny-YOLOv3 and YOLOv3 at 416, batch 1 and 8. Columns, in images/s:
 # * yolo3 forward: the network only, as `detect` runs it (InferenceNet: batch norm folded,
-#   oneDNN's fused convolutions on channels-last activations), from benches/infer.rs;
+#   oneDNN's fused convolutions on channels-last activations, Winograd for the wide 3x3
+#   convolutions), the `+winograd` row of benches/infer.rs;
 # * yolo3 detect: `yolo3 detect --no-images` end to end (decode the files, letterbox, forward,
 #   decode + NMS, predictions.json), model loading excluded, over IMAGES synthetic images;
 # * ONNX Runtime forward: ORT_ENABLE_ALL on the graph `yolo3 export --format onnx` writes
@@ -44,7 +45,7 @@ detect() { # net batch -> images/s
 }
 forward() { # net batch -> images/s
   YOLO3_BENCH_ONLY="$1:$2" cargo bench -q -p yolo3-model --bench infer \
-    | awk -v key="$1+fused" -v b="$2" '$1 == "RESULT" && $2 == key { printf "%.2f\n", 1000 * b / $4 }'
+    | awk -v key="$1+winograd" -v b="$2" '$1 == "RESULT" && $2 == key { printf "%.2f\n", 1000 * b / $4 }'
 }
 rate() { awk '$1 == "RESULT" { print $5 }'; }
 

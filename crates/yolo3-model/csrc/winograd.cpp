@@ -14,6 +14,7 @@
 // Tensors cross as tch's handles (`at::Tensor*`), errors as a malloc'ed message.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -25,6 +26,11 @@ namespace {
 constexpr int64_t kLanes = 16;
 // Tiles per parallel task.
 constexpr int64_t kGrain = 8;
+// Floats of one plane's share of a block of tiles: the transforms work on blocks of tiles in a
+// local buffer of 16 such shares (256 KB, in the core's L2) and move each plane's share to or
+// from memory in one sequential copy, instead of streaming from 16 places at once, which ran
+// at a sixth of the memory's speed.
+constexpr int64_t kBlockFloats = 4096;
 
 template <class F> at::Tensor *guarded(char **error, F f) {
   try {
@@ -140,23 +146,33 @@ extern "C" at::Tensor *yolo3_winograd_input(const at::Tensor *input, char **erro
     const float *src = x.const_data_ptr<float>();
     float *dst = v.data_ptr<float>();
     const std::vector<float> zeros(c, 0.0f);
+    const int64_t block = std::max<int64_t>(1, kBlockFloats / c);
     at::parallel_for(0, tiles, kGrain, [&](int64_t begin, int64_t end) {
+      std::vector<float> local(16 * block * c);
       const float *rows[16];
-      for (int64_t t = begin; t < end; ++t) {
-        const Tile tile(t, th, tw);
-        for (int i = 0; i < 4; ++i) {
-          for (int j = 0; j < 4; ++j) {
-            const int64_t y = 2 * tile.row - 1 + i, x = 2 * tile.col - 1 + j;
-            const bool inside = y >= 0 && y < h && x >= 0 && x < w;
-            rows[4 * i + j] = inside ? src + ((tile.image * h + y) * w + x) * c : zeros.data();
+      for (int64_t t0 = begin; t0 < end; t0 += block) {
+        const int64_t t1 = std::min(t0 + block, end);
+        for (int64_t t = t0; t < t1; ++t) {
+          const Tile tile(t, th, tw);
+          for (int i = 0; i < 4; ++i) {
+            for (int j = 0; j < 4; ++j) {
+              const int64_t y = 2 * tile.row - 1 + i, x = 2 * tile.col - 1 + j;
+              const bool inside = y >= 0 && y < h && x >= 0 && x < w;
+              rows[4 * i + j] = inside ? src + ((tile.image * h + y) * w + x) * c : zeros.data();
+            }
+          }
+          float *out = local.data() + (t - t0) * c;
+          int64_t k0 = 0;
+          for (; k0 + kLanes <= c; k0 += kLanes) {
+            input_block<kLanes>(rows, k0, kLanes, out, block * c);
+          }
+          if (k0 < c) {
+            input_block<0>(rows, k0, c - k0, out, block * c);
           }
         }
-        int64_t k0 = 0;
-        for (; k0 + kLanes <= c; k0 += kLanes) {
-          input_block<kLanes>(rows, k0, kLanes, dst + t * c, plane);
-        }
-        if (k0 < c) {
-          input_block<0>(rows, k0, c - k0, dst + t * c, plane);
+        for (int p = 0; p < 16; ++p) {
+          std::memcpy(dst + p * plane + t0 * c, local.data() + p * block * c,
+                      (t1 - t0) * c * sizeof(float));
         }
       }
     });
@@ -193,21 +209,34 @@ extern "C" at::Tensor *yolo3_winograd_output(const at::Tensor *const *parts, con
     const float *bias_data = b.const_data_ptr<float>();
     float *dst = y.data_ptr<float>();
     const float s = static_cast<float>(slope);
+    const int64_t block = std::max<int64_t>(1, kBlockFloats / cout);
     at::parallel_for(0, tiles, kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) {
-        const Tile tile(t, th, tw);
-        float *pixels[4];
-        for (int q = 0; q < 4; ++q) {
-          const int64_t oy = 2 * tile.row + q / 2, ox = 2 * tile.col + q % 2;
-          pixels[q] = oy < h && ox < w ? dst + ((tile.image * h + oy) * w + ox) * cout : nullptr;
+      std::vector<float> local(16 * block * cout);
+      const float *shares[16];
+      for (int p = 0; p < 16; ++p) {
+        shares[p] = local.data() + p * block * cout;
+      }
+      for (int64_t t0 = begin; t0 < end; t0 += block) {
+        const int64_t t1 = std::min(t0 + block, end);
+        for (int p = 0; p < 16; ++p) {
+          std::memcpy(local.data() + p * block * cout, planes[p] + t0 * cout,
+                      (t1 - t0) * cout * sizeof(float));
         }
-        const int64_t at = t * cout;
-        int64_t k0 = 0;
-        for (; k0 + kLanes <= cout; k0 += kLanes) {
-          output_block<kLanes>(planes, at, bias_data, k0, kLanes, leaky != 0, s, pixels);
-        }
-        if (k0 < cout) {
-          output_block<0>(planes, at, bias_data, k0, cout - k0, leaky != 0, s, pixels);
+        for (int64_t t = t0; t < t1; ++t) {
+          const Tile tile(t, th, tw);
+          float *pixels[4];
+          for (int q = 0; q < 4; ++q) {
+            const int64_t oy = 2 * tile.row + q / 2, ox = 2 * tile.col + q % 2;
+            pixels[q] = oy < h && ox < w ? dst + ((tile.image * h + oy) * w + ox) * cout : nullptr;
+          }
+          const int64_t at = (t - t0) * cout;
+          int64_t k0 = 0;
+          for (; k0 + kLanes <= cout; k0 += kLanes) {
+            output_block<kLanes>(shares, at, bias_data, k0, kLanes, leaky != 0, s, pixels);
+          }
+          if (k0 < cout) {
+            output_block<0>(shares, at, bias_data, k0, cout - k0, leaky != 0, s, pixels);
+          }
         }
       }
     });

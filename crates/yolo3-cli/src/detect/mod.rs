@@ -48,6 +48,10 @@ use outputs::{crop_dirs, write_json, ImageEntry, Prediction, Saving};
 use video::{detect_video, VideoJob};
 use yolo3_video::Source;
 
+/// Runs of more batches than this warm the network up before the first (see
+/// `Detector::warm_up`); a single image is not made to pay for two forward passes.
+const WARM_UP_AFTER: usize = 2;
+
 /// `yolo3 detect`.
 // Independent on/off flags of the command line.
 #[allow(clippy::struct_excessive_bools)]
@@ -146,6 +150,10 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
         crop_dirs: args.save_crop.then(|| crop_dirs(detector.class_names())),
     };
     let jobs = plan_jobs(paths);
+    if !videos.is_empty() || jobs.len() > WARM_UP_AFTER * args.batch {
+        // What the first batch pays once is paid here, before the frames or the timing.
+        detector.warm_up(side, args.batch).context("warming the network up")?;
+    }
     let out_dir = yolo3_train::run_dir::next_run_dir(&args.project, &args.name)
         .context("creating the run folder")?;
     if args.save_txt {

@@ -44,7 +44,7 @@ pub use yolo3_core::metrics::DetectedBox as Detection;
 /// Thresholds of the decode.
 pub use yolo3_core::DecodeOptions as DetectOptions;
 
-use crate::error::{ModelError, Result, TorchContext};
+use crate::error::{ModelError, Result};
 use crate::{Darknet, InferenceNet};
 
 /// Largest network input side (8192 x 8192 RGB is 800 MB of float32 input per image before
@@ -249,28 +249,34 @@ impl Detector {
         if batch.sizes.is_empty() {
             return Ok(Vec::new());
         }
-        let s = i64::from(batch.side);
-        // N x H x W x 3 in memory, seen as N x 3 x H x W: channels-last, what oneDNN runs on.
-        let xs = Tensor::f_from_slice(&batch.data)
-            .and_then(|t| t.f_view([batch.sizes.len() as i64, s, s, 3]))
-            .and_then(|t| t.f_permute([0, 3, 1, 2]))
-            .torch(|| "building the input batch".into())?;
-        let outputs = self.inference.infer(&xs)?;
+        let outputs = self.inference.infer(&batch.pixels)?;
         let sizes: Vec<(f64, f64)> =
             batch.sizes.iter().map(|i| (f64::from(i.height), f64::from(i.width))).collect();
         let side = batch.side as usize;
         let dets = self.decoder.decode(&outputs, &sizes, (side, side), options)?;
         Ok(dets.into_iter().zip(&batch.sizes).map(|(d, &size)| clip(d, size)).collect())
     }
+
+    /// Runs the network once on a grey batch of `batch` images at `side`, so that what the
+    /// first batch of a size costs once (oneDNN generating its kernels, kernels reordered
+    /// for the shape, the allocator growing to the activations' size: about 1.5x a batch's
+    /// time on the CPU) is paid before the images, and the first frame of a stream or a
+    /// timing of the run sees the steady speed.
+    pub fn warm_up(&self, side: u32, batch: usize) -> Result<()> {
+        let grey = RgbImage::from_pixel(side, side, yolo3_data::letterbox::GREY);
+        let input = InputBatch::letterbox(&vec![grey; batch.max(1)], side);
+        self.inference.infer(&input.pixels).map(drop)
+    }
 }
 
 /// Images letterboxed for the network (keras-yolo3's letterbox: bicubic, grey canvas) as one
-/// float32 block in `[0, 1]`, pixel-interleaved (`N x side x side x 3`: the letterboxed bytes
-/// in their own order, and the channels-last layout oneDNN runs on, so the batch reaches the
-/// network without a transpose), with the original sizes for the decode.
-#[derive(Debug, Clone, PartialEq)]
+/// float32 tensor in `[0, 1]`, `N x 3 x side x side` in channels-last memory (the letterboxed
+/// bytes in their own order, and the layout oneDNN runs on, so the batch reaches the network
+/// without a transpose or a copy), with the original sizes for the decode. Made on the thread
+/// that letterboxes (the next batch's, while the network runs), not on the network's.
+#[derive(Debug)]
 pub struct InputBatch {
-    data: Vec<f32>,
+    pixels: Tensor,
     sizes: Vec<ImageSize>,
     side: u32,
 }
@@ -293,7 +299,16 @@ impl InputBatch {
                 }
             },
         );
-        Self { data, sizes, side }
+        // N x H x W x 3 in memory, seen as N x 3 x H x W: channels-last.
+        let s = i64::from(side);
+        let pixels =
+            Tensor::from_slice(&data).view([images.len() as i64, s, s, 3]).permute([0, 3, 1, 2]);
+        Self { pixels, sizes, side }
+    }
+
+    /// The batch as the network's input: `N x 3 x side x side` float32, channels-last.
+    pub fn pixels(&self) -> &Tensor {
+        &self.pixels
     }
 
     /// How many images the batch holds.
