@@ -17,10 +17,11 @@
 extern "C" int yolo3_has_mkldnn() { return at::hasMKLDNN() ? 1 : 0; }
 
 // `attr` is oneDNN's post-op name ("none", "relu", "sigmoid", "leaky_relu"); `slope` is used
-// by "leaky_relu" only. `bias` may be null.
+// by "leaky_relu" only. `bias` may be null. `groups` splits the channels as in conv2d.
 extern "C" at::Tensor *yolo3_conv_pointwise(const at::Tensor *input, const at::Tensor *weight,
                                             const at::Tensor *bias, int64_t stride,
-                                            int64_t padding, const char *attr, double slope,
+                                            int64_t padding, int64_t groups, const char *attr,
+                                            double slope,
                                             char **error) {
   try {
     *error = nullptr;
@@ -39,7 +40,7 @@ extern "C" at::Tensor *yolo3_conv_pointwise(const at::Tensor *input, const at::T
     stack.emplace_back(std::vector<int64_t>{padding, padding});
     stack.emplace_back(std::vector<int64_t>{stride, stride});
     stack.emplace_back(std::vector<int64_t>{1, 1});
-    stack.emplace_back(int64_t{1});
+    stack.emplace_back(groups);
     stack.emplace_back(post_op);
     stack.emplace_back(scalars);
     stack.emplace_back(c10::IValue());

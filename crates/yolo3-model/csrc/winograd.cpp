@@ -3,10 +3,11 @@
 //
 // A 3x3 convolution (stride 1, padding 1) over 2x2 output tiles is 16 independent matrix
 // products, one per position of the tile's 4x4 transformed input: 2.25x fewer multiplications
-// than the direct convolution. The products run as 16 oneDNN 1x1 convolutions (Rust side);
+// than the direct convolution. The products run as oneDNN 1x1 convolutions (Rust side: 16 of
+// them, or one of 16 groups);
 // this file has what runs around them:
 // * `yolo3_winograd_input`: `V = B^T d B` for every 4x4 input patch `d` (zero outside the
-//   image), as 16 planes of `tiles x C`;
+//   image), as 16 planes of `tiles x C` or, for one grouped convolution, `tiles x 16 x C`;
 // * `yolo3_winograd_output`: `Y = A^T M A` of the 16 product planes, plus the bias and the
 //   activation, written to the 2x2 output pixels of each tile (channels-last).
 // B^T, G and A^T are the F(2, 3) matrices with entries 0, +-1 (and 1/2 in G, applied to the
@@ -132,17 +133,20 @@ inline void output_block(const float *const (&planes)[16], int64_t at, const flo
 
 } // namespace
 
-// `input`: float32 N x C x H x W (read in channels-last order). Returns 16 x T x C, T =
-// N * ceil(H/2) * ceil(W/2) tiles in (image, tile row, tile column) order.
-extern "C" at::Tensor *yolo3_winograd_input(const at::Tensor *input, char **error) {
+// `input`: float32 N x C x H x W (read in channels-last order). Returns the transformed
+// patches of the T = N * ceil(H/2) * ceil(W/2) tiles, in (image, tile row, tile column) order:
+// `grouped` = 0: 16 x T x C (plane-major: each plane the input of one 1x1 convolution);
+// `grouped` = 1: T x 16 x C (tile-major: the input of one 1x1 convolution of 16 groups).
+extern "C" at::Tensor *yolo3_winograd_input(const at::Tensor *input, int grouped, char **error) {
   return guarded(error, [&] {
     TORCH_CHECK(input->dim() == 4 && input->scalar_type() == at::kFloat,
                 "winograd input: a float32 N x C x H x W tensor");
     const at::Tensor x = input->contiguous(at::MemoryFormat::ChannelsLast);
     const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
     const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = n * th * tw;
-    const int64_t plane = tiles * c;
-    at::Tensor v = at::empty({16, tiles, c}, x.options());
+    at::Tensor v = grouped ? at::empty({tiles, 16, c}, x.options()) : at::empty({16, tiles, c}, x.options());
+    // Where plane p of tile t starts: p * plane_stride + t * tile_stride.
+    const int64_t plane_stride = grouped ? c : tiles * c, tile_stride = grouped ? 16 * c : c;
     const float *src = x.const_data_ptr<float>();
     float *dst = v.data_ptr<float>();
     const std::vector<float> zeros(c, 0.0f);
@@ -171,8 +175,15 @@ extern "C" at::Tensor *yolo3_winograd_input(const at::Tensor *input, char **erro
           }
         }
         for (int p = 0; p < 16; ++p) {
-          std::memcpy(dst + p * plane + t0 * c, local.data() + p * block * c,
-                      (t1 - t0) * c * sizeof(float));
+          const float *share = local.data() + p * block * c;
+          float *to = dst + p * plane_stride + t0 * tile_stride;
+          if (tile_stride == c) {
+            std::memcpy(to, share, (t1 - t0) * c * sizeof(float));
+          } else {
+            for (int64_t t = 0; t < t1 - t0; ++t) {
+              std::memcpy(to + t * tile_stride, share + t * c, c * sizeof(float));
+            }
+          }
         }
       }
     });
@@ -180,32 +191,36 @@ extern "C" at::Tensor *yolo3_winograd_input(const at::Tensor *input, char **erro
   });
 }
 
-// `parts`: the 16 product planes, each holding T x Cout floats in that order (what a 1x1
-// convolution of a plane of `yolo3_winograd_input` gives in channels-last memory). `bias`:
-// Cout floats. `leaky`: apply x > 0 ? x : slope * x after the bias (else none). Returns the
-// N x Cout x H x W output in channels-last memory.
-extern "C" at::Tensor *yolo3_winograd_output(const at::Tensor *const *parts, const at::Tensor *bias,
-                                             int64_t n, int64_t h, int64_t w, int leaky,
-                                             double slope, char **error) {
+// `parts`: the products, what 1x1 convolutions of `yolo3_winograd_input`'s output give in
+// channels-last memory: `count` = 16 planes of T x Cout floats, or `count` = 1 tensor of
+// T x 16 x Cout (one convolution of 16 groups). `bias`: Cout floats. `leaky`: apply
+// x > 0 ? x : slope * x after the bias (else none). Returns the N x Cout x H x W output in
+// channels-last memory.
+extern "C" at::Tensor *yolo3_winograd_output(const at::Tensor *const *parts, int count,
+                                             const at::Tensor *bias, int64_t n, int64_t h,
+                                             int64_t w, int leaky, double slope, char **error) {
   return guarded(error, [&] {
+    TORCH_CHECK(count == 1 || count == 16, "winograd output: 1 or 16 product tensors");
     std::vector<at::Tensor> m;
-    for (int p = 0; p < 16; ++p) {
+    for (int p = 0; p < count; ++p) {
       m.push_back(parts[p]->contiguous(at::MemoryFormat::ChannelsLast));
     }
-    const int64_t cout = m[0].size(1);
+    const int64_t cout = count == 16 ? m[0].size(1) : m[0].size(1) / 16;
     const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = n * th * tw;
     for (const at::Tensor &part : m) {
-      TORCH_CHECK(part.scalar_type() == at::kFloat && part.numel() == tiles * cout,
-                  "winograd output: 16 float32 planes of ", tiles, " x ", cout);
+      TORCH_CHECK(part.scalar_type() == at::kFloat && part.numel() == tiles * cout * 16 / count,
+                  "winograd output: products of ", tiles, " tiles x ", cout, " channels");
     }
     const at::Tensor b = bias->contiguous();
     TORCH_CHECK(b.scalar_type() == at::kFloat && b.numel() == cout,
                 "winograd output: a float32 bias of ", cout);
     at::Tensor y = at::empty({n, cout, h, w}, m[0].options().memory_format(at::MemoryFormat::ChannelsLast));
+    // Where plane p of tile t starts: planes[p] + t * tile_stride.
     const float *planes[16];
     for (int p = 0; p < 16; ++p) {
-      planes[p] = m[p].const_data_ptr<float>();
+      planes[p] = count == 16 ? m[p].const_data_ptr<float>() : m[0].const_data_ptr<float>() + p * cout;
     }
+    const int64_t tile_stride = count == 16 ? cout : 16 * cout;
     const float *bias_data = b.const_data_ptr<float>();
     float *dst = y.data_ptr<float>();
     const float s = static_cast<float>(slope);
@@ -219,8 +234,15 @@ extern "C" at::Tensor *yolo3_winograd_output(const at::Tensor *const *parts, con
       for (int64_t t0 = begin; t0 < end; t0 += block) {
         const int64_t t1 = std::min(t0 + block, end);
         for (int p = 0; p < 16; ++p) {
-          std::memcpy(local.data() + p * block * cout, planes[p] + t0 * cout,
-                      (t1 - t0) * cout * sizeof(float));
+          float *share = local.data() + p * block * cout;
+          const float *from = planes[p] + t0 * tile_stride;
+          if (tile_stride == cout) {
+            std::memcpy(share, from, (t1 - t0) * cout * sizeof(float));
+          } else {
+            for (int64_t t = 0; t < t1 - t0; ++t) {
+              std::memcpy(share + t * cout, from + t * tile_stride, cout * sizeof(float));
+            }
+          }
         }
         for (int64_t t = t0; t < t1; ++t) {
           const Tile tile(t, th, tw);

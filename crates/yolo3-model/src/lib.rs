@@ -50,7 +50,7 @@ pub use error::{ModelError, Result};
 pub use keras::KerasWeights;
 pub use network::{
     ConvEngine, Darknet, InferenceNet, ParamGroups, ReinitialisedHead, ReplicaSum, Transfer,
-    Winograd, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_PRODUCT,
+    Winograd, WINOGRAD_GROUPED_MAX, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_PRODUCT,
 };
 pub use onnx::{onnx_bytes, OnnxOptions, ONNX_INPUT, ONNX_OPSET};
 pub use weights::{ConvLayout, DarknetWeights, WeightsHeader};

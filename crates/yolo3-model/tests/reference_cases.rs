@@ -30,8 +30,12 @@ fn check_case(path: &std::path::Path) -> f64 {
         ("inference (default engine)", onednn.infer(input).unwrap()),
         ("inference (oneDNN, direct)", infer(ConvEngine::OneDnn(Winograd::Never))),
         (
-            "inference (oneDNN, Winograd everywhere)",
-            infer(ConvEngine::OneDnn(Winograd::Everywhere)),
+            "inference (oneDNN, Winograd everywhere, grouped products)",
+            infer(ConvEngine::OneDnn(Winograd::Grouped)),
+        ),
+        (
+            "inference (oneDNN, Winograd everywhere, 16 products)",
+            infer(ConvEngine::OneDnn(Winograd::Separate)),
         ),
         ("inference (plain engine)", infer(ConvEngine::Plain)),
     ];

@@ -26,13 +26,19 @@ extern "C" {
         bias: *const C_tensor,
         stride: i64,
         padding: i64,
+        groups: i64,
         attr: *const c_char,
         slope: f64,
         error: *mut *mut c_char,
     ) -> *mut C_tensor;
-    fn yolo3_winograd_input(input: *const C_tensor, error: *mut *mut c_char) -> *mut C_tensor;
+    fn yolo3_winograd_input(
+        input: *const C_tensor,
+        grouped: i32,
+        error: *mut *mut c_char,
+    ) -> *mut C_tensor;
     fn yolo3_winograd_output(
         parts: *const *const C_tensor,
+        count: i32,
         bias: *const C_tensor,
         n: i64,
         h: i64,
@@ -97,15 +103,23 @@ pub enum PostOp {
     Leaky(f64),
 }
 
-/// Convolution (square `stride` and `padding`, no dilation, one group) + bias + `post`, as one
-/// oneDNN primitive. CPU only; `weight` may be a plain NCHW kernel or one reordered by
-/// `mkldnn_reorder_conv2d_weight` for this input size. No autograd.
+/// The geometry of a convolution: square `stride` and `padding`, no dilation, `groups` as in
+/// conv2d.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    pub stride: i64,
+    pub padding: i64,
+    pub groups: i64,
+}
+
+/// Convolution + bias + `post`, as one oneDNN primitive. CPU only; `weight` may be a plain
+/// NCHW kernel or one reordered by `mkldnn_reorder_conv2d_weight` for this input size. No
+/// autograd.
 pub fn conv_pointwise(
     xs: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
-    stride: i64,
-    padding: i64,
+    shape: ConvShape,
     post: PostOp,
 ) -> Result<Tensor, TchError> {
     let (attr, slope): (&CStr, f64) = match post {
@@ -123,8 +137,9 @@ pub fn conv_pointwise(
             xs.as_ptr(),
             weight.as_ptr(),
             bias,
-            stride,
-            padding,
+            shape.stride,
+            shape.padding,
+            shape.groups,
             attr.as_ptr(),
             slope,
             &raw mut error,
@@ -133,34 +148,40 @@ pub fn conv_pointwise(
     }
 }
 
-/// Winograd F(2x2, 3x3) input transform of `xs` (`N x C x H x W` float32, padding 1): `16 x T x
-/// C`, the transformed 4x4 patch of each of the `T = N * ceil(H/2) * ceil(W/2)` output tiles.
-pub fn winograd_input(xs: &Tensor) -> Result<Tensor, TchError> {
+/// Winograd F(2x2, 3x3) input transform of `xs` (`N x C x H x W` float32, padding 1): the
+/// transformed 4x4 patch of each of the `T = N * ceil(H/2) * ceil(W/2)` output tiles, as
+/// `16 x T x C` (one plane per product), or `T x 16 x C` when `grouped` (one product of 16
+/// groups).
+pub fn winograd_input(xs: &Tensor, grouped: bool) -> Result<Tensor, TchError> {
     let mut error: *mut c_char = std::ptr::null_mut();
     // SAFETY: `xs.as_ptr()` is a live tensor handle for the duration of the call; the result is
     // taken exactly once.
     unsafe {
-        let out = yolo3_winograd_input(xs.as_ptr(), &raw mut error);
+        let out = yolo3_winograd_input(xs.as_ptr(), i32::from(grouped), &raw mut error);
         take_result(out, error, "the Winograd input transform")
     }
 }
 
 /// Winograd F(2x2, 3x3) output transform: the `N x Cout x H x W` output (channels-last) from the
-/// 16 product planes (each `T x Cout` in memory, `T` the tiles of [`winograd_input`]), plus
-/// `bias`, then `leaky`'s slope if given.
+/// products of [`winograd_input`]'s tiles (16 planes, each `T x Cout` in memory, or one
+/// grouped `T x 16 x Cout`), plus `bias`, then `leaky`'s slope if given.
 pub fn winograd_output(
-    parts: &[Tensor; 16],
+    parts: &[Tensor],
     bias: &Tensor,
     (n, h, w): (i64, i64, i64),
     leaky: Option<f64>,
 ) -> Result<Tensor, TchError> {
-    let handles: [*const C_tensor; 16] = std::array::from_fn(|p| parts[p].as_ptr());
+    if parts.len() != 1 && parts.len() != 16 {
+        return Err(TchError::Torch(format!("{} Winograd products, not 1 or 16", parts.len())));
+    }
+    let handles: Vec<*const C_tensor> = parts.iter().map(Tensor::as_ptr).collect();
     let mut error: *mut c_char = std::ptr::null_mut();
-    // SAFETY: the 16 handles and `bias` are live tensors for the duration of the call, which
-    // reads exactly 16 handles; the result is taken exactly once.
+    // SAFETY: the handles (1 or 16, as `count` says) and `bias` are live tensors for the
+    // duration of the call; the result is taken exactly once.
     unsafe {
         let out = yolo3_winograd_output(
             handles.as_ptr(),
+            handles.len() as i32,
             bias.as_ptr(),
             n,
             h,

@@ -29,7 +29,9 @@ use std::sync::Mutex;
 
 use tch::{Device, Kind, Tensor};
 
-use super::aten::{conv_pointwise, has_mkldnn, maxpool, winograd_input, winograd_output, PostOp};
+use super::aten::{
+    conv_pointwise, has_mkldnn, maxpool, winograd_input, winograd_output, ConvShape, PostOp,
+};
 use super::ops::{activate, BN_INFERENCE_EPS, LEAKY_SLOPE};
 use super::{check_input, maxpool_padding, run_layers, Darknet};
 use crate::cfg::{Activation, Config, Maxpool};
@@ -46,29 +48,49 @@ pub enum ConvEngine {
     Plain,
 }
 
-/// Which 3x3 stride-1 convolutions of the oneDNN engine run as Winograd F(2x2, 3x3): 16
-/// oneDNN 1x1 convolutions between an input and an output transform (`csrc/winograd.cpp`),
-/// 2.25x fewer multiplications for 4x the activation memory traffic.
+/// Which 3x3 stride-1 convolutions of the oneDNN engine run as Winograd F(2x2, 3x3): oneDNN
+/// 1x1 convolutions (the products) between an input and an output transform
+/// (`csrc/winograd.cpp`), 2.25x fewer multiplications for 4x the activation memory traffic.
+/// The products run as one convolution of 16 groups (fastest while they are small: one call,
+/// and each tile's transformed patch in one place) or as 16 convolutions (fastest for large
+/// ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Winograd {
-    /// Those with at least [`WINOGRAD_MIN_CHANNELS`] input and output channels whose 16
-    /// products each have at least [`WINOGRAD_MIN_PRODUCT`] multiply-adds at the batch's size:
-    /// where the saved arithmetic outweighs the transforms' memory traffic and 16 smaller
-    /// products (measured on tiny-YOLOv3 and YOLOv3 at 416; see the README).
+    /// Where it was measured faster (tiny-YOLOv3 and YOLOv3 at 416, batch 1 and 8; see the
+    /// README): convolutions of at least [`WINOGRAD_MIN_CHANNELS`] input and output channels
+    /// (fewer made the products too thin: 64->128 at 52x52, batch 1, 1.5 ms against 1.0
+    /// direct), as grouped products while `tiles x Cout` is at most [`WINOGRAD_GROUPED_MAX`],
+    /// beyond that as 16 products of at least [`WINOGRAD_MIN_PRODUCT`] multiply-adds each, else
+    /// direct.
     WhereFaster,
     /// None: every convolution is oneDNN's direct one.
     Never,
-    /// All of them whose activation the output transform applies (linear, leaky).
-    Everywhere,
+    /// Every one whose activation the output transform applies (linear, leaky), as one grouped
+    /// product.
+    Grouped,
+    /// Every one whose activation the output transform applies, as 16 products.
+    Separate,
 }
 
 /// Fewest input and output channels of a convolution [`Winograd::WhereFaster`] transforms.
 pub const WINOGRAD_MIN_CHANNELS: i64 = 256;
 
-/// Fewest multiply-adds (`tiles x Cin x Cout`) of each of the 16 products for
-/// [`Winograd::WhereFaster`] (2^26: tiny-YOLOv3's 384->256 convolution at 26x26 from batch 5 on,
-/// its 512->1024 at 13x13 from batch 3).
+/// Largest `tiles x Cout` for which [`Winograd::WhereFaster`] runs the products as one grouped
+/// convolution (2^19: beyond it the grouped product slowed down, e.g. 24.6 ms against 14.0 for
+/// 16 products for YOLOv3's 256->512 at 26x26, batch 8).
+pub const WINOGRAD_GROUPED_MAX: i64 = 1 << 19;
+
+/// Fewest multiply-adds (`tiles x Cin x Cout`) of each of 16 separate products for
+/// [`Winograd::WhereFaster`] (2^26).
 pub const WINOGRAD_MIN_PRODUCT: i64 = 1 << 26;
+
+/// How one convolution runs on a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConvPath {
+    Direct,
+    WinogradGrouped,
+    WinogradSeparate,
+}
 
 impl ConvEngine {
     /// The fastest engine for `device`: oneDNN on the CPU where libtorch has it, else plain.
@@ -89,16 +111,17 @@ pub(crate) struct FoldedConv {
     pub stride: i64,
     pub padding: i64,
     pub activation: Activation,
-    /// The kernel's 16 Winograd planes (`Cout x Cin x 1 x 1` each) when it runs as Winograd.
-    winograd: Option<[Tensor; 16]>,
+    /// The kernel's 16 Winograd planes, `16 Cout x Cin x 1 x 1` (plane p in rows
+    /// `p Cout..(p + 1) Cout`), when it can run as Winograd.
+    winograd: Option<Tensor>,
 }
 
 /// Kernels in oneDNN's layout kept per (layer, input shape); cleared when this many shapes
 /// per convolution have been seen (a caller whose input size keeps changing).
 const MAX_SHAPES_PER_CONV: usize = 4;
 
-/// A kernel in oneDNN's layout: (layer, which of its kernels: 0 direct, 1 + p Winograd plane
-/// p, input shape).
+/// A kernel in oneDNN's layout: (layer, which of its kernels: 0 direct, 1 the grouped
+/// Winograd planes, 2 + p Winograd plane p alone, input shape).
 type PackedKey = (usize, usize, Vec<i64>);
 
 /// An inference-only copy of a network (see the module docs). Later changes to the
@@ -142,7 +165,7 @@ impl InferenceNet {
                     tch::no_grad(|| {
                         let mut c = fold(block)?;
                         if let ConvEngine::OneDnn(w) = engine {
-                            if runs_winograd(&c, w) {
+                            if can_run_winograd(&c, w) {
                                 c.winograd = Some(winograd_kernel(&c.weight)?);
                             }
                         }
@@ -199,54 +222,61 @@ impl InferenceNet {
 
     fn conv(&self, i: usize, xs: &Tensor) -> std::result::Result<Tensor, tch::TchError> {
         let c = self.convs[i].as_ref().expect("folded conv for conv layer");
-        match self.engine {
-            ConvEngine::OneDnn(w) => match &c.winograd {
-                Some(planes) if w == Winograd::Everywhere || winograd_pays(c, xs) => {
-                    self.winograd(i, c, planes, xs)
-                }
-                _ => {
-                    let weight = self.packed_weight((i, 0), &c.weight, c.stride, c.padding, xs)?;
-                    conv_pointwise(xs, &weight, Some(&c.bias), c.stride, c.padding, post_op(c))
-                }
-            },
-            ConvEngine::Plain => {
-                let ys = xs.f_conv2d(
-                    &c.weight,
-                    Some(&c.bias),
-                    [c.stride, c.stride],
-                    [c.padding, c.padding],
-                    [1, 1],
-                    1,
-                )?;
-                activate(ys, c.activation)
+        let ConvEngine::OneDnn(w) = self.engine else {
+            let ys = xs.f_conv2d(
+                &c.weight,
+                Some(&c.bias),
+                [c.stride, c.stride],
+                [c.padding, c.padding],
+                [1, 1],
+                1,
+            )?;
+            return activate(ys, c.activation);
+        };
+        match (&c.winograd, conv_path(c, xs, w)) {
+            (Some(planes), ConvPath::WinogradGrouped) => self.winograd(i, c, planes, xs, true),
+            (Some(planes), ConvPath::WinogradSeparate) => self.winograd(i, c, planes, xs, false),
+            _ => {
+                let shape = ConvShape { stride: c.stride, padding: c.padding, groups: 1 };
+                let weight = self.packed_weight((i, 0), &c.weight, shape, xs)?;
+                conv_pointwise(xs, &weight, Some(&c.bias), shape, post_op(c))
             }
         }
     }
 
-    /// Conv `i` as Winograd F(2x2, 3x3): the input transform, the 16 products as oneDNN 1x1
-    /// convolutions (kernels reordered once per shape), the output transform with the bias
-    /// and the activation.
+    /// Conv `i` as Winograd F(2x2, 3x3): the input transform, the products as oneDNN 1x1
+    /// convolutions (one of 16 groups, or 16; kernels reordered once per shape), the output
+    /// transform with the bias and the activation.
     fn winograd(
         &self,
         i: usize,
         c: &FoldedConv,
-        planes: &[Tensor; 16],
+        planes: &Tensor,
         xs: &Tensor,
+        grouped: bool,
     ) -> std::result::Result<Tensor, tch::TchError> {
         let size = xs.size();
-        let v = winograd_input(xs)?;
-        let (tiles, channels) = (v.size()[1], v.size()[2]);
+        let v = winograd_input(xs, grouped)?;
+        let tiles = v.size()[if grouped { 0 } else { 1 }];
+        let channels = v.size()[2];
+        let cout = c.weight.size()[0];
+        // T rows of K values in memory: a 1 x K x 1 x T channels-last image.
+        let image = |t: &Tensor, k: i64| t.f_view([1, 1, tiles, k])?.f_permute([0, 3, 1, 2]);
         let mut parts = Vec::with_capacity(16);
-        for (p, kernel) in planes.iter().enumerate() {
-            // Plane p, T x C in memory: a 1 x C x 1 x T channels-last image.
-            let input = v
-                .f_select(0, p as i64)?
-                .f_view([1, 1, tiles, channels])?
-                .f_permute([0, 3, 1, 2])?;
-            let weight = self.packed_weight((i, p + 1), kernel, 1, 0, &input)?;
-            parts.push(conv_pointwise(&input, &weight, None, 1, 0, PostOp::None)?);
+        if grouped {
+            let input = image(&v, 16 * channels)?;
+            let shape = ConvShape { stride: 1, padding: 0, groups: 16 };
+            let weight = self.packed_weight((i, 1), planes, shape, &input)?;
+            parts.push(conv_pointwise(&input, &weight, None, shape, PostOp::None)?);
+        } else {
+            let shape = ConvShape { stride: 1, padding: 0, groups: 1 };
+            for p in 0..16 {
+                let input = image(&v.f_select(0, p)?, channels)?;
+                let kernel = planes.f_narrow(0, p * cout, cout)?;
+                let weight = self.packed_weight((i, 2 + p as usize), &kernel, shape, &input)?;
+                parts.push(conv_pointwise(&input, &weight, None, shape, PostOp::None)?);
+            }
         }
-        let parts: [Tensor; 16] = parts.try_into().expect("16 planes");
         let leaky = match c.activation {
             Activation::Leaky => Some(LEAKY_SLOPE),
             _ => None,
@@ -260,8 +290,7 @@ impl InferenceNet {
         &self,
         key: (usize, usize),
         weight: &Tensor,
-        stride: i64,
-        padding: i64,
+        shape: ConvShape,
         xs: &Tensor,
     ) -> std::result::Result<Tensor, tch::TchError> {
         let key = (key.0, key.1, xs.size());
@@ -270,13 +299,13 @@ impl InferenceNet {
             return Ok(w.shallow_clone());
         }
         let w = weight.f_to_mkldnn(None)?.f_mkldnn_reorder_conv2d_weight(
-            [padding, padding],
-            [stride, stride],
+            [shape.padding, shape.padding],
+            [shape.stride, shape.stride],
             [1, 1],
-            1,
+            shape.groups,
             Some(key.2.as_slice()),
         )?;
-        if packed.len() >= MAX_SHAPES_PER_CONV * 17 * self.convs.len() {
+        if packed.len() >= MAX_SHAPES_PER_CONV * 18 * self.convs.len() {
             packed.clear();
         }
         packed.insert(key, w.shallow_clone());
@@ -284,17 +313,35 @@ impl InferenceNet {
     }
 }
 
-/// Whether each of the 16 products of `c` on `xs` is large enough for Winograd to pay.
-fn winograd_pays(c: &FoldedConv, xs: &Tensor) -> bool {
+/// How `c` runs on `xs` under `w` (see [`Winograd::WhereFaster`]); Winograd only where the
+/// kernel was prepared for it ([`can_run_winograd`]).
+fn conv_path(c: &FoldedConv, xs: &Tensor, w: Winograd) -> ConvPath {
+    if c.winograd.is_none() {
+        return ConvPath::Direct;
+    }
     let (k, x) = (c.weight.size(), xs.size());
+    let (cout, cin) = (k[0], k[1]);
     let tiles = x[0] * ((x[2] + 1) / 2) * ((x[3] + 1) / 2);
-    tiles.saturating_mul(k[0]).saturating_mul(k[1]) >= WINOGRAD_MIN_PRODUCT
+    match w {
+        Winograd::Never => ConvPath::Direct,
+        Winograd::Grouped => ConvPath::WinogradGrouped,
+        Winograd::Separate => ConvPath::WinogradSeparate,
+        Winograd::WhereFaster if tiles.saturating_mul(cout) <= WINOGRAD_GROUPED_MAX => {
+            ConvPath::WinogradGrouped
+        }
+        Winograd::WhereFaster
+            if tiles.saturating_mul(cin).saturating_mul(cout) >= WINOGRAD_MIN_PRODUCT =>
+        {
+            ConvPath::WinogradSeparate
+        }
+        Winograd::WhereFaster => ConvPath::Direct,
+    }
 }
 
 /// Whether `c` can run as Winograd under `w`: a 3x3 kernel, stride 1, padding 1, an activation
 /// the output transform applies, and for [`Winograd::WhereFaster`] enough channels (whether
-/// it does depends on the batch, [`winograd_pays`]).
-fn runs_winograd(c: &FoldedConv, w: Winograd) -> bool {
+/// it does depends on the batch, [`conv_path`]).
+fn can_run_winograd(c: &FoldedConv, w: Winograd) -> bool {
     let size = c.weight.size();
     let shape = size[2] == 3 && size[3] == 3 && c.stride == 1 && c.padding == 1;
     let activation = matches!(c.activation, Activation::Leaky | Activation::Linear);
@@ -303,25 +350,25 @@ fn runs_winograd(c: &FoldedConv, w: Winograd) -> bool {
         && activation
         && match w {
             Winograd::WhereFaster => wide,
-            Winograd::Everywhere => true,
+            Winograd::Grouped | Winograd::Separate => true,
             Winograd::Never => false,
         }
 }
 
 /// The 16 planes `G g G^T` of a `Cout x Cin x 3 x 3` kernel, computed in float64 and rounded
-/// once, each `Cout x Cin x 1 x 1` (plane `4 i + j` is entry `(i, j)` of the 4x4 tile).
-fn winograd_kernel(weight: &Tensor) -> std::result::Result<[Tensor; 16], tch::TchError> {
+/// once, as `16 Cout x Cin x 1 x 1` (plane `p = 4 i + j`, entry `(i, j)` of the 4x4 tile, in
+/// rows `p Cout..(p + 1) Cout`: the kernel of one convolution of 16 groups).
+fn winograd_kernel(weight: &Tensor) -> std::result::Result<Tensor, tch::TchError> {
     let g =
         Tensor::f_from_slice(&[1.0f64, 0.0, 0.0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0.0, 0.0, 1.0])?
             .f_view([4, 3])?
             .f_to_device(weight.device())?;
     let u = g.f_matmul(&weight.f_to_kind(Kind::Double)?)?.f_matmul(&g.f_transpose(0, 1)?)?;
     let (cout, cin) = (weight.size()[0], weight.size()[1]);
-    let u = u.f_permute([2, 3, 0, 1])?.f_reshape([16, cout, cin, 1, 1])?.f_to_kind(Kind::Float)?;
-    let planes: Vec<Tensor> = (0..16)
-        .map(|p| u.f_get(p).and_then(|t| t.f_contiguous()))
-        .collect::<std::result::Result<_, _>>()?;
-    Ok(planes.try_into().expect("16 planes"))
+    u.f_permute([2, 3, 0, 1])?
+        .f_reshape([16 * cout, cin, 1, 1])?
+        .f_to_kind(Kind::Float)?
+        .f_contiguous()
 }
 
 /// Darknet max pooling in one pass over channels-last activations (`csrc/maxpool.cpp`).

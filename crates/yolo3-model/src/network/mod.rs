@@ -20,7 +20,8 @@ mod transfer;
 use tch::{nn, Device, Kind, Tensor};
 
 pub use inference::{
-    ConvEngine, InferenceNet, Winograd, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_PRODUCT,
+    ConvEngine, InferenceNet, Winograd, WINOGRAD_GROUPED_MAX, WINOGRAD_MIN_CHANNELS,
+    WINOGRAD_MIN_PRODUCT,
 };
 pub(crate) use ops::maxpool_padding;
 pub use ops::{ReplicaSum, BN_INFERENCE_EPS, BN_MOMENTUM, BN_TRAIN_EPS, LEAKY_SLOPE};
