@@ -15,13 +15,15 @@
 # Weights: the shared random tiny-YOLOv3 weights, random YOLOv3 weights generated here (248 MB,
 # in a temporary folder). Random weights time like trained ones for the forward; detect runs
 # at --conf 0.9 so that NMS is not measured on thousands of junk boxes (see bench-detect.sh).
-#   scripts/bench-infer-peers.sh        # IMAGES=96 ITERS=5 by default (detect reads the next batch
-#   while the network runs, so a folder of a few batches understates it)
+#   scripts/bench-infer-peers.sh        # IMAGES=96 ITERS=5 DETECT_RUNS=3 by default (detect reads
+#   the next batch while the network runs, so a folder of a few batches understates it; its
+#   figure is the median of DETECT_RUNS runs, the peers' the median of ITERS forward passes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-common.sh
 images=${IMAGES:-96}
 iters=${ITERS:-5}
+detect_runs=${DETECT_RUNS:-3}
 models=../shared/models
 export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295}
 bench_python_deps onnxruntime cv2 PIL -- onnxruntime opencv-python-headless==4.10.0.84 pillow
@@ -38,10 +40,12 @@ py scripts/bench_detect_torch.py random-weights "$models/cfg/yolov3.cfg" "$work/
 declare -A cfg=([tiny-yolov3]="$models/cfg/yolov3-tiny.cfg" [yolov3]="$models/cfg/yolov3.cfg")
 declare -A weights=([tiny-yolov3]="$models/weights/yolov3-tiny.weights" [yolov3]="$work/yolov3.weights")
 
-detect() { # net batch -> images/s
-  "$yolo3" --threads 2 detect --weights "${weights[$1]}" --cfg "${cfg[$1]}" --input 416 \
-    --batch "$2" --conf 0.9 --no-images --project "$work/runs" "$work/images" 2>&1 \
-    | awk '/^[0-9]+ images, [0-9]+ boxes in/ { gsub(/\(/, "", $8); print $8 }'
+detect() { # net batch -> images/s, the median of DETECT_RUNS runs
+  for _ in $(seq "$detect_runs"); do
+    "$yolo3" --threads 2 detect --weights "${weights[$1]}" --cfg "${cfg[$1]}" --input 416 \
+      --batch "$2" --conf 0.9 --no-images --project "$work/runs" "$work/images" 2>&1 \
+      | awk '/^[0-9]+ images, [0-9]+ boxes in/ { gsub(/\(/, "", $8); print $8 }'
+  done | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 forward() { # net batch -> images/s
   YOLO3_BENCH_ONLY="$1:$2" cargo bench -q -p yolo3-model --bench infer \

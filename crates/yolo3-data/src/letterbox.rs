@@ -101,6 +101,34 @@ impl Letterbox {
         self.paste_resized(&resize_bicubic(image, self.resized_width, self.resized_height))
     }
 
+    /// Writes the letterboxed `image` (which must have the size given to [`Letterbox::new`]) into
+    /// `out` as `input.height x input.width x 3` floats in `[0, 1]` (each byte / 255): the
+    /// same values as [`Letterbox::apply`] then a conversion, without the grey canvas and the
+    /// paste in between (an image already of the resized size is not copied either).
+    ///
+    /// # Panics
+    /// If `out` does not hold exactly `3 * input.width * input.height` floats.
+    pub fn write_normalized(&self, image: &RgbImage, out: &mut [f32]) {
+        let (w, h) = (self.input.width as usize, self.input.height as usize);
+        assert_eq!(out.len(), 3 * w * h, "letterbox output of {w}x{h}x3 floats");
+        let resized;
+        let pasted = if image.dimensions() == (self.resized_width, self.resized_height) {
+            image
+        } else {
+            resized = resize_bicubic(image, self.resized_width, self.resized_height);
+            &resized
+        };
+        out.fill(f32::from(GREY.0[0]) / 255.0);
+        let row = 3 * self.resized_width as usize;
+        let (dx, dy) = (self.dx as usize, self.dy as usize);
+        for (y, src) in pasted.as_raw().chunks_exact(row).enumerate() {
+            let start = 3 * ((dy + y) * w + dx);
+            for (o, &v) in out[start..start + row].iter_mut().zip(src) {
+                *o = f32::from(v) / 255.0;
+            }
+        }
+    }
+
     /// Pastes an image already resized to `resized_width x resized_height` on the grey canvas
     /// (the second half of [`Letterbox::apply`]; the image cache keeps the first).
     #[must_use]
@@ -215,5 +243,26 @@ mod tests {
         assert_eq!(*dst.get_pixel(0, 3), Rgb([1, 2, 3]));
         assert_eq!(*dst.get_pixel(1, 2), GREY);
         assert_eq!(*dst.get_pixel(0, 1), GREY);
+    }
+
+    #[test]
+    fn normalized_write_equals_the_letterboxed_image_scaled() {
+        // A downscale with grey bars, an upscale, and an image already of the input size.
+        for ((iw, ih), input) in
+            [((300, 180), (160, 160)), ((50, 70), (96, 128)), ((64, 64), (64, 64))]
+        {
+            let image = RgbImage::from_fn(iw, ih, |x, y| {
+                Rgb([(x * 7 % 256) as u8, (y * 11 % 256) as u8, ((x + y) * 5 % 256) as u8])
+            });
+            let lb = Letterbox::new(
+                ImageSize { width: iw, height: ih },
+                InputSize { width: input.0, height: input.1 },
+            );
+            let expected: Vec<f32> =
+                lb.apply(&image).as_raw().iter().map(|&v| f32::from(v) / 255.0).collect();
+            let mut got = vec![-1f32; expected.len()];
+            lb.write_normalized(&image, &mut got);
+            assert_eq!(got, expected, "{iw}x{ih} into {input:?}");
+        }
     }
 }

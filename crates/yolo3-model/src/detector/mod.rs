@@ -292,12 +292,7 @@ impl InputBatch {
         let sizes: Vec<ImageSize> =
             images.iter().map(|i| ImageSize { width: i.width(), height: i.height() }).collect();
         data.par_chunks_mut(plane).zip(images.par_iter().zip(&sizes)).for_each(
-            |(out, (image, &size))| {
-                let boxed = Letterbox::new(size, input).apply(image);
-                for (o, &v) in out.iter_mut().zip(boxed.as_raw()) {
-                    *o = f32::from(v) / 255.0;
-                }
-            },
+            |(out, (image, &size))| Letterbox::new(size, input).write_normalized(image, out),
         );
         // N x H x W x 3 in memory, seen as N x 3 x H x W: channels-last.
         let s = i64::from(side);

@@ -257,8 +257,13 @@ impl InferenceNet {
     ) -> std::result::Result<Tensor, tch::TchError> {
         let size = xs.size();
         let v = winograd_input(xs, grouped)?;
-        let tiles = v.size()[if grouped { 0 } else { 1 }];
-        let channels = v.size()[2];
+        let (tiles, channels) = match v.size()[..] {
+            [t, 16, c] if grouped => (t, c),
+            [16, t, c] => (t, c),
+            ref other => {
+                return Err(tch::TchError::Shape(format!("Winograd input of shape {other:?}")))
+            }
+        };
         let cout = c.weight.size()[0];
         // T rows of K values in memory: a 1 x K x 1 x T channels-last image.
         let image = |t: &Tensor, k: i64| t.f_view([1, 1, tiles, k])?.f_permute([0, 3, 1, 2]);
@@ -323,7 +328,6 @@ fn conv_path(c: &FoldedConv, xs: &Tensor, w: Winograd) -> ConvPath {
     let (cout, cin) = (k[0], k[1]);
     let tiles = x[0] * ((x[2] + 1) / 2) * ((x[3] + 1) / 2);
     match w {
-        Winograd::Never => ConvPath::Direct,
         Winograd::Grouped => ConvPath::WinogradGrouped,
         Winograd::Separate => ConvPath::WinogradSeparate,
         Winograd::WhereFaster if tiles.saturating_mul(cout) <= WINOGRAD_GROUPED_MAX => {
@@ -334,7 +338,7 @@ fn conv_path(c: &FoldedConv, xs: &Tensor, w: Winograd) -> ConvPath {
         {
             ConvPath::WinogradSeparate
         }
-        Winograd::WhereFaster => ConvPath::Direct,
+        Winograd::WhereFaster | Winograd::Never => ConvPath::Direct,
     }
 }
 
