@@ -48,7 +48,7 @@ detect() { # net batch -> images/s, the median of DETECT_RUNS runs
   done | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 forward() { # net batch -> images/s
-  YOLO3_BENCH_ONLY="$1:$2" cargo bench -q -p yolo3-model --bench infer \
+  YOLO3_BENCH_ONLY="$1:$2:winograd" cargo bench -q -p yolo3-model --bench infer \
     | awk -v key="$1+winograd" -v b="$2" '$1 == "RESULT" && $2 == key { printf "%.2f\n", 1000 * b / $4 }'
 }
 rate() { awk '$1 == "RESULT" { print $5 }'; }

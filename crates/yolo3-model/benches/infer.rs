@@ -11,8 +11,9 @@
 //! reordered once) and `<net>+winograd` the one `detect`, `eval` and validation run (the same,
 //! with Winograd F(2x2, 3x3) for the wide 3x3 convolutions), so each step's gain shows.
 //! Threads: 2 (`YOLO3_BENCH_THREADS`). Iterations per configuration can be scaled with
-//! `YOLO3_BENCH_SCALE` (default 1); `YOLO3_BENCH_ONLY=<net>:<batch>` runs one configuration
-//! (the script interleaves the two sides per configuration so load drift hits both alike).
+//! `YOLO3_BENCH_SCALE` (default 1); `YOLO3_BENCH_ONLY=<net>:<batch>` runs one configuration,
+//! `<net>:<batch>:<way>` one row of it (`plain`, `folded`, `fused`, `winograd`; the scripts
+//! interleave the two sides per configuration so load drift hits both alike).
 
 #![allow(clippy::print_stdout, missing_docs)]
 
@@ -36,34 +37,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tch::set_num_threads(threads);
     tch::manual_seed(0);
     println!("# tch, libtorch threads = {}", tch::get_num_threads());
+    // `<net>:<batch>` or `<net>:<batch>:<way>` (way: plain, folded, fused, winograd).
     let only = std::env::var("YOLO3_BENCH_ONLY").ok();
+    let only: Vec<&str> = only.as_deref().map(|o| o.split(':').collect()).unwrap_or_default();
     for (cfg_name, label, batch, iterations) in RUNS {
-        if only.as_ref().is_some_and(|o| *o != format!("{label}:{batch}")) {
+        if only.len() >= 2 && only[..2] != [label, batch.to_string().as_str()] {
             continue;
         }
+        let runs = |way: &str| only.get(2).is_none_or(|w| *w == way);
         let net = Darknet::new(Config::from_file(cfg_dir().join(cfg_name))?, Device::Cpu)?;
         let x = Tensor::rand([batch, 3, 416, 416], (Kind::Float, Device::Cpu));
         let iterations = ((iterations as f64 * scale).round() as usize).max(1);
         let _guard = tch::no_grad_guard();
-        time(&format!("{label} {batch}"), iterations, || {
-            drop(net.forward_t(&x, false).expect("forward"));
-        });
-        let folded = InferenceNet::with_engine(&net, ConvEngine::Plain)?;
-        time(&format!("{label}+folded {batch}"), iterations, || {
-            drop(folded.infer(&x).expect("folded forward"));
-        });
-        let fused = InferenceNet::with_engine(&net, ConvEngine::OneDnn(Winograd::Never))?;
-        if fused.engine() == ConvEngine::Plain {
-            println!("# this libtorch has no oneDNN: no fused or winograd rows");
-            continue;
+        if runs("plain") {
+            time(&format!("{label} {batch}"), iterations, || {
+                drop(net.forward_t(&x, false).expect("forward"));
+            });
         }
-        time(&format!("{label}+fused {batch}"), iterations, || {
-            drop(fused.infer(&x).expect("fused forward"));
-        });
-        let winograd = InferenceNet::new(&net)?;
-        time(&format!("{label}+winograd {batch}"), iterations, || {
-            drop(winograd.infer(&x).expect("winograd forward"));
-        });
+        let engines = [
+            ("folded", ConvEngine::Plain),
+            ("fused", ConvEngine::OneDnn(Winograd::Never)),
+            ("winograd", ConvEngine::OneDnn(Winograd::WhereFaster)),
+        ];
+        for (way, engine) in engines {
+            if !runs(way) {
+                continue;
+            }
+            // One prepared network at a time, as `detect` has.
+            let prepared = InferenceNet::with_engine(&net, engine)?;
+            if engine != ConvEngine::Plain && prepared.engine() == ConvEngine::Plain {
+                println!("# this libtorch has no oneDNN: no {way} row");
+                continue;
+            }
+            time(&format!("{label}+{way} {batch}"), iterations, || {
+                drop(prepared.infer(&x).expect("forward"));
+            });
+        }
     }
     Ok(())
 }
