@@ -4,8 +4,7 @@
 // A 3x3 convolution (stride 1, padding 1) over 2x2 output tiles is 16 independent matrix
 // products, one per position of the tile's 4x4 transformed input: 2.25x fewer multiplications
 // than the direct convolution. The products run as oneDNN 1x1 convolutions (Rust side: 16 of
-// them, or one of 16 groups);
-// this file has what runs around them:
+// them, or one of 16 groups); this file has what runs around them:
 // * `yolo3_winograd_input`: `V = B^T d B` for every 4x4 input patch `d` (zero outside the
 //   image), as 16 planes of `tiles x C` or, for one grouped convolution, `tiles x 16 x C`;
 // * `yolo3_winograd_output`: `Y = A^T M A` of the 16 product planes, plus the bias and the

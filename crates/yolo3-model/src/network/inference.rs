@@ -10,19 +10,20 @@
 //!   (oneDNN's native layout, so no reorder around each convolution), each convolution, its
 //!   bias and its activation **one oneDNN primitive** (`mkldnn::_convolution_pointwise`, through
 //!   the C++ shim), its kernel **reordered once per input shape** into oneDNN's blocked layout
-//!   and kept; the wide 3x3 convolutions of stride 1 as **Winograd F(2x2, 3x3)** where the
-//!   batch makes it pay ([`Winograd`]): 2.25x fewer multiplications, as 16 oneDNN 1x1
-//!   convolutions between two transforms in the shim (`csrc/winograd.cpp`), the kernel
-//!   transformed once in float64; max pooling in **one pass** over the channels-last
+//!   and kept; the wide 3x3 convolutions of stride 1 as **Winograd F(2x2, 3x3)** where it was
+//!   measured faster ([`Winograd`]): 2.25x fewer multiplications, the products as oneDNN 1x1
+//!   convolutions (one of 16 groups while they are small, else 16) between two transforms in
+//!   the shim (`csrc/winograd.cpp`), the kernel transformed once in float64; max pooling in
+//!   **one pass** over the channels-last
 //!   activations (`csrc/maxpool.cpp`, no argmax indices, each input read once);
 //! * elsewhere ([`ConvEngine::Plain`], e.g. CUDA, where cuDNN picks its own algorithms), the
 //!   folded convolution then the activation, in NCHW.
 //!
 //! The rest of the graph (upsampling, route, shortcut) is the same code as
 //! [`Darknet::forward_t`]. Outputs equal the unfolded network's to float32 rounding (the
-//! shared model cases check every engine, Winograd applied everywhere it can be included,
+//! shared model cases check every engine, Winograd in both forms wherever it can run included,
 //! against the float64 reference at one tolerance; Winograd's rounding uses at most 5% of it).
-//! Measured on 2 cores (tiny-YOLOv3, 416, batch 8; `scripts/bench-model.sh`): see the README.
+//! Measured on 2 cores (`benches/infer.rs`, `scripts/bench-infer-peers.sh`): see the README.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
