@@ -272,8 +272,9 @@ impl Detector {
 /// Images letterboxed for the network (keras-yolo3's letterbox: bicubic, grey canvas) as one
 /// float32 tensor in `[0, 1]`, `N x 3 x side x side` in channels-last memory (the letterboxed
 /// bytes in their own order, and the layout oneDNN runs on, so the batch reaches the network
-/// without a transpose or a copy), with the original sizes for the decode. Made on the thread
-/// that letterboxes (the next batch's, while the network runs), not on the network's.
+/// without a transpose), with the original sizes for the decode. Made, and copied into
+/// libtorch, on the thread that letterboxes (the next batch's, while the network runs), not
+/// on the network's.
 #[derive(Debug)]
 pub struct InputBatch {
     pixels: Tensor,

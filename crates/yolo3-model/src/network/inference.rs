@@ -121,9 +121,17 @@ pub(crate) struct FoldedConv {
 /// per convolution have been seen (a caller whose input size keeps changing).
 const MAX_SHAPES_PER_CONV: usize = 4;
 
+/// Kernels a convolution can keep per shape: the direct one, the grouped Winograd planes and
+/// the 16 planes alone (see [`PackedKey`]).
+const KERNELS_PER_CONV: usize = 18;
+
 /// A kernel in oneDNN's layout: (layer, which of its kernels: 0 direct, 1 the grouped
 /// Winograd planes, 2 + p Winograd plane p alone, input shape).
 type PackedKey = (usize, usize, Vec<i64>);
+
+/// A max pooling of the graph: the one-pass kernel on channels-last activations, or the
+/// training path's on NCHW ones.
+type Pool = fn(&Tensor, &Maxpool) -> std::result::Result<Tensor, tch::TchError>;
 
 /// An inference-only copy of a network (see the module docs). Later changes to the
 /// [`Darknet`]'s variables do not reach it: prepare it again after training steps.
@@ -205,19 +213,14 @@ impl InferenceNet {
         tch::no_grad(|| {
             let xs = xs.f_to_device(self.device).torch(|| "uploading a batch".into())?;
             check_input(&self.cfg, self.device, &xs)?;
-            let xs = match self.engine {
+            let (xs, pool): (Tensor, Pool) = match self.engine {
                 ConvEngine::OneDnn(_) => {
-                    channels_last(&xs).torch(|| "reordering a batch".into())?
+                    (channels_last(&xs).torch(|| "reordering a batch".into())?, pool)
                 }
-                ConvEngine::Plain => xs,
+                ConvEngine::Plain => (xs, super::ops::maxpool),
             };
             let conv = |i: usize, input: &Tensor| self.conv(i, input);
-            match self.engine {
-                ConvEngine::OneDnn(_) => run_layers(&self.cfg, &self.last_use, &xs, conv, pool),
-                ConvEngine::Plain => {
-                    run_layers(&self.cfg, &self.last_use, &xs, conv, super::ops::maxpool)
-                }
-            }
+            run_layers(&self.cfg, &self.last_use, &xs, conv, pool)
         })
     }
 
@@ -311,7 +314,7 @@ impl InferenceNet {
             shape.groups,
             Some(key.2.as_slice()),
         )?;
-        if packed.len() >= MAX_SHAPES_PER_CONV * 18 * self.convs.len() {
+        if packed.len() >= MAX_SHAPES_PER_CONV * KERNELS_PER_CONV * self.convs.len() {
             packed.clear();
         }
         packed.insert(key, w.shallow_clone());
