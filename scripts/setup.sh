@@ -33,7 +33,7 @@ if ! have_system_packages; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -q >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${FFMPEG_PACKAGES[@]}" >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${SYSTEM_PACKAGES[@]}" >&2
   have_system_packages || { echo "setup: FFmpeg's or Gloo's development files are still missing" >&2; exit 1; }
 fi
 venv=${YOLO3_VENV:-$HOME/.cache/yolo3/venv}
