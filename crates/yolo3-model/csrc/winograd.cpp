@@ -264,3 +264,135 @@ extern "C" at::Tensor *yolo3_winograd_output(const at::Tensor *const *parts, int
     return y;
   });
 }
+
+// MKL's packed GEMM, which the PyPI x86 libtorch carries and exports; weak, so that a libtorch
+// without MKL still loads (yolo3_has_packed_gemm then says 0). Integer arguments are MKL_INT
+// of the LP64 interface (int); the enums are CBLAS's values.
+extern "C" {
+size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k) __attribute__((weak));
+void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha,
+                      const float *src, int ld, float *dest) __attribute__((weak));
+void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float *a,
+                         int lda, const float *b, int ldb, float beta, float *c, int ldc)
+    __attribute__((weak));
+}
+
+namespace {
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
+// Where each plane's packed kernel starts in the packed buffer (bytes, a multiple of 64).
+int64_t packed_plane_bytes(int64_t rows, int64_t cin, int64_t cout) {
+  const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, rows, cout, cin);
+  return (static_cast<int64_t>(bytes) + 63) / 64 * 64;
+}
+} // namespace
+
+extern "C" int yolo3_has_packed_gemm() {
+  return cblas_sgemm_pack_get_size != nullptr && cblas_sgemm_pack != nullptr &&
+         cblas_sgemm_compute != nullptr;
+}
+
+// `planes`: the 16 Winograd planes of a kernel as float32 16 Cout x Cin (x 1 x 1). Returns them
+// packed for MKL as the right-hand side of `rows x Cin` times `Cin x Cout` products: a byte
+// tensor of 16 packed planes.
+extern "C" at::Tensor *yolo3_winograd_pack(const at::Tensor *planes, int64_t rows, char **error) {
+  return guarded(error, [&] {
+    TORCH_CHECK(yolo3_has_packed_gemm(), "winograd pack: this libtorch has no MKL packed GEMM");
+    TORCH_CHECK(planes->scalar_type() == at::kFloat && planes->size(0) % 16 == 0,
+                "winograd pack: float32 planes of 16 Cout rows");
+    const at::Tensor u = planes->contiguous();
+    const int64_t cout = u.size(0) / 16, cin = u.numel() / u.size(0);
+    const int64_t bytes = packed_plane_bytes(rows, cin, cout);
+    at::Tensor packed = at::empty({16 * bytes + 64}, u.options().dtype(at::kByte));
+    uint8_t *base = packed.data_ptr<uint8_t>();
+    base += (64 - reinterpret_cast<uintptr_t>(base) % 64) % 64;
+    for (int p = 0; p < 16; ++p) {
+      cblas_sgemm_pack(kRowMajor, kBMatrix, kTrans, rows, cout, cin, 1.0f,
+                       u.const_data_ptr<float>() + p * cout * cin, cin,
+                       reinterpret_cast<float *>(base + p * bytes));
+    }
+    return packed;
+  });
+}
+
+// The whole Winograd convolution of `input` (float32 N x Cin x H x W, read channels-last) with
+// kernels `packed` by yolo3_winograd_pack for `rows` (Cin -> Cout channels): block by block of
+// `rows` tiles, the input transform into a local buffer, the 16 products with MKL, the output
+// transform with the bias and activation, so that the transformed tiles never leave the core's
+// cache. Returns N x Cout x H x W in channels-last memory.
+extern "C" at::Tensor *yolo3_winograd_fused(const at::Tensor *input, const at::Tensor *packed,
+                                            int64_t rows, const at::Tensor *bias, int leaky,
+                                            double slope, char **error) {
+  return guarded(error, [&] {
+    TORCH_CHECK(yolo3_has_packed_gemm(), "winograd: this libtorch has no MKL packed GEMM");
+    TORCH_CHECK(input->dim() == 4 && input->scalar_type() == at::kFloat,
+                "winograd input: a float32 N x C x H x W tensor");
+    const at::Tensor x = input->contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor b = bias->contiguous();
+    const int64_t n = x.size(0), cin = x.size(1), h = x.size(2), w = x.size(3), cout = b.numel();
+    TORCH_CHECK(b.scalar_type() == at::kFloat, "winograd: a float32 bias");
+    const int64_t bytes = packed_plane_bytes(rows, cin, cout);
+    TORCH_CHECK(packed->scalar_type() == at::kByte && packed->numel() == 16 * bytes + 64,
+                "winograd: kernels packed for ", rows, " rows of ", cin, " -> ", cout, " channels");
+    const uint8_t *base = packed->const_data_ptr<uint8_t>();
+    base += (64 - reinterpret_cast<uintptr_t>(base) % 64) % 64;
+    const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = n * th * tw;
+    const int64_t blocks = (tiles + rows - 1) / rows;
+    at::Tensor y = at::empty({n, cout, h, w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    const float *src = x.const_data_ptr<float>(), *bias_data = b.const_data_ptr<float>();
+    float *dst = y.data_ptr<float>();
+    const std::vector<float> zeros(cin, 0.0f);
+    const float s = static_cast<float>(slope);
+    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> v(16 * rows * cin, 0.0f), m(16 * rows * cout);
+      const float *products[16];
+      for (int p = 0; p < 16; ++p) {
+        products[p] = m.data() + p * rows * cout;
+      }
+      const float *patch[16];
+      for (int64_t blk = begin; blk < end; ++blk) {
+        const int64_t t0 = blk * rows, t1 = std::min(t0 + rows, tiles);
+        for (int64_t t = t0; t < t1; ++t) {
+          const Tile tile(t, th, tw);
+          for (int i = 0; i < 4; ++i) {
+            for (int j = 0; j < 4; ++j) {
+              const int64_t yy = 2 * tile.row - 1 + i, xx = 2 * tile.col - 1 + j;
+              const bool inside = yy >= 0 && yy < h && xx >= 0 && xx < w;
+              patch[4 * i + j] = inside ? src + ((tile.image * h + yy) * w + xx) * cin : zeros.data();
+            }
+          }
+          float *out = v.data() + (t - t0) * cin;
+          int64_t k0 = 0;
+          for (; k0 + kLanes <= cin; k0 += kLanes) {
+            input_block<kLanes>(patch, k0, kLanes, out, rows * cin);
+          }
+          if (k0 < cin) {
+            input_block<0>(patch, k0, cin - k0, out, rows * cin);
+          }
+        }
+        for (int p = 0; p < 16; ++p) {
+          cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, rows, cout, cin,
+                              v.data() + p * rows * cin, cin,
+                              reinterpret_cast<const float *>(base + p * bytes), cout, 0.0f,
+                              m.data() + p * rows * cout, cout);
+        }
+        for (int64_t t = t0; t < t1; ++t) {
+          const Tile tile(t, th, tw);
+          float *pixels[4];
+          for (int q = 0; q < 4; ++q) {
+            const int64_t oy = 2 * tile.row + q / 2, ox = 2 * tile.col + q % 2;
+            pixels[q] = oy < h && ox < w ? dst + ((tile.image * h + oy) * w + ox) * cout : nullptr;
+          }
+          const int64_t at = (t - t0) * cout;
+          int64_t k0 = 0;
+          for (; k0 + kLanes <= cout; k0 += kLanes) {
+            output_block<kLanes>(products, at, bias_data, k0, kLanes, leaky != 0, s, pixels);
+          }
+          if (k0 < cout) {
+            output_block<0>(products, at, bias_data, k0, cout - k0, leaky != 0, s, pixels);
+          }
+        }
+      }
+    });
+    return y;
+  });
+}

@@ -2,7 +2,7 @@
 //! the float64 darknet reference heads within `1e-4 + 2e-5*|ref|`, as trained (batch norm
 //! its own operation) and as prepared for inference (batch norm folded; oneDNN's fused
 //! convolutions on channels-last activations, with Winograd where it is faster, nowhere and
-//! wherever it applies, and the plain folded convolutions; the default engine also on a batch
+//! wherever it applies in each of its three forms, and the plain folded convolutions; the default engine also on a batch
 //! of 8 copies of the input, where the full-size cfgs' wide convolutions run as Winograd).
 
 #![allow(clippy::print_stdout)]
@@ -36,6 +36,10 @@ fn check_case(path: &std::path::Path) -> f64 {
         (
             "inference (oneDNN, Winograd everywhere, 16 products)",
             infer(ConvEngine::OneDnn(Winograd::Separate)),
+        ),
+        (
+            "inference (oneDNN, Winograd everywhere, in one pass)",
+            infer(ConvEngine::OneDnn(Winograd::Fused)),
         ),
         ("inference (plain engine)", infer(ConvEngine::Plain)),
     ];

@@ -47,6 +47,21 @@ extern "C" {
         slope: f64,
         error: *mut *mut c_char,
     ) -> *mut C_tensor;
+    fn yolo3_has_packed_gemm() -> i32;
+    fn yolo3_winograd_pack(
+        planes: *const C_tensor,
+        rows: i64,
+        error: *mut *mut c_char,
+    ) -> *mut C_tensor;
+    fn yolo3_winograd_fused(
+        input: *const C_tensor,
+        packed: *const C_tensor,
+        rows: i64,
+        bias: *const C_tensor,
+        leaky: i32,
+        slope: f64,
+        error: *mut *mut c_char,
+    ) -> *mut C_tensor;
     fn yolo3_maxpool(
         input: *const C_tensor,
         size: i64,
@@ -191,6 +206,51 @@ pub fn winograd_output(
             &raw mut error,
         );
         take_result(out, error, "the Winograd output transform")
+    }
+}
+
+/// Whether this libtorch carries MKL's packed GEMM, which [`winograd_fused`] runs on.
+pub fn has_packed_gemm() -> bool {
+    // SAFETY: reads three symbols' addresses; no arguments.
+    unsafe { yolo3_has_packed_gemm() != 0 }
+}
+
+/// The 16 Winograd planes of a kernel (`16 Cout x Cin`, as the grouped product takes them)
+/// packed by MKL for [`winograd_fused`] on blocks of `rows` tiles.
+pub fn winograd_pack(planes: &Tensor, rows: i64) -> Result<Tensor, TchError> {
+    let mut error: *mut c_char = std::ptr::null_mut();
+    // SAFETY: `planes` is a live tensor handle for the duration of the call; the result is
+    // taken exactly once.
+    unsafe {
+        let out = yolo3_winograd_pack(planes.as_ptr(), rows, &raw mut error);
+        take_result(out, error, "packing Winograd kernels")
+    }
+}
+
+/// The Winograd F(2x2, 3x3) convolution of `xs` (`N x Cin x H x W` float32, padding 1) in one
+/// pass, block by block of `rows` tiles (kernels from [`winograd_pack`] for the same `rows`),
+/// plus `bias`, then `leaky`'s slope if given; channels-last out.
+pub fn winograd_fused(
+    xs: &Tensor,
+    packed: &Tensor,
+    rows: i64,
+    bias: &Tensor,
+    leaky: Option<f64>,
+) -> Result<Tensor, TchError> {
+    let mut error: *mut c_char = std::ptr::null_mut();
+    // SAFETY: the three tensors are live handles for the duration of the call; the result is
+    // taken exactly once.
+    unsafe {
+        let out = yolo3_winograd_fused(
+            xs.as_ptr(),
+            packed.as_ptr(),
+            rows,
+            bias.as_ptr(),
+            i32::from(leaky.is_some()),
+            leaky.unwrap_or(0.0),
+            &raw mut error,
+        );
+        take_result(out, error, "the Winograd convolution")
     }
 }
 

@@ -31,7 +31,8 @@ use std::sync::Mutex;
 use tch::{Device, Kind, Tensor};
 
 use super::aten::{
-    conv_pointwise, has_mkldnn, maxpool, winograd_input, winograd_output, ConvShape, PostOp,
+    conv_pointwise, has_mkldnn, has_packed_gemm, maxpool, winograd_fused, winograd_input,
+    winograd_output, winograd_pack, ConvShape, PostOp,
 };
 use super::ops::{activate, BN_INFERENCE_EPS, LEAKY_SLOPE};
 use super::{check_input, maxpool_padding, run_layers, Darknet};
@@ -54,7 +55,9 @@ pub enum ConvEngine {
 /// (`csrc/winograd.cpp`), 2.25x fewer multiplications for 4x the activation memory traffic.
 /// The products run as one convolution of 16 groups (fastest while they are small: one call,
 /// and each tile's transformed patch in one place) or as 16 convolutions (fastest for large
-/// ones).
+/// ones), or, for thinner convolutions, the whole convolution in one pass
+/// (`yolo3_winograd_fused`): block by block of tiles, both transforms around MKL's packed
+/// products in a core's cache, so the 16 planes never go through memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Winograd {
     /// Where it was measured faster (tiny-YOLOv3 and YOLOv3 at 416, batch 1 and 8; see the
@@ -62,7 +65,9 @@ pub enum Winograd {
     /// (fewer made the products too thin: 64->128 at 52x52, batch 1, 1.5 ms against 1.0
     /// direct), as grouped products while `tiles x Cout` is at most [`WINOGRAD_GROUPED_MAX`],
     /// beyond that as 16 products of at least [`WINOGRAD_MIN_PRODUCT`] multiply-adds each, else
-    /// direct.
+    /// direct; and in one pass those of at least [`WINOGRAD_FUSED_MIN_CHANNELS`] but fewer than
+    /// [`WINOGRAD_MIN_CHANNELS`] input channels, where libtorch has MKL's packed GEMM (the
+    /// x86 wheels).
     WhereFaster,
     /// None: every convolution is oneDNN's direct one.
     Never,
@@ -71,6 +76,9 @@ pub enum Winograd {
     Grouped,
     /// Every one whose activation the output transform applies, as 16 products.
     Separate,
+    /// Every one whose activation the output transform applies, in one pass (none without
+    /// MKL's packed GEMM).
+    Fused,
 }
 
 /// Fewest input and output channels of a convolution [`Winograd::WhereFaster`] transforms.
@@ -84,6 +92,16 @@ pub const WINOGRAD_GROUPED_MAX: i64 = 1 << 19;
 /// Fewest multiply-adds (`tiles x Cin x Cout`) of each of 16 separate products for
 /// [`Winograd::WhereFaster`] (2^26).
 pub const WINOGRAD_MIN_PRODUCT: i64 = 1 << 26;
+
+/// Fewest input and output channels of a convolution [`Winograd::WhereFaster`] runs as
+/// Winograd in one pass (128: `YOLOv3`'s 128->256 convolutions at 52x52, 11 of its 75, went from
+/// direct to 1.15x faster as a whole network at batch 8; in one pass 256->512 and wider ones
+/// were no faster than as separate products, whose kernels are read once for all tiles).
+pub const WINOGRAD_FUSED_MIN_CHANNELS: i64 = 128;
+
+/// Floats of one block's transformed tiles and products in the one-pass Winograd (2^18, 1 MB:
+/// a core's L2 on the machines measured; 2 and 4 MB ran alike).
+const FUSED_BLOCK_FLOATS: i64 = 1 << 18;
 
 /// How one convolution runs on a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,9 +130,17 @@ pub(crate) struct FoldedConv {
     pub stride: i64,
     pub padding: i64,
     pub activation: Activation,
-    /// The kernel's 16 Winograd planes, `16 Cout x Cin x 1 x 1` (plane p in rows
-    /// `p Cout..(p + 1) Cout`), when it can run as Winograd.
-    winograd: Option<Tensor>,
+    /// The kernel prepared for Winograd, when it runs as Winograd.
+    winograd: Option<WinogradKernel>,
+}
+
+/// A convolution's kernel prepared for Winograd F(2x2, 3x3).
+enum WinogradKernel {
+    /// The 16 planes, `16 Cout x Cin x 1 x 1` (plane p in rows `p Cout..(p + 1) Cout`), for
+    /// products as oneDNN 1x1 convolutions.
+    Planes(Tensor),
+    /// The planes packed by MKL for the one-pass convolution on blocks of `rows` tiles.
+    Packed { kernels: Tensor, rows: i64 },
 }
 
 /// Kernels in oneDNN's layout kept per (layer, input shape); cleared when this many shapes
@@ -174,9 +200,7 @@ impl InferenceNet {
                     tch::no_grad(|| {
                         let mut c = fold(block)?;
                         if let ConvEngine::OneDnn(w) = engine {
-                            if can_run_winograd(&c, w) {
-                                c.winograd = Some(winograd_kernel(&c.weight)?);
-                            }
+                            c.winograd = prepare_winograd(&c, w)?;
                         }
                         Ok::<_, tch::TchError>(c)
                     })
@@ -238,8 +262,15 @@ impl InferenceNet {
             return activate(ys, c.activation);
         };
         match (&c.winograd, conv_path(c, xs, w)) {
-            (Some(planes), ConvPath::WinogradGrouped) => self.winograd(i, c, planes, xs, true),
-            (Some(planes), ConvPath::WinogradSeparate) => self.winograd(i, c, planes, xs, false),
+            (Some(WinogradKernel::Packed { kernels, rows }), _) => {
+                winograd_fused(xs, kernels, *rows, &c.bias, leaky_slope(c))
+            }
+            (Some(WinogradKernel::Planes(planes)), ConvPath::WinogradGrouped) => {
+                self.winograd(i, c, planes, xs, true)
+            }
+            (Some(WinogradKernel::Planes(planes)), ConvPath::WinogradSeparate) => {
+                self.winograd(i, c, planes, xs, false)
+            }
             _ => {
                 let shape = ConvShape { stride: c.stride, padding: c.padding, groups: 1 };
                 let weight = self.packed_weight((i, 0), &c.weight, shape, xs)?;
@@ -286,11 +317,7 @@ impl InferenceNet {
                 parts.push(conv_pointwise(&input, &weight, None, shape, PostOp::None)?);
             }
         }
-        let leaky = match c.activation {
-            Activation::Leaky => Some(LEAKY_SLOPE),
-            _ => None,
-        };
-        winograd_output(&parts, &c.bias, (size[0], size[2], size[3]), leaky)
+        winograd_output(&parts, &c.bias, (size[0], size[2], size[3]), leaky_slope(c))
     }
 
     /// `weight` in oneDNN's layout for inputs shaped like `xs`, kept under `key` (the layer,
@@ -322,10 +349,10 @@ impl InferenceNet {
     }
 }
 
-/// How `c` runs on `xs` under `w` (see [`Winograd::WhereFaster`]); Winograd only where the
-/// kernel was prepared for it ([`can_run_winograd`]).
+/// How `c`, prepared as planes or not at all, runs on `xs` under `w` (see
+/// [`Winograd::WhereFaster`]).
 fn conv_path(c: &FoldedConv, xs: &Tensor, w: Winograd) -> ConvPath {
-    if c.winograd.is_none() {
+    if !matches!(c.winograd, Some(WinogradKernel::Planes(_))) {
         return ConvPath::Direct;
     }
     let (k, x) = (c.weight.size(), xs.size());
@@ -342,25 +369,50 @@ fn conv_path(c: &FoldedConv, xs: &Tensor, w: Winograd) -> ConvPath {
         {
             ConvPath::WinogradSeparate
         }
-        Winograd::WhereFaster | Winograd::Never => ConvPath::Direct,
+        Winograd::WhereFaster | Winograd::Never | Winograd::Fused => ConvPath::Direct,
     }
 }
 
-/// Whether `c` can run as Winograd under `w`: a 3x3 kernel, stride 1, padding 1, an activation
-/// the output transform applies, and for [`Winograd::WhereFaster`] enough channels (whether
-/// it does depends on the batch, [`conv_path`]).
-fn can_run_winograd(c: &FoldedConv, w: Winograd) -> bool {
+/// `c`'s kernel as `w` runs it as Winograd, if it does: a 3x3 kernel, stride 1, padding 1, an
+/// activation the output transform applies, and for [`Winograd::WhereFaster`] enough channels
+/// (whether the planes run as Winograd then also depends on the batch, [`conv_path`]).
+fn prepare_winograd(
+    c: &FoldedConv,
+    w: Winograd,
+) -> std::result::Result<Option<WinogradKernel>, tch::TchError> {
     let size = c.weight.size();
+    let (cout, cin) = (size[0], size[1]);
     let shape = size[2] == 3 && size[3] == 3 && c.stride == 1 && c.padding == 1;
     let activation = matches!(c.activation, Activation::Leaky | Activation::Linear);
-    let wide = size[0] >= WINOGRAD_MIN_CHANNELS && size[1] >= WINOGRAD_MIN_CHANNELS;
-    shape
-        && activation
-        && match w {
-            Winograd::WhereFaster => wide,
-            Winograd::Grouped | Winograd::Separate => true,
-            Winograd::Never => false,
+    if !shape || !activation {
+        return Ok(None);
+    }
+    let fused = cin.min(cout) >= WINOGRAD_FUSED_MIN_CHANNELS && has_packed_gemm();
+    let planes = || winograd_kernel(&c.weight);
+    let packed = || {
+        // Rows of a block: its transformed tiles and their products in FUSED_BLOCK_FLOATS,
+        // a multiple of 8.
+        let rows = (FUSED_BLOCK_FLOATS / (16 * (cin + cout))).clamp(8, 512) / 8 * 8;
+        let kernels = winograd_pack(&planes()?, rows)?;
+        Ok::<_, tch::TchError>(WinogradKernel::Packed { kernels, rows })
+    };
+    Ok(match w {
+        Winograd::Never => None,
+        Winograd::Grouped | Winograd::Separate => Some(WinogradKernel::Planes(planes()?)),
+        Winograd::Fused => has_packed_gemm().then(packed).transpose()?,
+        Winograd::WhereFaster if cin >= WINOGRAD_MIN_CHANNELS && cout >= WINOGRAD_MIN_CHANNELS => {
+            Some(WinogradKernel::Planes(planes()?))
         }
+        Winograd::WhereFaster => fused.then(packed).transpose()?,
+    })
+}
+
+/// The slope of `c`'s leaky activation, which the Winograd output transforms apply.
+fn leaky_slope(c: &FoldedConv) -> Option<f64> {
+    match c.activation {
+        Activation::Leaky => Some(LEAKY_SLOPE),
+        _ => None,
+    }
 }
 
 /// The 16 planes `G g G^T` of a `Cout x Cin x 3 x 3` kernel, computed in float64 and rounded
