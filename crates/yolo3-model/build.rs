@@ -1,12 +1,18 @@
 //! Compiles the C++ shim in `csrc/` (leaky ReLU with slope 0.1 through ATen; for inference,
-//! oneDNN's fused convolution, the Winograd transforms and max pooling) against the libtorch
+//! oneDNN's fused convolution, the Winograd transforms, max pooling and a convolution with its
+//! pooling in one pass) against the libtorch
 //! that torch-sys found, whose folder torch-sys passes on as `DEP_TCH_LIBTORCH_LIB`.
 
 use std::path::PathBuf;
 
 fn main() {
-    const FILES: [&str; 4] =
-        ["csrc/leaky.cpp", "csrc/conv_pointwise.cpp", "csrc/winograd.cpp", "csrc/maxpool.cpp"];
+    const FILES: [&str; 5] = [
+        "csrc/leaky.cpp",
+        "csrc/conv_pointwise.cpp",
+        "csrc/winograd.cpp",
+        "csrc/maxpool.cpp",
+        "csrc/conv_pool.cpp",
+    ];
     for file in FILES {
         println!("cargo:rerun-if-changed={file}");
     }

@@ -2,7 +2,8 @@
 //! `build.rs`): `at::leaky_relu` with a chosen slope (`leaky.cpp`), and oneDNN's convolution
 //! with bias and activation fused, `mkldnn::_convolution_pointwise` (`conv_pointwise.cpp`), and
 //! the input and output transforms of a Winograd F(2x2, 3x3) convolution (`winograd.cpp`), and
-//! a one-pass max pooling for inference (`maxpool.cpp`).
+//! a one-pass max pooling for inference (`maxpool.cpp`), and a thin first convolution with
+//! the max pooling after it in one pass (`conv_pool.cpp`).
 //!
 //! tch 0.26 binds `leaky_relu` with PyTorch's default slope 0.01 only. Composing darknet's 0.1
 //! from elementwise operations cost 30% of a training step, and `prelu` with a fixed weight is
@@ -57,6 +58,14 @@ extern "C" {
         input: *const C_tensor,
         packed: *const C_tensor,
         rows: i64,
+        bias: *const C_tensor,
+        leaky: i32,
+        slope: f64,
+        error: *mut *mut c_char,
+    ) -> *mut C_tensor;
+    fn yolo3_conv_pool(
+        input: *const C_tensor,
+        kernel: *const C_tensor,
         bias: *const C_tensor,
         leaky: i32,
         slope: f64,
@@ -270,6 +279,32 @@ pub fn maxpool(
     unsafe {
         let result = yolo3_maxpool(xs.as_ptr(), size, stride, before, out.0, out.1, &raw mut error);
         take_result(result, error, "max pooling")
+    }
+}
+
+/// A 3x3 convolution (stride 1, padding 1) of `xs` (`N x Cin x H x W` float32, 1 to 4
+/// channels, `H` and `W` even) with `kernel` (`3 x 3 x Cin x Cout`, `Cout` a multiple of 16),
+/// plus `bias`, then `leaky`'s slope if given, then 2x2 max pooling of stride 2: the
+/// `N x Cout x H/2 x W/2` output in channels-last memory. No autograd.
+pub fn conv_pool(
+    xs: &Tensor,
+    kernel: &Tensor,
+    bias: &Tensor,
+    leaky: Option<f64>,
+) -> Result<Tensor, TchError> {
+    let mut error: *mut c_char = std::ptr::null_mut();
+    // SAFETY: the three tensors are live handles for the duration of the call; the result is
+    // taken exactly once.
+    unsafe {
+        let out = yolo3_conv_pool(
+            xs.as_ptr(),
+            kernel.as_ptr(),
+            bias.as_ptr(),
+            i32::from(leaky.is_some()),
+            leaky.unwrap_or(0.0),
+            &raw mut error,
+        );
+        take_result(out, error, "a convolution and its pooling")
     }
 }
 

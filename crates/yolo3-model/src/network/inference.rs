@@ -15,7 +15,10 @@
 //!   convolutions (one of 16 groups while they are small, else 16) between two transforms in
 //!   the shim (`csrc/winograd.cpp`), the kernel transformed once in float64; max pooling in
 //!   **one pass** over the channels-last
-//!   activations (`csrc/maxpool.cpp`, no argmax indices, each input read once);
+//!   activations (`csrc/maxpool.cpp`, no argmax indices, each input read once), and a thin
+//!   first convolution (at most [`CONV_POOL_MAX_CHANNELS`] inputs) with the 2x2 pooling after
+//!   it **in one pass** (`csrc/conv_pool.cpp`: its output, tiny-YOLOv3's largest activation,
+//!   is never written);
 //! * elsewhere ([`ConvEngine::Plain`], e.g. CUDA, where cuDNN picks its own algorithms), the
 //!   folded convolution then the activation, in NCHW.
 //!
@@ -31,12 +34,12 @@ use std::sync::Mutex;
 use tch::{Device, Kind, Tensor};
 
 use super::aten::{
-    conv_pointwise, has_mkldnn, has_packed_gemm, maxpool, winograd_fused, winograd_input,
-    winograd_output, winograd_pack, ConvShape, PostOp,
+    conv_pointwise, conv_pool, has_mkldnn, has_packed_gemm, maxpool, winograd_fused,
+    winograd_input, winograd_output, winograd_pack, ConvShape, PostOp,
 };
 use super::ops::{activate, BN_INFERENCE_EPS, LEAKY_SLOPE};
 use super::{check_input, maxpool_padding, run_layers, Darknet};
-use crate::cfg::{Activation, Config, Maxpool};
+use crate::cfg::{Activation, Config, Layer, Maxpool};
 use crate::error::{Result, TorchContext};
 
 /// How the convolutions of an [`InferenceNet`] run.
@@ -99,6 +102,10 @@ pub const WINOGRAD_MIN_PRODUCT: i64 = 1 << 26;
 /// were no faster than as separate products, whose kernels are read once for all tiles).
 pub const WINOGRAD_FUSED_MIN_CHANNELS: i64 = 128;
 
+/// Most input channels of a convolution run with the max pooling after it in one pass (the
+/// shim's loops are unrolled for 1 to 4).
+pub const CONV_POOL_MAX_CHANNELS: i64 = 4;
+
 /// Floats of one block's transformed tiles and products in the one-pass Winograd (2^18, 1 MB:
 /// a core's L2 on the machines measured; 2 and 4 MB ran alike).
 const FUSED_BLOCK_FLOATS: i64 = 1 << 18;
@@ -132,6 +139,9 @@ pub(crate) struct FoldedConv {
     pub activation: Activation,
     /// The kernel prepared for Winograd, when it runs as Winograd.
     winograd: Option<WinogradKernel>,
+    /// The kernel as `3 x 3 x Cin x Cout` when this convolution runs with the max pooling
+    /// after it in one pass (which then passes its input on).
+    pooled: Option<Tensor>,
 }
 
 /// A convolution's kernel prepared for Winograd F(2x2, 3x3).
@@ -201,6 +211,9 @@ impl InferenceNet {
                         let mut c = fold(block)?;
                         if let ConvEngine::OneDnn(w) = engine {
                             c.winograd = prepare_winograd(&c, w)?;
+                            if pooled_after(&net.cfg, &net.last_use, i, &c) {
+                                c.pooled = Some(c.weight.f_permute([2, 3, 1, 0])?.f_contiguous()?);
+                            }
                         }
                         Ok::<_, tch::TchError>(c)
                     })
@@ -244,12 +257,23 @@ impl InferenceNet {
                 ConvEngine::Plain => (xs, super::ops::maxpool),
             };
             let conv = |i: usize, input: &Tensor| self.conv(i, input);
+            let pool = |i: usize, input: &Tensor, m: &Maxpool| {
+                let absorbed = i.checked_sub(1).and_then(|j| self.folded_conv(j));
+                if absorbed.is_some_and(|c| c.pooled.is_some()) {
+                    Ok(input.shallow_clone()) // pooled with its convolution
+                } else {
+                    pool(input, m)
+                }
+            };
             run_layers(&self.cfg, &self.last_use, &xs, conv, pool)
         })
     }
 
     fn conv(&self, i: usize, xs: &Tensor) -> std::result::Result<Tensor, tch::TchError> {
         let c = self.convs[i].as_ref().expect("folded conv for conv layer");
+        if let Some(kernel) = &c.pooled {
+            return self.conv_then_pool(i, c, kernel, xs);
+        }
         let ConvEngine::OneDnn(w) = self.engine else {
             let ys = xs.f_conv2d(
                 &c.weight,
@@ -277,6 +301,28 @@ impl InferenceNet {
                 conv_pointwise(xs, &weight, Some(&c.bias), shape, post_op(c))
             }
         }
+    }
+
+    /// Conv `i` and the 2x2 pooling after it: in one pass where the size is even, else
+    /// oneDNN's convolution then the pooling kernel.
+    fn conv_then_pool(
+        &self,
+        i: usize,
+        c: &FoldedConv,
+        kernel: &Tensor,
+        xs: &Tensor,
+    ) -> std::result::Result<Tensor, tch::TchError> {
+        let size = xs.size();
+        if size[2] % 2 == 0 && size[3] % 2 == 0 {
+            return conv_pool(xs, kernel, &c.bias, leaky_slope(c));
+        }
+        let shape = ConvShape { stride: c.stride, padding: c.padding, groups: 1 };
+        let weight = self.packed_weight((i, 0), &c.weight, shape, xs)?;
+        let ys = conv_pointwise(xs, &weight, Some(&c.bias), shape, post_op(c))?;
+        let Some(Layer::Maxpool(m)) = self.cfg.layers().get(i + 1) else {
+            unreachable!("a pooled convolution is followed by its pooling");
+        };
+        pool(&ys, m)
     }
 
     /// Conv `i` as Winograd F(2x2, 3x3): the input transform, the products as oneDNN 1x1
@@ -407,6 +453,20 @@ fn prepare_winograd(
     })
 }
 
+/// Whether conv `i` (folded as `c`) runs with the max pooling after it in one pass: a 3x3
+/// kernel of stride 1 and padding 1 over at most [`CONV_POOL_MAX_CHANNELS`] inputs, a multiple
+/// of 16 outputs, a linear or leaky activation, followed by a 2x2 pooling of stride 2 that
+/// starts at the first pixel and is the only reader of its output.
+fn pooled_after(cfg: &Config, last_use: &[usize], i: usize, c: &FoldedConv) -> bool {
+    let size = c.weight.size();
+    let conv = size[2] == 3 && size[3] == 3 && c.stride == 1 && c.padding == 1;
+    let channels = size[1] <= CONV_POOL_MAX_CHANNELS && size[0] % 16 == 0;
+    let activation = matches!(c.activation, Activation::Leaky | Activation::Linear);
+    let pool = matches!(cfg.layers().get(i + 1),
+        Some(Layer::Maxpool(m)) if m.size == 2 && m.stride == 2 && m.padding / 2 == 0);
+    conv && channels && activation && pool && last_use[i] == i + 1
+}
+
 /// The slope of `c`'s leaky activation, which the Winograd output transforms apply.
 fn leaky_slope(c: &FoldedConv) -> Option<f64> {
     match c.activation {
@@ -478,12 +538,43 @@ fn fold(block: &super::conv::ConvBlock) -> std::result::Result<FoldedConv, tch::
         padding: block.padding,
         activation: block.activation,
         winograd: None,
+        pooled: None,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The convolution pooled in one pass equals libtorch's convolution, activation and max
+    /// pooling to float32 rounding, for 1 to 4 input channels, both activations, and sides
+    /// where the windows reach every edge.
+    #[test]
+    fn conv_pool_equals_convolution_then_pooling() {
+        tch::manual_seed(5);
+        for (cin, cout, h, w, leaky) in [
+            (1, 16, 6, 8, Some(LEAKY_SLOPE)),
+            (2, 32, 4, 10, None),
+            (3, 16, 12, 6, Some(0.25)),
+            (4, 48, 2, 2, None),
+        ] {
+            let opts = (Kind::Float, Device::Cpu);
+            let xs = Tensor::randn([2, cin, h, w], opts);
+            let weight = Tensor::randn([cout, cin, 3, 3], opts);
+            let bias = Tensor::randn([cout], opts);
+            let ys = xs.conv2d(&weight, Some(&bias), [1, 1], [1, 1], [1, 1], 1);
+            let ys = match leaky {
+                Some(slope) => ys.maximum(&(&ys * slope)),
+                None => ys,
+            };
+            let expected = ys.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+            let kernel = weight.permute([2, 3, 1, 0]).contiguous();
+            let got = conv_pool(&channels_last(&xs).unwrap(), &kernel, &bias, leaky).unwrap();
+            assert_eq!(got.size(), expected.size(), "{cin}->{cout} on {h}x{w}");
+            let error = f64::try_from((got.contiguous() - &expected).abs().max()).unwrap();
+            assert!(error < 1e-5, "{cin}->{cout} on {h}x{w}, leaky {leaky:?}: off by {error}");
+        }
+    }
 
     /// The one-pass pooling equals the training path's `ops::maxpool` bit for bit, NaN
     /// included, for darknet's pools (tiny's 2/2 and 2/1, SPP's 5/9/13 stride 1, a 3/2 with

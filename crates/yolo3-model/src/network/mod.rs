@@ -143,7 +143,7 @@ impl Darknet {
             let block = self.convs[i].as_ref().expect("conv block for conv layer");
             block.forward(input, train && !self.frozen[i], self.replicas.as_ref())
         };
-        run_layers(&self.cfg, &self.last_use, xs, conv, ops::maxpool)
+        run_layers(&self.cfg, &self.last_use, xs, conv, |_, x, m| ops::maxpool(x, m))
     }
 }
 
@@ -163,14 +163,14 @@ fn check_input(cfg: &Config, device: Device, xs: &Tensor) -> Result<()> {
 }
 
 /// Runs the layers of `cfg` in darknet order on `xs`, convolution `i` through `conv(i, input)`
-/// and max pooling through `pool`, dropping each output after `last_use`; returns the head
+/// and max pooling `i` through `pool(i, input, window)`, dropping each output after `last_use`; returns the head
 /// inputs in cfg order.
 fn run_layers(
     cfg: &Config,
     last_use: &[usize],
     xs: &Tensor,
     mut conv: impl FnMut(usize, &Tensor) -> std::result::Result<Tensor, tch::TchError>,
-    pool: impl Fn(&Tensor, &crate::cfg::Maxpool) -> std::result::Result<Tensor, tch::TchError>,
+    pool: impl Fn(usize, &Tensor, &crate::cfg::Maxpool) -> std::result::Result<Tensor, tch::TchError>,
 ) -> Result<Vec<Tensor>> {
     let layers = cfg.layers();
     let mut outputs: Vec<Option<Tensor>> = Vec::with_capacity(layers.len());
@@ -180,7 +180,7 @@ fn run_layers(
         let get = |j: usize| outputs[j].as_ref().expect("kept until its last use");
         let out = match layer {
             Layer::Convolutional(_) => Some(conv(i, input.expect("conv input")).torch(context)?),
-            Layer::Maxpool(m) => Some(pool(input.expect("pool input"), m).torch(context)?),
+            Layer::Maxpool(m) => Some(pool(i, input.expect("pool input"), m).torch(context)?),
             Layer::Upsample(u) => {
                 Some(ops::upsample(input.expect("upsample input"), u.stride).torch(context)?)
             }
