@@ -5,8 +5,9 @@
 #
 # Rows: tiny-YOLOv3 and YOLOv3 at 416, batch 1 and 8. Columns, in images/s:
 # * yolo3 forward: the network only, as `detect` runs it (InferenceNet: batch norm folded,
-#   oneDNN's fused convolutions on channels-last activations, Winograd for the wide 3x3
-#   convolutions), the `+winograd` row of benches/infer.rs;
+#   oneDNN's fused convolutions on channels-last activations, Winograd for the 3x3
+#   convolutions of 128 or more channels, the shim's one-pass conv + pool and pooling), the
+#   `+winograd` row of benches/infer.rs;
 # * yolo3 detect: `yolo3 detect --no-images` end to end (decode the files, letterbox, forward,
 #   decode + NMS, predictions.json), model loading excluded, over IMAGES synthetic images;
 # * ONNX Runtime forward: ORT_ENABLE_ALL on the graph `yolo3 export --format onnx` writes
