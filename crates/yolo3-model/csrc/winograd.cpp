@@ -130,6 +130,54 @@ inline void output_block(const float *const (&planes)[16], int64_t at, const flo
   }
 }
 
+// The spatial shape of a transform: `c` channels at `h x w`, `th x tw` tiles per image.
+struct Grid {
+  int64_t h, w, c, th, tw;
+  Grid(int64_t h, int64_t w, int64_t c) : h(h), w(w), c(c), th((h + 1) / 2), tw((w + 1) / 2) {}
+};
+
+// The input transform of tile `t` of the channels-last `src`: its 16 planes to `out + p *
+// plane` (`zeros`: c zeros, the padding). (Cloning the transforms for AVX-512 and AVX2 as
+// the pooling is gained nothing measurable: they wait on memory, not on arithmetic.)
+inline void input_tile(const float *src, const Grid &g, int64_t t, const float *zeros,
+                       float *out, int64_t plane) {
+  const Tile tile(t, g.th, g.tw);
+  const float *rows[16];
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      const int64_t y = 2 * tile.row - 1 + i, x = 2 * tile.col - 1 + j;
+      const bool inside = y >= 0 && y < g.h && x >= 0 && x < g.w;
+      rows[4 * i + j] = inside ? src + ((tile.image * g.h + y) * g.w + x) * g.c : zeros;
+    }
+  }
+  int64_t k0 = 0;
+  for (; k0 + kLanes <= g.c; k0 += kLanes) {
+    input_block<kLanes>(rows, k0, kLanes, out, plane);
+  }
+  if (k0 < g.c) {
+    input_block<0>(rows, k0, g.c - k0, out, plane);
+  }
+}
+
+// The output transform of tile `t` (`g.c` the output channels), whose products start at `at`
+// in every plane, with the bias and the activation, to its pixels of the channels-last `dst`.
+inline void output_tile(const float *const (&planes)[16], int64_t at, const float *bias,
+                        const Grid &g, int64_t t, bool leaky, float slope, float *dst) {
+  const Tile tile(t, g.th, g.tw);
+  float *pixels[4];
+  for (int q = 0; q < 4; ++q) {
+    const int64_t oy = 2 * tile.row + q / 2, ox = 2 * tile.col + q % 2;
+    pixels[q] = oy < g.h && ox < g.w ? dst + ((tile.image * g.h + oy) * g.w + ox) * g.c : nullptr;
+  }
+  int64_t k0 = 0;
+  for (; k0 + kLanes <= g.c; k0 += kLanes) {
+    output_block<kLanes>(planes, at, bias, k0, kLanes, leaky, slope, pixels);
+  }
+  if (k0 < g.c) {
+    output_block<0>(planes, at, bias, k0, g.c - k0, leaky, slope, pixels);
+  }
+}
+
 } // namespace
 
 // `input`: float32 N x C x H x W (read in channels-last order). Returns the transformed
@@ -141,8 +189,9 @@ extern "C" at::Tensor *yolo3_winograd_input(const at::Tensor *input, int grouped
     TORCH_CHECK(input->dim() == 4 && input->scalar_type() == at::kFloat,
                 "winograd input: a float32 N x C x H x W tensor");
     const at::Tensor x = input->contiguous(at::MemoryFormat::ChannelsLast);
-    const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-    const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = n * th * tw;
+    const int64_t n = x.size(0), c = x.size(1);
+    const Grid grid(x.size(2), x.size(3), c);
+    const int64_t tiles = n * grid.th * grid.tw;
     at::Tensor v = grouped ? at::empty({tiles, 16, c}, x.options()) : at::empty({16, tiles, c}, x.options());
     // Where plane p of tile t starts: p * plane_stride + t * tile_stride.
     const int64_t plane_stride = grouped ? c : tiles * c, tile_stride = grouped ? 16 * c : c;
@@ -152,26 +201,10 @@ extern "C" at::Tensor *yolo3_winograd_input(const at::Tensor *input, int grouped
     const int64_t block = std::max<int64_t>(1, kBlockFloats / c);
     at::parallel_for(0, tiles, kGrain, [&](int64_t begin, int64_t end) {
       std::vector<float> local(16 * block * c);
-      const float *rows[16];
       for (int64_t t0 = begin; t0 < end; t0 += block) {
         const int64_t t1 = std::min(t0 + block, end);
         for (int64_t t = t0; t < t1; ++t) {
-          const Tile tile(t, th, tw);
-          for (int i = 0; i < 4; ++i) {
-            for (int j = 0; j < 4; ++j) {
-              const int64_t y = 2 * tile.row - 1 + i, x = 2 * tile.col - 1 + j;
-              const bool inside = y >= 0 && y < h && x >= 0 && x < w;
-              rows[4 * i + j] = inside ? src + ((tile.image * h + y) * w + x) * c : zeros.data();
-            }
-          }
-          float *out = local.data() + (t - t0) * c;
-          int64_t k0 = 0;
-          for (; k0 + kLanes <= c; k0 += kLanes) {
-            input_block<kLanes>(rows, k0, kLanes, out, block * c);
-          }
-          if (k0 < c) {
-            input_block<0>(rows, k0, c - k0, out, block * c);
-          }
+          input_tile(src, grid, t, zeros.data(), local.data() + (t - t0) * c, block * c);
         }
         for (int p = 0; p < 16; ++p) {
           const float *share = local.data() + p * block * c;
@@ -205,7 +238,8 @@ extern "C" at::Tensor *yolo3_winograd_output(const at::Tensor *const *parts, int
       m.push_back(parts[p]->contiguous(at::MemoryFormat::ChannelsLast));
     }
     const int64_t cout = count == 16 ? m[0].size(1) : m[0].size(1) / 16;
-    const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = n * th * tw;
+    const Grid grid(h, w, cout);
+    const int64_t tiles = n * grid.th * grid.tw;
     for (const at::Tensor &part : m) {
       TORCH_CHECK(part.scalar_type() == at::kFloat && part.numel() == tiles * cout * 16 / count,
                   "winograd output: products of ", tiles, " tiles x ", cout, " channels");
@@ -244,20 +278,7 @@ extern "C" at::Tensor *yolo3_winograd_output(const at::Tensor *const *parts, int
           }
         }
         for (int64_t t = t0; t < t1; ++t) {
-          const Tile tile(t, th, tw);
-          float *pixels[4];
-          for (int q = 0; q < 4; ++q) {
-            const int64_t oy = 2 * tile.row + q / 2, ox = 2 * tile.col + q % 2;
-            pixels[q] = oy < h && ox < w ? dst + ((tile.image * h + oy) * w + ox) * cout : nullptr;
-          }
-          const int64_t at = (t - t0) * cout;
-          int64_t k0 = 0;
-          for (; k0 + kLanes <= cout; k0 += kLanes) {
-            output_block<kLanes>(shares, at, bias_data, k0, kLanes, leaky != 0, s, pixels);
-          }
-          if (k0 < cout) {
-            output_block<0>(shares, at, bias_data, k0, cout - k0, leaky != 0, s, pixels);
-          }
+          output_tile(shares, (t - t0) * cout, bias_data, grid, t, leaky != 0, s, dst);
         }
       }
     });
@@ -335,7 +356,8 @@ extern "C" at::Tensor *yolo3_winograd_fused(const at::Tensor *input, const at::T
                 "winograd: kernels packed for ", rows, " rows of ", cin, " -> ", cout, " channels");
     const uint8_t *base = packed->const_data_ptr<uint8_t>();
     base += (64 - reinterpret_cast<uintptr_t>(base) % 64) % 64;
-    const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = n * th * tw;
+    const Grid in_grid(h, w, cin), out_grid(h, w, cout);
+    const int64_t tiles = n * in_grid.th * in_grid.tw;
     const int64_t blocks = (tiles + rows - 1) / rows;
     at::Tensor y = at::empty({n, cout, h, w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
     const float *src = x.const_data_ptr<float>(), *bias_data = b.const_data_ptr<float>();
@@ -348,26 +370,10 @@ extern "C" at::Tensor *yolo3_winograd_fused(const at::Tensor *input, const at::T
       for (int p = 0; p < 16; ++p) {
         products[p] = m.data() + p * rows * cout;
       }
-      const float *patch[16];
       for (int64_t blk = begin; blk < end; ++blk) {
         const int64_t t0 = blk * rows, t1 = std::min(t0 + rows, tiles);
         for (int64_t t = t0; t < t1; ++t) {
-          const Tile tile(t, th, tw);
-          for (int i = 0; i < 4; ++i) {
-            for (int j = 0; j < 4; ++j) {
-              const int64_t yy = 2 * tile.row - 1 + i, xx = 2 * tile.col - 1 + j;
-              const bool inside = yy >= 0 && yy < h && xx >= 0 && xx < w;
-              patch[4 * i + j] = inside ? src + ((tile.image * h + yy) * w + xx) * cin : zeros.data();
-            }
-          }
-          float *out = v.data() + (t - t0) * cin;
-          int64_t k0 = 0;
-          for (; k0 + kLanes <= cin; k0 += kLanes) {
-            input_block<kLanes>(patch, k0, kLanes, out, rows * cin);
-          }
-          if (k0 < cin) {
-            input_block<0>(patch, k0, cin - k0, out, rows * cin);
-          }
+          input_tile(src, in_grid, t, zeros.data(), v.data() + (t - t0) * cin, rows * cin);
         }
         for (int p = 0; p < 16; ++p) {
           cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, rows, cout, cin,
@@ -376,20 +382,7 @@ extern "C" at::Tensor *yolo3_winograd_fused(const at::Tensor *input, const at::T
                               m.data() + p * rows * cout, cout);
         }
         for (int64_t t = t0; t < t1; ++t) {
-          const Tile tile(t, th, tw);
-          float *pixels[4];
-          for (int q = 0; q < 4; ++q) {
-            const int64_t oy = 2 * tile.row + q / 2, ox = 2 * tile.col + q % 2;
-            pixels[q] = oy < h && ox < w ? dst + ((tile.image * h + oy) * w + ox) * cout : nullptr;
-          }
-          const int64_t at = (t - t0) * cout;
-          int64_t k0 = 0;
-          for (; k0 + kLanes <= cout; k0 += kLanes) {
-            output_block<kLanes>(products, at, bias_data, k0, kLanes, leaky != 0, s, pixels);
-          }
-          if (k0 < cout) {
-            output_block<0>(products, at, bias_data, k0, cout - k0, leaky != 0, s, pixels);
-          }
+          output_tile(products, (t - t0) * cout, bias_data, out_grid, t, leaky != 0, s, dst);
         }
       }
     });
