@@ -74,6 +74,16 @@ pub fn check_output<P: AsRef<Path>>(
     Ok(())
 }
 
+/// How the last step of writing an output treats a file at its name: replaced with `--force`;
+/// without it, also a file that appeared after [`check_output`] is kept (the write fails).
+pub fn existing(force: bool) -> yolo3_core::fsio::Existing {
+    if force {
+        yolo3_core::fsio::Existing::Replace
+    } else {
+        yolo3_core::fsio::Existing::Keep
+    }
+}
+
 /// Refuses an output whose extension is not one of `extensions` (lowercase, without the dot).
 pub fn check_extension(
     flag: &str,

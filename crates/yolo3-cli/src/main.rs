@@ -17,7 +17,10 @@ mod guard;
 mod model_load;
 mod progress;
 mod ranges;
+mod signals;
 mod train;
+#[cfg(target_os = "linux")]
+mod workdir;
 
 use std::process::ExitCode;
 
@@ -52,9 +55,20 @@ enum Command {
 
 fn main() -> ExitCode {
     tuned_environment();
+    signals::install();
     let cli = Cli::parse();
     cli.global.init_logging();
-    match run(cli) {
+    let result = run(cli);
+    if let Some(signal) = signals::received() {
+        // Whatever the command finished is complete; say what stopped it, and exit as a
+        // process stopped by that signal reports.
+        match result {
+            Ok(_) => eprintln!("stopped by {}; the outputs written are complete", signals::name(signal)),
+            Err(err) => eprintln!("stopped by {}: {err:#}", signals::name(signal)),
+        }
+        return ExitCode::from((128 + signal) as u8);
+    }
+    match result {
         Ok(code) => code,
         Err(err) => {
             // `{:#}` prints the whole chain: "reading x: line 3: field 2: ...".

@@ -12,7 +12,7 @@ use common::{assert_ok, result_epochs, text, yolo3};
 use yolo3_model::Darknet;
 
 /// A small run: 32 synthetic images of 64 pixels, the narrowest built-in tiny model.
-const RUN: [&str; 16] = [
+const RUN: [&str; 14] = [
     "--synthetic-images",
     "32",
     "--synthetic-val-images",
@@ -25,35 +25,68 @@ const RUN: [&str; 16] = [
     "8",
     "--batch",
     "8",
-    "--optimizer",
-    "sgd",
     "--project",
     "runs",
 ];
 
-/// Every variable of the two checkpoints (weights and batch-norm statistics) within `rel` of
-/// the largest magnitude of its tensor; returns the worst ratio seen.
-fn assert_checkpoints_agree(a: &Path, b: &Path, rel: f64) -> f64 {
+/// Element-wise agreement of two float32 results computed in another order: `|a - b| <= TOL
+/// * (|a| + scale)`, `scale` the tensor's largest magnitude. One float32 rounding is 6e-8 of
+/// the value; a gradient summed over 4 images instead of 8, then averaged over the ranks, and
+/// carried through 8 optimizer steps and the batch-norm statistics, differs by a few hundred
+/// roundings (measured: below 2e-5 with SGD and Adam), far below any real difference (a
+/// step of another batch moves weights by 1e-3 and more).
+const TOL: f64 = 1e-4;
+
+/// Every element of every variable of the two checkpoints (weights and batch-norm
+/// statistics) agrees (see [`TOL`]); returns the worst `|a - b| / (|a| + scale)` seen.
+fn assert_checkpoints_agree(a: &Path, b: &Path) -> f64 {
     let (a, _) = Darknet::from_checkpoint(a, tch::Device::Cpu).unwrap();
     let (b, _) = Darknet::from_checkpoint(b, tch::Device::Cpu).unwrap();
     let (va, vb) = (a.var_store().variables(), b.var_store().variables());
     assert_eq!(va.len(), vb.len());
     let mut worst = 0f64;
     for (name, ta) in &va {
-        let tb = &vb[name];
-        let diff = (ta - tb).abs().max().double_value(&[]);
-        let scale = ta.abs().max().double_value(&[]).max(1e-3);
-        worst = worst.max(diff / scale);
-        assert!(diff <= rel * scale, "{name}: max |diff| {diff:e} for values up to {scale:e}");
+        let (xa, xb): (Vec<f32>, Vec<f32>) = (
+            Vec::try_from(ta.flatten(0, -1)).unwrap(),
+            Vec::try_from(vb[name].flatten(0, -1)).unwrap(),
+        );
+        let scale = xa.iter().fold(0f64, |m, v| m.max(f64::from(v.abs())));
+        for (i, (x, y)) in xa.iter().zip(&xb).enumerate() {
+            let (x, y) = (f64::from(*x), f64::from(*y));
+            let ratio = (x - y).abs() / (x.abs() + scale).max(1e-12);
+            worst = worst.max(ratio);
+            assert!(ratio <= TOL, "{name}[{i}]: {x:e} vs {y:e} (tensor up to {scale:e})");
+        }
     }
     worst
 }
 
-#[test]
-fn two_ranks_of_batch_4_step_as_one_process_of_batch_8() {
+/// The loss columns of two `results.csv` agree within [`TOL`] of each value.
+fn assert_losses_agree(a: &Path, b: &Path) {
+    let rows = |p: &Path| -> Vec<Vec<f64>> {
+        std::fs::read_to_string(p.join("results.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+            .collect()
+    };
+    let (ra, rb) = (rows(a), rows(b));
+    assert_eq!(ra.len(), rb.len());
+    // epoch, the training terms and total, the validation terms and total (columns 0-10).
+    for (x, y) in ra.iter().zip(&rb) {
+        for c in 0..=10 {
+            let tol = TOL * x[c].abs().max(1e-6);
+            assert!((x[c] - y[c]).abs() <= tol, "results.csv column {c}: {} vs {}", x[c], y[c]);
+        }
+    }
+}
+
+/// Two ranks of batch 4 step as one process of batch 8, with `optimizer`.
+fn ranks_step_as_one_process(optimizer: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let epochs = ["--epochs", "2", "--threads", "1"];
-    let single: Vec<&str> = ["-q", "train"].iter().chain(&RUN).chain(&epochs).copied().collect();
+    let extra = ["--epochs", "2", "--threads", "1", "--optimizer", optimizer];
+    let single: Vec<&str> = ["-q", "train"].iter().chain(&RUN).chain(&extra).copied().collect();
     assert_ok(&yolo3(tmp.path(), &[&single[..], &["--name", "single"]].concat()));
     let ranks = [&single[..], &["--name", "ranks", "--nproc-per-node", "2"]].concat();
     let out = yolo3(tmp.path(), &ranks);
@@ -65,9 +98,9 @@ fn two_ranks_of_batch_4_step_as_one_process_of_batch_8() {
     let worst = assert_checkpoints_agree(
         &runs.join("single/weights/last.safetensors"),
         &runs.join("ranks/weights/last.safetensors"),
-        1e-5,
     );
-    eprintln!("worst relative difference after 8 steps: {worst:e}");
+    eprintln!("{optimizer}: worst element-wise difference after 8 steps: {worst:e}");
+    assert_losses_agree(&runs.join("single"), &runs.join("ranks"));
     // Only rank 0 wrote a run folder; the others kept to their private data copy.
     let mut names: Vec<String> = std::fs::read_dir(&runs)
         .unwrap()
@@ -76,6 +109,16 @@ fn two_ranks_of_batch_4_step_as_one_process_of_batch_8() {
     names.sort();
     assert_eq!(names, ["ranks", "single"]);
     assert!(text(&out.stderr).contains("launched ranks 0..2 of 2"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn two_ranks_of_batch_4_step_as_one_process_of_batch_8_sgd() {
+    ranks_step_as_one_process("sgd");
+}
+
+#[test]
+fn two_ranks_of_batch_4_step_as_one_process_of_batch_8_adam() {
+    ranks_step_as_one_process("adam");
 }
 
 fn worker(dir: &Path, rank: usize, port: u16, args: &[&str]) -> Child {
@@ -100,11 +143,13 @@ fn worker(dir: &Path, rank: usize, port: u16, args: &[&str]) -> Child {
 fn a_killed_rank_is_named_and_the_run_resumes_on_three_ranks() {
     let tmp = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let timeout = 20;
+    // The loss of a killed rank is found through its closed connections and heartbeat, not
+    // the timeout: a long timeout, and the bound half of it, hold on a loaded machine too.
+    let timeout = 120;
     let args: Vec<&str> = ["train"]
         .iter()
         .chain(&RUN)
-        .chain(&["--epochs", "6", "--threads", "1", "--dist-timeout", "20"])
+        .chain(&["--epochs", "6", "--threads", "1", "--dist-timeout", "120"])
         .copied()
         .collect();
     // Started as torchrun starts workers: the variables only.
@@ -113,7 +158,7 @@ fn a_killed_rank_is_named_and_the_run_resumes_on_three_ranks() {
     let run = tmp.path().join("runs/exp");
     let started = Instant::now();
     while result_epochs(&run).is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(180), "no epoch finished in 3 minutes");
+        assert!(started.elapsed() < Duration::from_secs(600), "no epoch finished in 10 minutes");
         assert!(rank0.try_wait().unwrap().is_none(), "rank 0 exited early");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -126,7 +171,7 @@ fn a_killed_rank_is_named_and_the_run_resumes_on_three_ranks() {
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "rank 0 went on without rank 1: {stderr}");
     assert!(stderr.contains("lost rank 1"), "{stderr}");
-    assert!(took < Duration::from_secs(timeout), "rank 0 took {took:?} to stop");
+    assert!(took < Duration::from_secs(timeout / 2), "rank 0 took {took:?} to stop");
     let done = result_epochs(&run);
     assert!(!done.is_empty() && done.len() < 6, "{done:?}");
 
@@ -147,7 +192,8 @@ fn a_non_finite_loss_stops_every_rank() {
     let args: Vec<&str> = ["train"]
         .iter()
         .chain(&RUN)
-        .chain(&["--epochs", "3", "--lr", "1e30", "--nproc-per-node", "2", "--threads", "1"])
+        .chain(&["--epochs", "3", "--optimizer", "sgd", "--lr", "1e30"])
+        .chain(&["--nproc-per-node", "2", "--threads", "1"])
         .copied()
         .collect();
     let out = yolo3(tmp.path(), &args);

@@ -648,3 +648,21 @@ fn voc_to_keras_says_what_it_leaves_out() {
         8
     );
 }
+
+/// In a working folder that was deleted, libtorch's oneMKL would abort while loading, before
+/// any code of ours; the executable's pre-initialiser says what is wrong instead.
+#[test]
+fn a_deleted_working_folder_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gone = tmp.path().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("cd '{}' && rmdir '{}' && exec '{}' --version", s(&gone), s(&gone), env!("CARGO_BIN_EXE_yolo3")))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the working folder no longer exists"), "{stderr}");
+    assert!(!stderr.contains("oneMKL"), "{stderr}");
+}

@@ -46,7 +46,7 @@ fn killed_run_resumes_from_its_last_checkpoint() {
     let run = tmp.path().join("runs/train/exp");
     let started = Instant::now();
     while !run.join("weights/last.safetensors").is_file() {
-        assert!(started.elapsed() < Duration::from_secs(120), "no epoch finished in 2 minutes");
+        assert!(started.elapsed() < Duration::from_secs(600), "no epoch finished in 10 minutes");
         assert!(child.try_wait().unwrap().is_none(), "training exited early");
         std::thread::sleep(Duration::from_millis(20));
     }

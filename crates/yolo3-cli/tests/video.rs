@@ -90,5 +90,8 @@ fn video_frames_get_the_boxes_of_the_same_images() {
         &["detect", "-w", weights.to_str().unwrap(), "--cfg", cfg.to_str().unwrap(), "nothing.mp4"],
     );
     assert!(!missing.status.success());
-    assert!(text(&missing.stderr).contains("opening nothing.mp4"), "{}", text(&missing.stderr));
+    let stderr = text(&missing.stderr);
+    assert!(stderr.contains("nothing.mp4: no such file"), "{stderr}");
+    // Nothing was written, so no empty run folder is left behind.
+    assert!(!tmp.path().join("runs/detect").read_dir().is_ok_and(|mut d| d.next().is_some()));
 }

@@ -194,22 +194,22 @@ fn stage_dims(stage: Stage) -> (u32, u32) {
     }
 }
 
-fn header(stamp: Stamp, stage: Stage, image: &CachedImage) -> Vec<u8> {
+/// The header of a cache file of an image of `size` (`w x h`) from a `source`-sized file.
+fn header(stamp: Stamp, stage: Stage, size: (u32, u32), source: ImageSize) -> Vec<u8> {
     let (sw, sh) = stage_dims(stage);
     let mut v = Vec::with_capacity(HEADER_LEN);
     v.extend_from_slice(MAGIC);
     v.extend_from_slice(&stamp.len.to_le_bytes());
     v.extend_from_slice(&stamp.modified_ns.to_le_bytes());
-    for n in [sw, sh, image.image.width(), image.image.height()] {
+    for n in [sw, sh, size.0, size.1, source.width, source.height] {
         v.extend_from_slice(&n.to_le_bytes());
     }
-    v.extend_from_slice(&image.source.width.to_le_bytes());
-    v.extend_from_slice(&image.source.height.to_le_bytes());
     v
 }
 
 /// The cached image in `file` if it is of this source version and stage; anything else
-/// (missing, stale, damaged) is a miss.
+/// (missing, stale, damaged) is a miss. The sizes a header states are checked against each
+/// other and the file's length before anything of that size is allocated.
 fn read_cached(file: &Path, stamp: Stamp, stage: Stage) -> Option<CachedImage> {
     let mut f = yolo3_core::fsio::open_regular(file).ok()?;
     let mut head = [0u8; HEADER_LEN];
@@ -217,11 +217,19 @@ fn read_cached(file: &Path, stamp: Stamp, stage: Stage) -> Option<CachedImage> {
     let u32_at = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes"));
     let (w, h) = (u32_at(40), u32_at(44));
     let source = ImageSize { width: u32_at(48), height: u32_at(52) };
-    let probe = CachedImage { image: RgbImage::new(w, h), source };
-    if head[..] != header(stamp, stage, &probe)[..] {
+    if head[..] != header(stamp, stage, (w, h), source)[..]
+        || source.width == 0
+        || source.height == 0
+        || u64::from(source.width) * u64::from(source.height) > crate::MAX_PIXELS
+        || stage_size(source, stage) != (w, h)
+    {
         return None;
     }
-    let mut pixels = Vec::with_capacity(3 * w as usize * h as usize);
+    let bytes = 3 * u64::from(w) * u64::from(h);
+    if f.metadata().ok()?.len() != HEADER_LEN as u64 + bytes {
+        return None;
+    }
+    let mut pixels = Vec::with_capacity(bytes as usize);
     f.read_to_end(&mut pixels).ok()?;
     let image = RgbImage::from_raw(w, h, pixels)?;
     Some(CachedImage { image, source })
@@ -237,9 +245,9 @@ fn write_cached(file: &Path, stamp: Stamp, stage: Stage, image: &CachedImage) ->
             return Ok(());
         }
     }
-    let mut bytes = header(stamp, stage, image);
+    let mut bytes = header(stamp, stage, image.image.dimensions(), image.source);
     bytes.extend_from_slice(image.image.as_raw());
-    yolo3_core::fsio::write_atomic(file, &bytes)
+    yolo3_core::fsio::write_atomic(file, &bytes, yolo3_core::fsio::Existing::Replace)
         .map_err(|e| DataError::io(file, "cannot write the image cache", e))
 }
 

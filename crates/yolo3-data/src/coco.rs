@@ -146,8 +146,18 @@ pub fn read_coco(
         }
     }
 
+    let mut annotation_ids: HashMap<u64, usize> = HashMap::new();
     for (i, a) in file.annotations.iter().enumerate() {
         let field = |name: &str| format!("annotations[{i}] (id {}) {name}", a.id);
+        if let Some(j) = annotation_ids.insert(a.id, i) {
+            // Two boxes under one id: a copy-paste of the file, or two exports merged; COCO's
+            // tools keep only one of them.
+            return Err(DataError::syntax(
+                at,
+                field("id"),
+                format!("annotation id {} is already used by annotations[{j}]", a.id),
+            ));
+        }
         let Some(&si) = sample_of.get(&a.image_id) else {
             return Err(DataError::syntax(
                 at,

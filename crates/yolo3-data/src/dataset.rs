@@ -8,6 +8,7 @@
 //!   (COCO `iscrowd`, VOC `difficult` when skipped) are kept in `Sample::ignored` so evaluation
 //!   can treat them as "ignore" regions instead of false positives.
 
+use yolo3_core::fsio::Existing;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -169,11 +170,13 @@ pub fn read_class_names(path: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Writes class names one per line.
-pub fn write_class_names(path: &Path, names: &[String]) -> Result<()> {
+/// Writes class names one per line (atomically; over an existing file only with
+/// [`Existing::Replace`]).
+pub fn write_class_names(path: &Path, names: &[String], existing: Existing) -> Result<()> {
     let mut text = names.join("\n");
     text.push('\n');
-    std::fs::write(path, text).map_err(|e| DataError::io(path, "cannot write class names", e))
+    yolo3_core::fsio::write_atomic(path, text.as_bytes(), existing)
+        .map_err(|e| DataError::io(path, "cannot write class names", e))
 }
 
 /// Counts printed before training.

@@ -189,6 +189,18 @@ pub enum DataError {
         #[source]
         source: image::ImageError,
     },
+    /// An image in a format this program does not read (WebP, TIFF, BMP, GIF, ...).
+    #[error(
+        "{}: {format} images are not supported (JPEG and PNG are); convert it, for example \
+         with `convert IN OUT.png` (ImageMagick) or `ffmpeg -i IN OUT.png`",
+        path.display()
+    )]
+    UnsupportedImageFormat {
+        /// The image file.
+        path: PathBuf,
+        /// The format its first bytes show.
+        format: &'static str,
+    },
     /// An image with more pixels than [`crate::MAX_PIXELS`] (a decompression bomb, or a scan
     /// far beyond any network input): refused from its header, before decoding.
     #[error(

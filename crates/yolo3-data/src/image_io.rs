@@ -68,6 +68,11 @@ fn open_decoder(
     // (512 MB by default) would refuse a legitimate 16-bit RGBA photo of 70 megapixels.
     reader.no_limits();
     let format = reader.format();
+    if !matches!(format, Some(image::ImageFormat::Png | image::ImageFormat::Jpeg)) {
+        if let Some(name) = other_format(path) {
+            return Err(DataError::UnsupportedImageFormat { path: path.to_path_buf(), format: name });
+        }
+    }
     let image_error = |source| DataError::Image { path: path.to_path_buf(), source };
     let mut decoder = reader.into_decoder().map_err(image_error)?;
     // A broken EXIF block is not worth losing the image for: it is shown as stored.
@@ -77,6 +82,30 @@ fn open_decoder(
         return Err(DataError::ImageTooLarge { path: path.to_path_buf(), width, height });
     }
     Ok((decoder, orientation, format))
+}
+
+/// The name of an image format other than JPEG and PNG that `path`'s first bytes show (their
+/// magic numbers), for the message that it is not supported.
+fn other_format(path: &Path) -> Option<&'static str> {
+    let mut head = [0u8; 12];
+    let mut file = yolo3_core::fsio::open_regular(path).ok()?;
+    let n = file.read(&mut head).ok()?;
+    let head = &head[..n];
+    let formats: [(&[u8], usize, &'static str); 9] = [
+        (b"WEBP", 8, "WebP"),
+        (b"II*\0", 0, "TIFF"),
+        (b"MM\0*", 0, "TIFF"),
+        (b"BM", 0, "BMP"),
+        (b"GIF8", 0, "GIF"),
+        (b"\0\0\0\x0cjP  ", 0, "JPEG 2000"),
+        (b"ftypavif", 4, "AVIF"),
+        (b"ftypheic", 4, "HEIC"),
+        (b"8BPS", 0, "Photoshop"),
+    ];
+    formats
+        .iter()
+        .find(|(magic, at, _)| head.get(*at..at + magic.len()) == Some(magic))
+        .map(|&(_, _, name)| name)
 }
 
 /// The size of a `stored` image once `orientation` is applied.
@@ -217,5 +246,25 @@ mod tests {
         assert!(e.to_string().contains("broken.jpg"), "{e}");
         let e = load_rgb(&dir.path().join("missing.png")).unwrap_err();
         assert!(e.to_string().contains("missing.png"), "{e}");
+    }
+
+    #[test]
+    fn other_formats_are_named_as_unsupported() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [(&str, &[u8], &str); 4] = [
+            ("a.webp", b"RIFF\x24\0\0\0WEBPVP8 ", "WebP"),
+            ("b.tif", b"II*\0\x08\0\0\0\0\0\0\0", "TIFF"),
+            ("c.bmp", b"BM\x36\0\0\0\0\0\0\0\x36\0", "BMP"),
+            ("d.jpg", b"GIF89a\x01\0\x01\0\0\0", "GIF"),
+        ];
+        for (name, bytes, format) in cases {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            let e = load_rgb(&p).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+            assert!(e.contains(&format!("{format} images are not supported")), "{e}");
+            let e = image_size(&p).unwrap_err().to_string();
+            assert!(e.contains("not supported"), "{e}");
+        }
     }
 }

@@ -113,7 +113,11 @@ pub fn read_keras_with_classes(
 /// file's folder are written relative to it; other relative paths are made absolute (a reader
 /// resolves relative paths against the annotation file's folder, not the current one); absolute
 /// paths are kept. Paths containing whitespace cannot be represented and are an error.
-pub fn write_keras(dataset: &Dataset, annotation_path: &Path) -> Result<()> {
+pub fn write_keras(
+    dataset: &Dataset,
+    annotation_path: &Path,
+    existing: yolo3_core::fsio::Existing,
+) -> Result<()> {
     let base = annotation_path.parent().unwrap_or(Path::new(""));
     let mut text = String::new();
     for (i, s) in dataset.samples.iter().enumerate() {
@@ -137,7 +141,7 @@ pub fn write_keras(dataset: &Dataset, annotation_path: &Path) -> Result<()> {
         }
         text.push('\n');
     }
-    std::fs::write(annotation_path, text)
+    yolo3_core::fsio::write_atomic(annotation_path, text.as_bytes(), existing)
         .map_err(|e| DataError::io(annotation_path, "cannot write annotations", e))
 }
 

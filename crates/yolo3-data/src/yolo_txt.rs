@@ -45,28 +45,69 @@ pub fn label_path_for(image: &Path) -> PathBuf {
     out
 }
 
-/// Image files under `dir`, recursively, sorted.
+/// Image files under `dir`, recursively, sorted. Symbolic links are followed, but a folder or
+/// file reached a second time (by device and inode: a link back up the tree, two links to one
+/// folder, hard links) is listed once, with one warning that counts what was skipped; without
+/// that a link loop lists every image some 40 times, in both the training and the validation
+/// split.
 pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        let rd = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "cannot list folder", e))?;
-        for entry in rd {
-            let p = entry.map_err(|e| DataError::io(dir, "cannot list folder", e))?.path();
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else if p
-                .extension()
-                .and_then(OsStr::to_str)
-                .is_some_and(|x| IMAGE_EXTENSIONS.iter().any(|e| x.eq_ignore_ascii_case(e)))
-            {
-                out.push(p);
-            }
-        }
-        Ok(())
+    struct Walk {
+        seen: std::collections::HashSet<(u64, u64)>,
+        out: Vec<PathBuf>,
+        skipped: usize,
     }
-    let mut out = Vec::new();
-    walk(dir, &mut out)?;
-    out.sort();
-    Ok(out)
+    impl Walk {
+        /// Whether `meta`'s file was not met before (and is now).
+        fn first_visit(&mut self, meta: &std::fs::Metadata) -> bool {
+            use std::os::unix::fs::MetadataExt as _;
+            let new = self.seen.insert((meta.dev(), meta.ino()));
+            self.skipped += usize::from(!new);
+            new
+        }
+
+        fn walk(&mut self, dir: &Path) -> Result<()> {
+            let rd =
+                std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "cannot list folder", e))?;
+            let mut entries = rd
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<Vec<_>>>()
+                .map_err(|e| DataError::io(dir, "cannot list folder", e))?;
+            // Name order, so that of two paths to one file the first by name is kept.
+            entries.sort();
+            for p in entries {
+                // A dangling link has no metadata: not an image to list.
+                let Ok(meta) = std::fs::metadata(&p) else { continue };
+                if meta.is_dir() {
+                    if self.first_visit(&meta) {
+                        self.walk(&p)?;
+                    }
+                } else if p
+                    .extension()
+                    .and_then(OsStr::to_str)
+                    .is_some_and(|x| IMAGE_EXTENSIONS.iter().any(|e| x.eq_ignore_ascii_case(e)))
+                    && self.first_visit(&meta)
+                {
+                    self.out.push(p);
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut walk = Walk { seen: std::collections::HashSet::new(), out: Vec::new(), skipped: 0 };
+    if let Ok(meta) = std::fs::metadata(dir) {
+        walk.first_visit(&meta);
+    }
+    walk.walk(dir)?;
+    if walk.skipped > 0 {
+        tracing::warn!(
+            "{}: {} paths lead to a folder or image already listed (symbolic links, a link \
+             loop or hard links); each is read once",
+            dir.display(),
+            walk.skipped
+        );
+    }
+    walk.out.sort();
+    Ok(walk.out)
 }
 
 /// Reads a list file of image paths (one per line, blank lines skipped).
@@ -236,7 +277,11 @@ pub fn write_yolo(
     for d in [&img_dir, &lbl_dir] {
         std::fs::create_dir_all(d).map_err(|e| DataError::io(d, "cannot create folder", e))?;
     }
-    crate::dataset::write_class_names(&out_dir.join("classes.txt"), &dataset.class_names)?;
+    crate::dataset::write_class_names(
+        &out_dir.join("classes.txt"),
+        &dataset.class_names,
+        yolo3_core::fsio::Existing::Keep,
+    )?;
     let mut names = UniqueNames::new();
     let mut written = YoloWritten::default();
     for (i, s) in dataset.samples.iter().enumerate() {
@@ -323,5 +368,30 @@ mod tests {
             PathBuf::from("images/x/labels/b.txt")
         );
         assert_eq!(label_path_for(Path::new("/d/pics/c.jpeg")), PathBuf::from("/d/pics/c.txt"));
+    }
+
+    #[test]
+    fn link_loops_and_links_to_listed_files_are_listed_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let images = tmp.path().join("images");
+        std::fs::create_dir_all(images.join("sub")).unwrap();
+        for name in ["a.jpg", "sub/b.png"] {
+            std::fs::write(images.join(name), b"x").unwrap();
+        }
+        // A loop back to the top, a second link to a listed folder, a hard link, a link to a
+        // listed file, and a dangling link.
+        std::os::unix::fs::symlink(&images, images.join("sub/loop")).unwrap();
+        std::os::unix::fs::symlink(images.join("sub"), images.join("sub2")).unwrap();
+        std::fs::hard_link(images.join("a.jpg"), images.join("c.jpg")).unwrap();
+        std::os::unix::fs::symlink(images.join("a.jpg"), images.join("d.jpg")).unwrap();
+        std::os::unix::fs::symlink(images.join("none.jpg"), images.join("e.jpg")).unwrap();
+        let listed = list_images(&images).unwrap();
+        assert_eq!(listed, [images.join("a.jpg"), images.join("sub/b.png")]);
+        // A link to a folder outside is followed like a folder.
+        let outside = tmp.path().join("more");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("f.jpg"), b"y").unwrap();
+        std::os::unix::fs::symlink(&outside, images.join("more")).unwrap();
+        assert_eq!(list_images(&images).unwrap().len(), 3);
     }
 }

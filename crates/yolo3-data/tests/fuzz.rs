@@ -1,7 +1,9 @@
 //! Robustness of every annotation and image reader of yolo3-data: keras `train.txt`
 //! ([`read_keras`]), Pascal VOC XML ([`read_voc_dir`] / [`read_voc_files`]), COCO JSON
 //! ([`read_coco`]), YOLO label files ([`read_yolo`] / [`read_yolo_images`]), class-name files
-//! ([`read_class_names`]) and images ([`load_rgb`], [`image_size`]).
+//! ([`read_class_names`]), images ([`load_rgb`], [`image_size`]) and the files of the disk
+//! image cache ([`ImageCache::get`]: a damaged cache file is a miss, recomputed, never a
+//! wrong size, a panic or an allocation of the size a damaged header claims).
 //!
 //! Each reader is fed arbitrary bytes, format-shaped token soup and valid files changed by a
 //! few edits (numbers replaced by huge, negative, NaN or empty ones, fields and lines dropped
@@ -29,7 +31,8 @@ use proptest::sample::Index;
 use yolo3_core::LabeledBox;
 use yolo3_data::{
     image_size, load_rgb, read_class_names, read_coco, read_keras, read_voc_dir, read_voc_files,
-    read_yolo, DataError, Dataset, DifficultPolicy, IgnoreReason, ImageSize, ReadOptions,
+    read_yolo, DataError, Dataset, DifficultPolicy, IgnoreReason, ImageCache, ImageSize,
+    InputSize, ReadOptions, Stage,
 };
 
 use fuzz_support::{arbitrary, edit, fuzz, fuzz_long, next_id, text_input, Bytes, Check, Edit};
@@ -906,4 +909,85 @@ fn fuzz_images() {
 #[ignore = "long fuzzing run (YOLO3_FUZZ_SECONDS, default 600)"]
 fn fuzz_images_long() {
     fuzz_long("images", 256, &image_input(), &image_check());
+}
+
+// ------------------------------------------------------------------ the disk image cache
+
+/// A source image, and for each stage the file the disk cache wrote for it (name and bytes).
+struct CacheFixture {
+    dir: tempfile::TempDir,
+    source: PathBuf,
+    stages: Vec<(Stage, (u32, u32), String, Vec<u8>)>,
+}
+
+fn cache_fixture() -> Arc<CacheFixture> {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source.png");
+    let img = RgbImage::from_fn(40, 30, |x, y| Rgb([(x * 6) as u8, (y * 8) as u8, 99]));
+    std::fs::write(&source, png(&DynamicImage::ImageRgb8(img))).unwrap();
+    let mut stages = Vec::new();
+    for (k, (stage, size)) in [
+        (Stage::Decoded, (40, 30)),
+        (Stage::Letterboxed(InputSize { width: 32, height: 32 }), (32, 24)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cache_dir = dir.path().join(format!("seed{k}"));
+        let cache = ImageCache::disk(&cache_dir).unwrap();
+        assert_eq!(cache.get(&source, stage).unwrap().image.dimensions(), size);
+        let file = std::fs::read_dir(&cache_dir).unwrap().next().unwrap().unwrap();
+        let name = file.file_name().to_string_lossy().into_owned();
+        stages.push((stage, size, name, std::fs::read(file.path()).unwrap()));
+    }
+    Arc::new(CacheFixture { dir, source, stages })
+}
+
+/// The cache file of one stage with bytes overwritten (header fields mostly) and maybe cut.
+fn cache_input() -> impl Strategy<Value = (usize, Vec<(Index, u8)>, Option<Index>)> {
+    (
+        0..2usize,
+        proptest::collection::vec((any::<Index>(), any::<u8>()), 1..6),
+        proptest::option::of(any::<Index>()),
+    )
+}
+
+fn cache_check() -> Check<(usize, Vec<(Index, u8)>, Option<Index>)> {
+    let fx = cache_fixture();
+    Arc::new(move |(k, writes, cut): (usize, Vec<(Index, u8)>, Option<Index>)| {
+        let (stage, size, name, seed) = &fx.stages[k];
+        let mut bytes = seed.clone();
+        for (at, value) in &writes {
+            // Half of the writes land in the 56-byte header, where the sizes are.
+            let i = if at.index(2) == 0 { at.index(56) } else { at.index(bytes.len()) };
+            bytes[i] = *value;
+        }
+        if let Some(c) = cut {
+            bytes.truncate(c.index(bytes.len() + 1));
+        }
+        let cache_dir = fx.dir.path().join(format!("case{}", next_id()));
+        std::fs::create_dir(&cache_dir).map_err(|e| e.to_string())?;
+        std::fs::write(cache_dir.join(name), &bytes).map_err(|e| e.to_string())?;
+        let cache = ImageCache::disk(&cache_dir).map_err(|e| e.to_string())?;
+        let got = cache.get(&fx.source, *stage).map_err(|e| format!("error: {e}"))?;
+        let _ = std::fs::remove_dir_all(&cache_dir);
+        if got.image.dimensions() != *size {
+            return Err(format!("{:?} instead of {size:?}", got.image.dimensions()));
+        }
+        if got.source != (ImageSize { width: 40, height: 30 }) {
+            return Err(format!("source size {:?}", got.source));
+        }
+        Ok(true)
+    })
+}
+
+#[test]
+fn fuzz_image_cache() {
+    fuzz("image cache", 256, &cache_input(), &cache_check());
+}
+
+#[test]
+#[ignore = "long fuzzing run (YOLO3_FUZZ_SECONDS, default 600)"]
+fn fuzz_image_cache_long() {
+    fuzz_long("image cache", 256, &cache_input(), &cache_check());
 }

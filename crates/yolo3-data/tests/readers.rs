@@ -403,7 +403,7 @@ fn writers_round_trip_through_the_readers() {
     let ds = read_keras(&ann, &classes, &ReadOptions::default()).unwrap();
 
     let out = dir.path().join("copy.txt");
-    write_keras(&ds, &out).unwrap();
+    write_keras(&ds, &out, yolo3_core::fsio::Existing::Keep).unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.starts_with("img/a.png 1,2,30,40,0 10.5,4.25,64,48,2\n"), "{text}");
     let back = read_keras(&out, &classes, &ReadOptions::default()).unwrap();

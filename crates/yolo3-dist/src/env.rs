@@ -71,14 +71,21 @@ impl WorldEnv {
         } else {
             return Ok(None);
         };
-        if world <= 1 {
-            return Ok(None);
-        }
         let out_of = |var: &'static str, value: usize, message: String| DistError::Env {
             var,
             value: value.to_string(),
             message,
         };
+        if world == 0 {
+            let var = if var("RANK").is_some() { "WORLD_SIZE" } else { "SLURM_NTASKS" };
+            return Err(out_of(var, 0, "a run has at least one process".into()));
+        }
+        if world == 1 {
+            if rank > 0 {
+                return Err(out_of("RANK", rank, "not below the world size 1".into()));
+            }
+            return Ok(None);
+        }
         if rank >= world {
             return Err(out_of("RANK", rank, format!("not below the world size {world}")));
         }
@@ -163,6 +170,12 @@ mod tests {
         assert_eq!(env.master_port, DEFAULT_PORT);
         assert_eq!(read(&[]).unwrap(), None);
         assert_eq!(read(&[("RANK", "0"), ("WORLD_SIZE", "1")]).unwrap(), None);
+        let e = read(&[("RANK", "0"), ("WORLD_SIZE", "0")]).unwrap_err().to_string();
+        assert!(e.contains("WORLD_SIZE") && e.contains("at least one process"), "{e}");
+        let e = read(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "0")]).unwrap_err().to_string();
+        assert!(e.contains("SLURM_NTASKS"), "{e}");
+        let e = read(&[("RANK", "1"), ("WORLD_SIZE", "1")]).unwrap_err().to_string();
+        assert!(e.contains("RANK") && e.contains("world size 1"), "{e}");
     }
 
     #[test]

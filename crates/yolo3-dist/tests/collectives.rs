@@ -1,7 +1,6 @@
 //! Two ranks as two threads of this test, joined through a real TCPStore and Gloo on
 //! 127.0.0.1: the collectives against sums computed here, and the lost-rank diagnosis.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use tch::{Kind, Tensor};
@@ -23,11 +22,17 @@ fn env(rank: usize, world: usize, port: u16) -> WorldEnv {
 }
 
 /// Runs `f(rank, group)` on every rank of a fresh Gloo world of `world` threads.
+/// The collectives' timeout where a failure must be found out by other means (the heartbeat,
+/// a closed connection, a message), and the bound the tests put on that: half of it, so a
+/// loaded machine (seconds instead of milliseconds) still passes, and a diagnosis that
+/// waited for the timeout still fails.
+const SLOW: Duration = Duration::from_secs(120);
+
 fn with_world<T: Send + 'static>(
     world: usize,
     f: impl Fn(usize, ProcessGroup) -> T + Send + Sync + Clone + 'static,
 ) -> Vec<T> {
-    with_world_on(world, Backend::Gloo, Duration::from_secs(20), f)
+    with_world_on(world, Backend::Gloo, SLOW, f)
 }
 
 /// As [`with_world`] on `backend`, every collective timing out after `timeout`.
@@ -120,7 +125,7 @@ fn a_lost_rank_is_named_by_the_survivor() {
         other => panic!("{other}"),
     }
     assert!(error.to_string().contains("lost rank 1"), "{error}");
-    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert!(took < SLOW / 2, "{took:?}");
 }
 
 #[test]
@@ -138,25 +143,25 @@ fn a_rank_that_fails_on_its_own_is_reported_with_its_message() {
     });
     for (error, took) in results.into_iter().flatten() {
         assert!(error.contains("rank 2 failed: reading data/7.jpg: truncated file"), "{error}");
-        assert!(took < Duration::from_secs(15), "{took:?}");
+        assert!(took < SLOW / 2, "{took:?}");
     }
 }
 
 #[test]
-fn nccl_backend_is_built_and_runs_on_two_gpus() {
+fn nccl_backend_is_built() {
     // The wheel's libtorch has CUDA, so the shim must have been built with c10d's NCCL.
     assert!(yolo3_dist::has_nccl(), "libtorch has CUDA but the NCCL backend was not built");
     assert_eq!(Backend::for_device(tch::Device::Cuda(1)), Backend::Nccl);
     assert_eq!(Backend::for_device(tch::Device::Cpu), Backend::Gloo);
+}
+
+/// Where the build found fewer than two GPUs this test is ignored, and the summary says so
+/// with the reason (`cfg(yolo3_two_gpus)`, see build.rs).
+#[test]
+#[cfg_attr(not(yolo3_two_gpus), ignore = "needs two NVIDIA GPUs (one per NCCL rank)")]
+fn nccl_all_reduce_on_two_gpus() {
     let gpus = tch::Cuda::device_count();
-    if gpus < 2 {
-        // Straight to stderr: the test harness keeps what eprintln! prints from a passing test.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: NCCL needs one GPU per rank and this machine has {gpus}"
-        );
-        return;
-    }
+    assert!(gpus >= 2, "the build saw two GPUs, libtorch sees {gpus}");
     let results = with_world_on(2, Backend::Nccl, Duration::from_secs(60), |rank, group| {
         let device = tch::Device::Cuda(rank);
         let t = Tensor::from_slice(&[rank as f32 + 1.0, 4.0]).to_device(device);
@@ -170,17 +175,26 @@ fn nccl_backend_is_built_and_runs_on_two_gpus() {
 
 #[test]
 fn a_stuck_rank_is_named_at_the_timeout() {
-    let results = with_world_on(2, Backend::Gloo, Duration::from_secs(3), |rank, group| {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let results = with_world_on(2, Backend::Gloo, Duration::from_secs(3), move |rank, group| {
         let t = Tensor::from_slice(&[1.0f32]);
         group.set_progress(1);
         group.all_reduce_sum(&t, "step 1").unwrap();
         if rank == 1 {
-            // Alive (beating) but never reaching step 2's collective.
-            std::thread::sleep(Duration::from_secs(8));
+            // Alive (beating) but never reaching step 2's collective, until rank 0 has its
+            // diagnosis (however slow the machine is).
+            let started = Instant::now();
+            while !done.load(std::sync::atomic::Ordering::SeqCst)
+                && started.elapsed() < Duration::from_secs(300)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             return None;
         }
         group.set_progress(2);
-        Some(group.all_reduce_sum(&t, "step 2").unwrap_err())
+        let error = group.all_reduce_sum(&t, "step 2").unwrap_err();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        Some(error)
     });
     let error = results.into_iter().flatten().next().unwrap();
     match &error {

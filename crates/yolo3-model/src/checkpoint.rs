@@ -20,6 +20,7 @@ use crate::cfg::Config;
 use crate::error::{ModelError, Result, TorchContext};
 use crate::network::Darknet;
 use crate::weights::write_atomically;
+use yolo3_core::fsio::Existing;
 
 /// Value of the `format` metadata key.
 pub const CHECKPOINT_FORMAT: &str = "yolo3-darknet-checkpoint/1";
@@ -120,8 +121,14 @@ fn check_cfg_fits_file(cfg: &Config, bytes: &[u8], path: &Path) -> Result<()> {
 }
 
 impl Darknet {
-    /// Saves every variable and buffer with the cfg text and `info` to `path`.
-    pub fn save_checkpoint(&self, path: impl AsRef<Path>, info: &CheckpointInfo) -> Result<()> {
+    /// Saves every variable and buffer with the cfg text and `info` to `path` (over an
+    /// existing file only with [`Existing::Replace`]).
+    pub fn save_checkpoint(
+        &self,
+        path: impl AsRef<Path>,
+        info: &CheckpointInfo,
+        existing: Existing,
+    ) -> Result<()> {
         let path = path.as_ref();
         let mut names: Vec<(String, Tensor)> = self.var_store().variables().into_iter().collect();
         names.sort_by(|a, b| a.0.cmp(&b.0));
@@ -161,7 +168,7 @@ impl Darknet {
         ]);
         let bytes = safetensors::serialize(views, Some(metadata))
             .map_err(|source| ModelError::CheckpointFormat { path: path.to_owned(), source })?;
-        write_atomically(path, &bytes)
+        write_atomically(path, &bytes, existing)
     }
 
     /// Builds a network from a checkpoint's own cfg on `device` and loads its tensors.

@@ -14,6 +14,8 @@
 
 use std::path::Path;
 
+use yolo3_core::fsio::Existing;
+
 use crate::cfg::{Config, Layer};
 use crate::error::{ModelError, Result};
 
@@ -325,9 +327,10 @@ impl DarknetWeights {
         Ok(out)
     }
 
-    /// Writes the file through a temporary file in the same folder, renamed into place.
-    pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
-        write_atomically(path.as_ref(), &self.to_bytes()?)
+    /// Writes the file through a temporary file in the same folder, renamed into place
+    /// (over an existing file only with [`Existing::Replace`]).
+    pub fn write(&self, path: impl AsRef<Path>, existing: Existing) -> Result<()> {
+        write_atomically(path.as_ref(), &self.to_bytes()?, existing)
     }
 }
 
@@ -404,8 +407,8 @@ fn check_values(params: &ConvParams, path: &Path, conv: usize, layer: usize) -> 
 }
 
 /// Writes `bytes` to `path` atomically ([`yolo3_core::fsio::write_atomic`]).
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    yolo3_core::fsio::write_atomic(path, bytes).map_err(io_err("writing", path))
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], existing: Existing) -> Result<()> {
+    yolo3_core::fsio::write_atomic(path, bytes, existing).map_err(io_err("writing", path))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod common;
 
+use yolo3_core::fsio::Existing;
 use std::collections::BTreeMap;
 
 use tch::{Device, Kind, Tensor};
@@ -29,7 +30,7 @@ fn round_trip_restores_outputs_cfg_and_names() {
     let net = loaded_tiny_mini();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ckpt.safetensors");
-    net.save_checkpoint(&path, &info()).unwrap();
+    net.save_checkpoint(&path, &info(), Existing::Replace).unwrap();
     let leftovers: Vec<_> =
         std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(leftovers.len(), 1, "no temporary file left: {leftovers:?}");
@@ -51,7 +52,7 @@ fn round_trip_restores_outputs_cfg_and_names() {
     assert_eq!(fresh.load_checkpoint(&path).unwrap(), info());
     let c = tch::no_grad(|| fresh.forward_t(&x, false)).unwrap();
     assert!(c[0].equal(&a[0]));
-    net.save_checkpoint(&path, &CheckpointInfo::default()).unwrap();
+    net.save_checkpoint(&path, &CheckpointInfo::default(), Existing::Replace).unwrap();
     assert_eq!(fresh.load_checkpoint(&path).unwrap(), CheckpointInfo::default());
 }
 
@@ -60,7 +61,7 @@ fn bad_checkpoints_are_typed_errors() {
     let net = loaded_tiny_mini();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ckpt.safetensors");
-    net.save_checkpoint(&path, &info()).unwrap();
+    net.save_checkpoint(&path, &info(), Existing::Replace).unwrap();
 
     // A different architecture: names or shapes differ.
     let mini = Config::from_file(common::models_dir().join("cfg/yolov3-mini.cfg")).unwrap();

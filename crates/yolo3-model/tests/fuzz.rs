@@ -27,6 +27,7 @@ mod common;
 #[path = "../../yolo3-core/tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
+use yolo3_core::fsio::Existing;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -670,7 +671,7 @@ fn checkpoint_seeds() -> &'static [Vec<u8>] {
             .iter()
             .map(|info| {
                 let path = scratch().join(format!("seed-{}.safetensors", next_id()));
-                net.save_checkpoint(&path, info).unwrap();
+                net.save_checkpoint(&path, info, Existing::Replace).unwrap();
                 std::fs::read(&path).unwrap()
             })
             .collect()
@@ -737,7 +738,7 @@ fn keras_seeds() -> &'static [Vec<u8>] {
         let (cfg, weights) =
             (scratch().join("keras-seed.cfg"), scratch().join("keras-seed.weights"));
         std::fs::write(&cfg, TINY_CFG).unwrap();
-        net.export_darknet_weights(WeightsHeader::default()).unwrap().write(&weights).unwrap();
+        net.export_darknet_weights(WeightsHeader::default()).unwrap().write(&weights, Existing::Replace).unwrap();
         [("keras2", "weights"), ("tf", "model")]
             .iter()
             .map(|(names, layout)| {
@@ -883,7 +884,8 @@ fn regression_cfg_output_size_overflow() {
 /// Found by `fuzz_checkpoint` (a case that took 7 s; a larger number is a hang or an abort):
 /// a checkpoint whose cfg text says `size=1791` for a 1x1 conv built a network with a
 /// 1.8 GB kernel before noticing that the file holds an 18x8x1x1 tensor. The cfg is now
-/// compared with the file's size first.
+/// compared with the file's size first: the error is the cfg's (metadata), which building the
+/// network first could not give.
 #[test]
 fn regression_checkpoint_cfg_larger_than_its_tensors() {
     let seed = &checkpoint_seeds()[0];
@@ -893,10 +895,8 @@ fn regression_checkpoint_cfg_larger_than_its_tensors() {
     cfg.replace_range(at..at + "size=1".len(), "size=1791");
     let path = scratch().join("regression-large-cfg.safetensors");
     std::fs::write(&path, parts.write().unwrap()).unwrap();
-    let started = std::time::Instant::now();
     let err = Darknet::from_checkpoint(&path, Device::Cpu).unwrap_err();
     assert!(matches!(&err, ModelError::CheckpointMetadata { key, .. } if key == "cfg"), "{err}");
-    assert!(started.elapsed().as_secs() < 5, "refused only after {:?}", started.elapsed());
 }
 
 // ------------------------------------------------------------------ tests

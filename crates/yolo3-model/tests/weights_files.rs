@@ -4,6 +4,7 @@
 
 mod common;
 
+use yolo3_core::fsio::Existing;
 use std::path::Path;
 
 use tch::Device;
@@ -39,7 +40,7 @@ fn shared_files_round_trip_byte_for_byte() {
         net.load_darknet_weights(&w).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join(file);
-        net.export_darknet_weights(w.header).unwrap().write(&out).unwrap();
+        net.export_darknet_weights(w.header).unwrap().write(&out, Existing::Replace).unwrap();
         assert!(std::fs::read(&out).unwrap() == original, "{file}: exported bytes differ");
     }
 }

@@ -109,6 +109,29 @@ pub enum TrainError {
     /// Anchor k-means on the training boxes failed.
     #[error("anchor k-means on the training boxes")]
     Anchors(#[source] yolo3_core::kmeans::KmeansError),
+    /// Another process trains in the run folder.
+    #[error(transparent)]
+    Locked(#[from] yolo3_core::lock::LockError),
+    /// Ctrl-C or SIGTERM: the run stopped before the next batch. `epochs_done` complete
+    /// epochs are saved in `run_dir` (none: the folder was removed, when this call created it).
+    #[error("{}", interrupted_message(run_dir, *epochs_done))]
+    Interrupted {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// Epochs complete and saved.
+        epochs_done: usize,
+    },
+}
+
+fn interrupted_message(run_dir: &std::path::Path, epochs_done: usize) -> String {
+    if epochs_done == 0 {
+        return format!("interrupted before the first epoch ended; nothing of {} to resume", run_dir.display());
+    }
+    format!(
+        "interrupted: the run stopped after epoch {epochs_done}, which is saved; continue it with\n  \
+         yolo3 train --resume {}",
+        run_dir.display()
+    )
 }
 
 impl TrainError {

@@ -39,6 +39,8 @@ pub struct Replicas {
 pub(crate) struct StepTotals {
     /// Ranks whose loss was not finite.
     pub non_finite: usize,
+    /// Ranks that were asked to stop ([`yolo3_core::interrupt`]).
+    pub interrupted: usize,
     /// Loss terms, each rank's means weighted by its images.
     pub terms: LossTerms,
     /// Images of the global batch.
@@ -134,11 +136,17 @@ impl Replicas {
         images: usize,
     ) -> Result<StepTotals> {
         let n = images as f64;
-        let local = StepTotals { non_finite: usize::from(!finite), terms: terms * n, images };
+        let local = StepTotals {
+            non_finite: usize::from(!finite),
+            interrupted: usize::from(yolo3_core::interrupt::requested()),
+            terms: terms * n,
+            images,
+        };
         let Some(group) = &self.group else { return Ok(local) };
         let t = &local.terms;
         let packed = Tensor::from_slice(&[
             local.non_finite as f64,
+            local.interrupted as f64,
             local.images as f64,
             t.xy,
             t.wh,
@@ -152,8 +160,9 @@ impl Replicas {
         })?;
         Ok(StepTotals {
             non_finite: v[0].round() as usize,
-            images: v[1].round() as usize,
-            terms: LossTerms { xy: v[2], wh: v[3], confidence: v[4], class: v[5] },
+            interrupted: v[1].round() as usize,
+            images: v[2].round() as usize,
+            terms: LossTerms { xy: v[3], wh: v[4], confidence: v[5], class: v[6] },
         })
     }
 

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use yolo3_core::fsio::Existing;
 use yolo3_core::LossTerms;
 
 use crate::error::{Result, TrainError};
@@ -30,6 +31,12 @@ pub fn check_run_name(name: &str) -> Result<()> {
 /// `name` must pass [`check_run_name`].
 pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
     check_run_name(name)?;
+    if std::fs::metadata(root).is_ok_and(|m| !m.is_dir()) {
+        return Err(TrainError::Config(format!(
+            "--project {}: is a file, not a folder (the run folders go inside it)",
+            root.display()
+        )));
+    }
     std::fs::create_dir_all(root).map_err(|source| TrainError::Io {
         action: "creating",
         path: root.to_owned(),
@@ -47,15 +54,16 @@ pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename
-/// ([`yolo3_core::fsio::write_atomic`]), creating the folder if needed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// ([`yolo3_core::fsio::write_atomic`]), creating the folder if needed; over an existing
+/// file only with [`Existing::Replace`].
+pub fn write_atomic(path: &Path, bytes: &[u8], existing: Existing) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
         action: "creating",
         path: dir.to_owned(),
         source,
     })?;
-    yolo3_core::fsio::write_atomic(path, bytes).map_err(|source| TrainError::Io {
+    yolo3_core::fsio::write_atomic(path, bytes, existing).map_err(|source| TrainError::Io {
         action: "writing",
         path: path.to_owned(),
         source,
@@ -194,7 +202,7 @@ pub fn write_results(path: &Path, rows: &[EpochRow]) -> Result<()> {
         text.push_str(&r.to_csv());
         text.push('\n');
     }
-    write_atomic(path, text.as_bytes())
+    write_atomic(path, text.as_bytes(), Existing::Replace)
 }
 
 #[cfg(test)]

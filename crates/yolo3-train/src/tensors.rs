@@ -54,7 +54,7 @@ pub fn save(
     let views: Vec<(&str, &Bytes)> = data.iter().map(|(n, b)| (n.as_str(), b)).collect();
     let bytes = safetensors::serialize(views, Some(metadata))
         .map_err(|e| TrainError::format(path, "encoding the tensors", e))?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &bytes, yolo3_core::fsio::Existing::Replace)
 }
 
 /// Named tensors and the metadata of a file.

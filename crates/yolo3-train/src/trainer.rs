@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tch::Tensor;
+use yolo3_core::fsio::Existing;
 use yolo3_core::kmeans::{cluster_anchors, KmeansOptions};
 use yolo3_core::metrics::MapSummary;
 use yolo3_core::{Anchors, DecodeOptions, IgnoreScope, LossOptions, LossTerms, TinyMask};
@@ -119,10 +120,11 @@ pub fn train(
         config.validate()?;
         let run_dir = next_run_dir(&config.project, &config.name)?;
         let result = (|| {
+            let _lock = lock_run(&run_dir, observer)?;
             let args = config.to_toml().map_err(|e| {
                 TrainError::format(run_dir.join("args.toml"), "encoding the settings", e)
             })?;
-            write_atomic(&run_dir.join("args.toml"), args.as_bytes())?;
+            write_atomic(&run_dir.join("args.toml"), args.as_bytes(), Existing::Replace)?;
             Session::open(config, run_dir.clone(), false, replicas, observer)?.run(observer)
         })();
         if result.is_err() && !run_dir.join("results.csv").exists() {
@@ -146,6 +148,7 @@ pub fn resume(
     observer: &mut dyn Observer,
 ) -> Result<TrainSummary> {
     lead_or_follow(replicas, observer, |observer| {
+        let _lock = lock_run(run_dir, observer)?;
         let path = run_dir.join("args.toml");
         let text = yolo3_core::fsio::read_text(&path).map_err(|source| TrainError::Io {
             action: "reading",
@@ -157,6 +160,19 @@ pub fn resume(
         config.validate()?;
         Session::open(config, run_dir.to_owned(), true, replicas, observer)?.run(observer)
     })
+}
+
+/// Locks `run_dir` for this process (rank 0 alone writes it), so that a `--resume` of a run
+/// that is still training, or two at once, is refused instead of both writing the folder.
+fn lock_run(run_dir: &Path, observer: &mut dyn Observer) -> Result<yolo3_core::lock::FolderLock> {
+    let (lock, previous) = yolo3_core::lock::FolderLock::acquire(run_dir)?;
+    if let Some(previous) = previous {
+        observer.message(&format!(
+            "{}: the process that held it ({previous}) has ended; taking it over",
+            lock.path().display()
+        ));
+    }
+    Ok(lock)
 }
 
 /// Rank 0 (or a single process) runs `lead`; the other ranks follow rank 0's plan. An error
@@ -222,8 +238,21 @@ impl Session {
         })?;
         let cfg_path = run_dir.join("model.cfg");
         let mut optimizer_bytes = None;
+        let last = run_dir.join("weights/last.safetensors");
+        // A run stopped before its first checkpoint (killed during epoch 1, or between epoch
+        // 1's table and its checkpoint) has nothing to resume from: it starts over in its folder.
+        let resuming = resuming && {
+            let saved = last.exists();
+            if !saved {
+                observer.message(&format!(
+                    "{} has no checkpoint yet (the run stopped before its first epoch was \
+                     saved): starting it over",
+                    run_dir.display()
+                ));
+            }
+            saved
+        };
         let (net, optimizer, state, rows) = if resuming {
-            let last = run_dir.join("weights/last.safetensors");
             let (net, info) = Darknet::from_checkpoint(&last, device)?;
             let ckpt_epoch: usize =
                 info.extra.get("epoch").and_then(|e| e.parse().ok()).ok_or_else(|| {
@@ -256,7 +285,7 @@ impl Session {
             (net, Some(optimizer), state, rows)
         } else {
             let text = model_cfg_text(&config, &splits.train)?;
-            write_atomic(&cfg_path, text.as_bytes())?;
+            write_atomic(&cfg_path, text.as_bytes(), Existing::Replace)?;
             let cfg = Config::parse(&text, &cfg_path.display().to_string())?;
             let mut net = Darknet::new(cfg, device)?;
             // Data priors first: heads a weights file cannot fill keep them.
@@ -556,7 +585,14 @@ impl Session {
                 };
                 let terms = out.as_ref().map_or(LossTerms::default(), |o| o.parts.terms());
                 self.replicas.set_progress((epoch * batches + b + 1) as u64);
+                // Ctrl-C on any rank stops every rank before this batch's backward pass.
                 let totals = self.replicas.step_totals(out.is_ok(), terms, n)?;
+                if totals.interrupted > 0 {
+                    return Err(TrainError::Interrupted {
+                        run_dir: self.run_dir.clone(),
+                        epochs_done: self.state.epochs_done,
+                    });
+                }
                 let out = out?;
                 if totals.non_finite > 0 {
                     return Err(TrainError::PeerNonFiniteLoss {
@@ -646,7 +682,7 @@ impl Session {
                 seen: (self.state.optimizer_steps_taken * self.config.nominal_batch) as u64,
                 ..WeightsHeader::default()
             })?;
-            weights.write(self.run_dir.join("weights/best.weights"))?;
+            weights.write(self.run_dir.join("weights/best.weights"), Existing::Replace)?;
             Some(self.validate(&best_net, &cache, observer)?.map)
         } else {
             None
@@ -760,7 +796,7 @@ impl Session {
     }
 
     fn save_checkpoint(&self, path: &Path) -> Result<()> {
-        Ok(self.net.save_checkpoint(path, &self.info())?)
+        Ok(self.net.save_checkpoint(path, &self.info(), Existing::Replace)?)
     }
 
     fn save_last(&mut self) -> Result<()> {

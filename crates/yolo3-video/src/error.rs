@@ -23,6 +23,25 @@ pub enum VideoError {
         #[source]
         source: ffmpeg_next::Error,
     },
+    /// A file or camera that is not there.
+    #[error("{name}: no such {what}")]
+    Missing {
+        /// The file or device.
+        name: String,
+        /// "file" or "camera (video device)".
+        what: &'static str,
+    },
+    /// A stream sent a budget's worth of data (or time) without one video frame.
+    #[error(
+        "{name}: {what} without a video frame; not a video this program can read (the limit \
+         before the first frame)"
+    )]
+    NoFrame {
+        /// The URL.
+        name: String,
+        /// "64 MB" or "60 s".
+        what: String,
+    },
     /// The source has no video stream.
     #[error("{name} has no video stream")]
     NoVideo {

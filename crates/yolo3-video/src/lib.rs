@@ -14,6 +14,7 @@
 //! copied as it is, so its frames are the exact pixels that went in.
 
 mod error;
+mod open;
 mod reader;
 mod source;
 mod writer;

@@ -1,5 +1,13 @@
 //! Decoding a [`Source`] to RGB frames.
+//!
+//! A network stream that drops is reopened (see [`VideoReader::next_frame`]); what the
+//! reopened stream sends again is not delivered twice. An `http(s)://` source is a file on a
+//! server: reopened, it starts from its beginning, so frames up to the last delivered time are
+//! skipped. A session-based stream (`rtsp://`, `rtmp://`, `udp://`, ...) sends live frames
+//! whose clock starts again with the new session: they are all new, and their times are
+//! shifted to continue after the last delivered one. Frame numbers always continue.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ffmpeg_next::format::{context::Input, Pixel};
@@ -8,6 +16,7 @@ use ffmpeg_next::{codec, decoder, frame, media, Packet};
 use image::RgbImage;
 
 use crate::error::{Result, VideoError};
+use crate::open::{Cut, Watch, BYTE_BUDGET, TIME_BUDGET};
 use crate::source::Source;
 
 /// Times a dropped network stream is reopened before the reader gives up.
@@ -41,6 +50,15 @@ pub struct VideoReader {
     next_index: u64,
     reconnects: u32,
     flushed: bool,
+    watch: Arc<Watch>,
+    /// The time of the last delivered frame.
+    last_time: Option<f64>,
+    /// After an `http(s)` stream was reopened: frames up to this time were delivered already.
+    replay_until: Option<f64>,
+    /// After a session-based stream was reopened: the next frame sets [`Self::time_offset`].
+    rebase_time: bool,
+    /// Added to the frame times of the current session.
+    time_offset: f64,
 }
 
 impl std::fmt::Debug for VideoReader {
@@ -52,27 +70,46 @@ impl std::fmt::Debug for VideoReader {
     }
 }
 
-/// The input, its decoder, the video stream's index, time base and frame rate; a stream that
-/// stalls for `timeout` is an error.
-fn open_input(
-    source: &Source,
-    timeout: Duration,
-) -> Result<(Input, decoder::Video, usize, f64, Option<f64>)> {
+/// An opened source: the input, its decoder, the video stream's index, time base and frame
+/// rate.
+type Opened = (Input, decoder::Video, usize, f64, Option<f64>);
+
+/// Opens `source` under `watch`; a stream that stalls for `timeout` is an error.
+fn open_input(source: &Source, timeout: Duration, watch: &Arc<Watch>) -> Result<Opened> {
     crate::init()?;
     let name = source.name();
-    let open_err = |source| VideoError::Open { name: name.clone(), source };
+    // A demuxer may turn the callback's "exit" into its own error ("moov atom not found"):
+    // the watch says whether the callback ended the call.
+    let open_err = |source| match watch.cut() {
+        Some(cut) => cut_error(&name, cut, source),
+        None => VideoError::Open { name: name.clone(), source },
+    };
     let input = match source {
-        Source::File(path) => ffmpeg_next::format::input(path).map_err(open_err)?,
+        Source::File(path) => {
+            if std::fs::metadata(path).is_err() {
+                return Err(VideoError::Missing { name, what: "file" });
+            }
+            use std::os::unix::ffi::OsStrExt as _;
+            crate::open::open(path.as_os_str().as_bytes(), ffmpeg_next::Dictionary::new(), watch)
+                .map_err(open_err)?
+        }
         Source::Stream(url) => {
             // `rw_timeout` bounds every protocol's reads and writes; `timeout` is the socket
-            // timeout of tcp, http and rtsp. Both in microseconds.
+            // timeout of tcp, http and rtsp. Both in microseconds. `probesize` (bytes) and
+            // `analyzeduration` (microseconds) bound the analysis after the header at FFmpeg's
+            // defaults, stated here because a stream must not depend on them.
             let micros = timeout.as_micros().to_string();
             let mut options = ffmpeg_next::Dictionary::new();
             options.set("rw_timeout", &micros);
             options.set("timeout", &micros);
-            ffmpeg_next::format::input_with_dictionary(url, options).map_err(open_err)?
+            options.set("probesize", "5000000");
+            options.set("analyzeduration", "5000000");
+            crate::open::open(url.as_bytes(), options, watch).map_err(open_err)?
         }
         Source::Camera(path) => {
+            if std::fs::metadata(path).is_err() {
+                return Err(VideoError::Missing { name, what: "camera (video device)" });
+            }
             let v4l2 = ffmpeg_next::device::input::video()
                 .find(|f| f.name() == "video4linux2" || f.name() == "v4l2")
                 .ok_or_else(|| open_err(ffmpeg_next::Error::DemuxerNotFound))?;
@@ -97,10 +134,22 @@ fn open_input(
     Ok((input, decoder, index, time_base, rate))
 }
 
+/// The error for a blocking call the interrupt callback ended.
+fn cut_error(name: &str, cut: Cut, source: ffmpeg_next::Error) -> VideoError {
+    let what = match cut {
+        Cut::Interrupted => return VideoError::Open { name: name.to_owned(), source },
+        Cut::Bytes => format!("{} MB read", BYTE_BUDGET >> 20),
+        Cut::Time => format!("{} s", TIME_BUDGET.as_secs()),
+    };
+    VideoError::NoFrame { name: name.to_owned(), what }
+}
+
 impl VideoReader {
     /// Opens `source`.
     pub fn open(source: &Source) -> Result<Self> {
-        let (input, decoder, stream, time_base, frame_rate) = open_input(source, STREAM_TIMEOUT)?;
+        let watch = Watch::new(matches!(source, Source::Stream(_)));
+        let (input, decoder, stream, time_base, frame_rate) =
+            open_input(source, STREAM_TIMEOUT, &watch)?;
         Ok(Self {
             source: source.clone(),
             input,
@@ -112,6 +161,11 @@ impl VideoReader {
             next_index: 0,
             reconnects: 0,
             flushed: false,
+            watch,
+            last_time: None,
+            replay_until: None,
+            rebase_time: false,
+            time_offset: 0.0,
         })
     }
 
@@ -127,12 +181,24 @@ impl VideoReader {
         &self.source
     }
 
-    /// The next frame, `None` at the end of the source.
+    /// The next frame, `None` at the end of the source or once the process was asked to stop
+    /// ([`yolo3_core::interrupt`]; a stream waiting for data is cut short).
     pub fn next_frame(&mut self) -> Result<Option<Frame>> {
         let mut decoded = frame::Video::empty();
         loop {
+            if yolo3_core::interrupt::requested() {
+                return Ok(None);
+            }
             if self.decoder.receive_frame(&mut decoded).is_ok() {
-                return self.convert(&decoded).map(Some);
+                self.watch.frame_decoded();
+                let raw = decoded.timestamp().map(|t| t as f64 * self.time_base);
+                if let (Some(until), Some(t)) = (self.replay_until, raw) {
+                    if t <= until + 1e-9 {
+                        continue; // sent again by the reopened stream
+                    }
+                }
+                self.replay_until = None;
+                return self.convert(&decoded, raw).map(Some);
             }
             if self.flushed {
                 return Ok(None);
@@ -149,7 +215,11 @@ impl VideoReader {
                     let _ = self.decoder.send_eof();
                     self.flushed = true;
                 }
-                Err(e) => self.recover(e)?,
+                Err(e) => match self.watch.cut() {
+                    Some(Cut::Interrupted) => return Ok(None),
+                    Some(cut) => return Err(cut_error(&self.source.name(), cut, e)),
+                    None => self.recover(e)?,
+                },
             }
         }
     }
@@ -162,15 +232,21 @@ impl VideoReader {
         }
         self.reconnects += 1;
         std::thread::sleep(Duration::from_millis(500 * u64::from(self.reconnects)));
+        let watch = Watch::new(true);
         let (input, decoder, stream, time_base, _) =
-            open_input(&self.source, STREAM_TIMEOUT).map_err(|_| self.read_error(error))?;
-        (self.input, self.decoder, self.stream, self.time_base) =
-            (input, decoder, stream, time_base);
+            open_input(&self.source, STREAM_TIMEOUT, &watch).map_err(|_| self.read_error(error))?;
+        (self.input, self.decoder, self.stream, self.time_base, self.watch) =
+            (input, decoder, stream, time_base, watch);
+        if self.source.is_http() {
+            self.replay_until = self.last_time.map(|t| t - self.time_offset);
+        } else {
+            self.rebase_time = true;
+        }
         Ok(())
     }
 
-    /// A decoded frame as RGB.
-    fn convert(&mut self, decoded: &frame::Video) -> Result<Frame> {
+    /// A decoded frame as RGB; `raw` is its timestamp in seconds.
+    fn convert(&mut self, decoded: &frame::Video, raw: Option<f64>) -> Result<Frame> {
         let (w, h, format) = (decoded.width(), decoded.height(), decoded.format());
         let rgb = if format == Pixel::RGB24 {
             None
@@ -198,10 +274,18 @@ impl VideoReader {
         let image = RgbImage::from_raw(w, h, pixels).expect("w x h x 3 bytes");
         let index = self.next_index;
         self.next_index += 1;
-        let time = decoded.timestamp().map_or_else(
-            || index as f64 / self.frame_rate.unwrap_or(1.0),
-            |t| t as f64 * self.time_base,
-        );
+        let step = 1.0 / self.frame_rate.unwrap_or(1.0);
+        let time = match raw {
+            None => index as f64 * step,
+            Some(t) => {
+                if std::mem::take(&mut self.rebase_time) {
+                    // A new session's clock: continue one frame after the last delivered time.
+                    self.time_offset = self.last_time.map_or(0.0, |last| last + step) - t;
+                }
+                t + self.time_offset
+            }
+        };
+        self.last_time = Some(time);
         Ok(Frame { index, time, image })
     }
 
@@ -226,17 +310,22 @@ mod tests {
     fn a_stalled_stream_is_an_error_after_the_timeout() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        // The server holds the connection, silent, until the test ends (or a minute): the
+        // reader must give up on its own, at its 1 s timeout.
+        let (release, held) = std::sync::mpsc::channel::<()>();
         let server = std::thread::spawn(move || {
             let (connection, _) = listener.accept().unwrap();
-            std::thread::sleep(Duration::from_secs(6));
+            let _ = held.recv_timeout(Duration::from_secs(60));
             drop(connection);
         });
         let started = Instant::now();
         let source = Source::Stream(format!("http://127.0.0.1:{port}/clip.mp4"));
-        let error = open_input(&source, Duration::from_secs(1)).err().expect("no video came");
+        let error =
+            open_input(&source, Duration::from_secs(1), &Watch::new(true)).err().expect("no video came");
         let took = started.elapsed();
-        assert!(took < Duration::from_secs(5), "took {took:?}");
+        assert!(took < Duration::from_secs(30), "took {took:?}");
         assert!(error.to_string().contains("clip.mp4"), "{error}");
+        release.send(()).unwrap();
         server.join().unwrap();
     }
 }

@@ -39,6 +39,16 @@ impl Source {
         ext.filter(|e| VIDEO_EXTENSIONS.contains(&e.as_str())).map(|_| Self::File(path.to_owned()))
     }
 
+    /// Whether it is an `http://` or `https://` URL (a file on a server: reopened, it starts
+    /// from its beginning again).
+    #[must_use]
+    pub fn is_http(&self) -> bool {
+        matches!(self, Self::Stream(url) if {
+            let lower = url.to_ascii_lowercase();
+            lower.starts_with("http://") || lower.starts_with("https://")
+        })
+    }
+
     /// How messages name it.
     #[must_use]
     pub fn name(&self) -> String {

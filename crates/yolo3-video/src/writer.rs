@@ -15,7 +15,10 @@ pub struct VideoWriter {
     output: Output,
     encoder: encoder::Video,
     scaler: scaling::Context,
+    /// The frames' size.
     size: (u32, u32),
+    /// The encoded size: `size` made even.
+    encoded: (u32, u32),
     time_base: Rational,
     stream_time_base: Rational,
     frames: i64,
@@ -29,8 +32,9 @@ impl std::fmt::Debug for VideoWriter {
 
 impl VideoWriter {
     /// Creates `path` (its extension picks the container, `.mp4` for instance) for frames of
-    /// `width x height` at `fps` frames per second. H.264 and MPEG-4 need even sides: odd
-    /// ones are encoded one pixel smaller (the frames are scaled).
+    /// `width x height` at `fps` frames per second. H.264 and MPEG-4 need even sides: an odd
+    /// side is encoded one pixel larger, its last column or row repeated (every pixel of the
+    /// frame is kept, at its place), and a warning says so.
     pub fn create(path: &Path, width: u32, height: u32, fps: f64) -> Result<Self> {
         crate::init()?;
         let err = |source| VideoError::Write { path: path.to_owned(), source };
@@ -40,7 +44,14 @@ impl VideoWriter {
             .ok_or_else(|| VideoError::NoEncoder { path: path.to_owned() })?;
         let global_header =
             output.format().flags().contains(ffmpeg_next::format::Flags::GLOBAL_HEADER);
-        let (w, h) = ((width & !1).max(2), (height & !1).max(2));
+        let (w, h) = ((width + 1) & !1, (height + 1) & !1);
+        if (w, h) != (width, height) {
+            tracing::warn!(
+                "{}: frames of {width}x{height} are encoded as {w}x{h} (H.264 needs even sides; \
+                 the last column or row is repeated)",
+                path.display()
+            );
+        }
         // Frame rate as a rational in thousandths (29.97 -> 29970/1000).
         let rate = Rational::new((fps.max(0.001) * 1000.0).round() as i32, 1000);
         let time_base = rate.invert();
@@ -64,8 +75,8 @@ impl VideoWriter {
         let stream_time_base = output.stream(0).map_or(time_base, |s| s.time_base());
         let scaler = scaling::Context::get(
             Pixel::RGB24,
-            width,
-            height,
+            w,
+            h,
             Pixel::YUV420P,
             w,
             h,
@@ -78,6 +89,7 @@ impl VideoWriter {
             encoder,
             scaler,
             size: (width, height),
+            encoded: (w, h),
             time_base,
             stream_time_base,
             frames: 0,
@@ -99,12 +111,20 @@ impl VideoWriter {
             ))
         };
         let (w, h) = self.size;
-        let mut rgb = frame::Video::new(Pixel::RGB24, w, h);
+        let (ew, eh) = self.encoded;
+        let mut rgb = frame::Video::new(Pixel::RGB24, ew, eh);
         let stride = rgb.stride(0);
         let row = 3 * w as usize;
         let data = rgb.data_mut(0);
-        for (y, src) in image.as_raw().chunks_exact(row).enumerate() {
-            data[y * stride..y * stride + row].copy_from_slice(src);
+        for y in 0..eh as usize {
+            // The padding row repeats the last one; the padding column the last pixel.
+            let src_y = y.min(h as usize - 1);
+            let src = &image.as_raw()[src_y * row..(src_y + 1) * row];
+            let dst = &mut data[y * stride..y * stride + 3 * ew as usize];
+            dst[..row].copy_from_slice(src);
+            if ew > w {
+                dst[row..].copy_from_slice(&src[row - 3..]);
+            }
         }
         let mut yuv = frame::Video::empty();
         self.scaler.run(&rgb, &mut yuv).map_err(err)?;
@@ -146,7 +166,7 @@ mod tests {
     #[test]
     fn written_frames_read_back_with_their_rate_size_and_colours() {
         let dir = tempfile::tempdir().unwrap();
-        for (w, h, expected) in [(64, 48, (64, 48)), (65, 49, (64, 48))] {
+        for (w, h, expected) in [(64, 48, (64, 48)), (65, 49, (66, 50))] {
             let path = dir.path().join(format!("clip{w}.mp4"));
             let colours =
                 [[200u8, 30, 30], [30, 200, 30], [30, 30, 200], [120, 120, 120], [250, 250, 10]];

@@ -32,7 +32,7 @@ fn save_as(image: &RgbImage, path: &Path, format: ImageFormat) -> Result<(), Viz
     image
         .write_to(&mut Cursor::new(&mut bytes), format)
         .map_err(|source| VizError::Encode { path: path.to_path_buf(), source })?;
-    yolo3_core::fsio::write_atomic(path, &bytes)
+    yolo3_core::fsio::write_atomic(path, &bytes, yolo3_core::fsio::Existing::Replace)
         .map_err(|source| io_error(path, "cannot write", source))
 }
 

@@ -121,10 +121,14 @@ pub fn annotations(args: &AnnotationsArgs, global: &Global) -> anyhow::Result<Ex
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            yolo3_data::write_keras(&dataset, &args.out)
+            yolo3_data::write_keras(&dataset, &args.out, crate::guard::existing(args.force))
                 .with_context(|| format!("writing {}", args.out.display()))?;
             if write_classes {
-                yolo3_data::write_class_names(&classes, &dataset.class_names)
+                yolo3_data::write_class_names(
+                    &classes,
+                    &dataset.class_names,
+                    crate::guard::existing(args.force),
+                )
                     .with_context(|| format!("writing {}", classes.display()))?;
             }
             say(

@@ -50,7 +50,7 @@ pub fn keras(args: &KerasArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let net = detector.net();
     let info =
         CheckpointInfo { class_names: detector.class_names().to_vec(), extra: BTreeMap::new() };
-    net.save_checkpoint(&args.out, &info)
+    net.save_checkpoint(&args.out, &info, crate::guard::existing(args.force))
         .with_context(|| format!("writing {}", args.out.display()))?;
     say(
         global,

@@ -46,7 +46,7 @@ fn idle_priority() {
 }
 
 /// Detection over the image jobs (the next batch read while the network runs on this one):
-/// per image what was written, and the seconds it took. Unreadable images and failed writes
+/// per image what was written, and the seconds it took; after Ctrl-C, of the batches done. Unreadable images and failed writes
 /// are warned about and counted in `failures`.
 #[allow(clippy::too_many_arguments)]
 pub fn detect_images(
@@ -81,6 +81,11 @@ pub fn detect_images(
             }
         });
         for read in batches {
+            if yolo3_core::interrupt::requested() {
+                // Ctrl-C: what was detected so far is written by the caller; leaving the loop
+                // drops the channel, which stops the reading thread.
+                break;
+            }
             for (j, message) in &read.skipped {
                 bar.suspend(|| {
                     eprintln!("warning: skipping {}: {message}", jobs[*j].path.display());

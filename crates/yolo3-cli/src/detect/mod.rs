@@ -189,6 +189,9 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
     };
     let mut stems = yolo3_data::UniqueNames::new();
     for source in &videos {
+        if yolo3_core::interrupt::requested() {
+            break;
+        }
         let stem = stems.claim(&source.stem());
         match detect_video(source, &stem, &out_dir, &video_job) {
             Ok(v) if global.chatty() => eprintln!(
@@ -209,6 +212,7 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
         }
     }
     if jobs.is_empty() {
+        remove_if_empty(&out_dir);
         if failures > 0 {
             eprintln!("error: {failures} input(s) could not be processed (see the warnings above)");
             return Ok(ExitCode::FAILURE);
@@ -237,6 +241,15 @@ pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes the run folder when nothing was written into it (every video failed to open), so
+/// that a failed run leaves no empty `expN` behind.
+fn remove_if_empty(out_dir: &std::path::Path) {
+    let empty = std::fs::read_dir(out_dir).is_ok_and(|mut d| d.next().is_none());
+    if empty && std::fs::remove_dir(out_dir).is_ok() {
+        tracing::debug!("removed {}: nothing was written into it", out_dir.display());
+    }
 }
 
 /// The class indices of `--class-filter`: each entry a class name or a 0-based index

@@ -120,7 +120,8 @@ pub fn write_outputs(
         let drawn = drawn(image, dets, names, saving);
         let path = out_dir.join(&job.out_name);
         if let Err(e) = yolo3_viz::save_image(&drawn, &path) {
-            errors.push(format!("writing {}: {e}", path.display()));
+            // The error names the file; its chain says why ("No space left on device").
+            errors.push(format!("{:#}", anyhow::Error::new(e)));
         }
     }
     if saving.save_txt {
@@ -180,8 +181,7 @@ fn write_crops(
         let written = std::fs::create_dir_all(&dir)
             .map_err(|e| format!("creating {}: {e}", dir.display()))
             .and_then(|()| {
-                yolo3_viz::save_image(&crop, &path)
-                    .map_err(|e| format!("writing {}: {e}", path.display()))
+                yolo3_viz::save_image(&crop, &path).map_err(|e| format!("{:#}", anyhow::Error::new(e)))
             });
         if let Err(e) = written {
             errors.push(e);
@@ -192,6 +192,6 @@ fn write_crops(
 /// Writes pretty JSON atomically.
 pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value).context("serialising JSON")?;
-    yolo3_train::run_dir::write_atomic(path, text.as_bytes())
+    yolo3_train::run_dir::write_atomic(path, text.as_bytes(), yolo3_core::fsio::Existing::Replace)
         .with_context(|| format!("writing {}", path.display()))
 }

@@ -52,7 +52,8 @@ pub struct VideoSummary {
 }
 
 /// Runs `job` over `source`, writing `<stem>.mp4` (unless `--no-images`) and `<stem>.jsonl`
-/// into `out_dir`. An error after some frames leaves their outputs complete.
+/// into `out_dir`. An error after some frames leaves their outputs complete; so does Ctrl-C,
+/// which ends the frames (the reader returns no more) and so closes the video properly.
 pub fn detect_video(
     source: &Source,
     stem: &str,
@@ -63,10 +64,8 @@ pub fn detect_video(
     let fps = reader.frame_rate().unwrap_or(30.0) / job.stride as f64;
     let lines_path = out_dir.join(format!("{stem}.jsonl"));
     let video_path = out_dir.join(format!("{stem}.mp4"));
-    let mut lines = std::io::BufWriter::new(
-        std::fs::File::create_new(&lines_path)
-            .with_context(|| format!("creating {}", lines_path.display()))?,
-    );
+    let mut lines = std::fs::File::create_new(&lines_path)
+        .with_context(|| format!("creating {}", lines_path.display()))?;
     let mut writer: Option<VideoWriter> = None;
     let started = Instant::now();
     let mut summary = VideoSummary { frames: 0, boxes: 0, seconds: 0.0 };
@@ -94,6 +93,9 @@ pub fn detect_video(
             break;
         }
         let detections = job.detector.predict(&images, job.side, job.options)?;
+        // A batch's lines go out in one write, so the file only ever ends with a whole line,
+        // even when the process is killed.
+        let mut text = Vec::new();
         for ((&(index, time), image), dets) in batch.iter().zip(&images).zip(&detections) {
             if !job.saving.no_images {
                 let picture = drawn(image, dets, names, job.saving);
@@ -116,16 +118,16 @@ pub fn detect_video(
                 })
                 .collect();
             let line = Line { frame: index, time: (time * 1e6).round() / 1e6, boxes };
-            serde_json::to_writer(&mut lines, &line).context("serialising a JSON line")?;
-            lines.write_all(b"\n").with_context(|| format!("writing {}", lines_path.display()))?;
+            serde_json::to_writer(&mut text, &line).context("serialising a JSON line")?;
+            text.push(b'\n');
             summary.frames += 1;
             summary.boxes += dets.len();
         }
+        lines.write_all(&text).with_context(|| format!("writing {}", lines_path.display()))?;
         if failure.is_some() {
             break;
         }
     }
-    lines.flush().with_context(|| format!("writing {}", lines_path.display()))?;
     if let Some(w) = writer {
         w.finish()?;
     }

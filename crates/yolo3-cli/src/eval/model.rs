@@ -109,7 +109,11 @@ pub fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow
     write_pictures(&out_dir, &evaluation.map, &report.confusion_matrix)?;
     let text = serde_json::to_string_pretty(&report)?;
     let metrics_path = out_dir.join("metrics.json");
-    yolo3_train::run_dir::write_atomic(&metrics_path, text.as_bytes())?;
+    yolo3_train::run_dir::write_atomic(
+        &metrics_path,
+        text.as_bytes(),
+        yolo3_core::fsio::Existing::Replace,
+    )?;
     if args.json {
         stdout_text(&format!("{text}\n"))?;
     } else if global.chatty() {

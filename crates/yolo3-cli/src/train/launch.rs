@@ -7,6 +7,7 @@
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -103,13 +104,17 @@ pub fn launch(args: &DistArgs, threads: Option<usize>) -> anyhow::Result<ExitCod
             master_addr: addr.clone(),
             master_port: port,
         };
+        // A process group of their own: a terminal's Ctrl-C reaches them once, passed on by
+        // this process (see signals.rs), not also directly (which would be a second signal).
         let mut child = Command::new(&exe)
             .args(&argv)
             .envs(env.vars())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()
             .with_context(|| format!("starting rank {}", env.rank))?;
+        crate::signals::forward_to(child.id());
         let prefix = format!("[rank {}] ", env.rank);
         let forwards = [
             forward(child.stdout.take(), prefix.clone(), false),
@@ -167,6 +172,8 @@ fn wait_all(workers: &mut [Worker], grace: Duration) -> anyhow::Result<ExitCode>
     }
     match first_failure {
         None => Ok(ExitCode::SUCCESS),
+        // Stopped on Ctrl-C or SIGTERM, passed on to them: each rank said what it kept.
+        Some(_) if crate::signals::received().is_some() => Ok(ExitCode::FAILURE),
         Some((rank, status)) => {
             eprintln!("error: rank {rank} {}", describe(status));
             Ok(ExitCode::FAILURE)

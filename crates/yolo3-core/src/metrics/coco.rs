@@ -365,6 +365,8 @@ impl CocoDataset {
             ctx.member_items(root, "", "annotations", |v, path| parse_annotation(ctx, v, path))?;
         unique_ids(ctx, "images", images.iter().map(|i| i.id))?;
         unique_ids(ctx, "categories", categories.iter().map(|c| c.id))?;
+        // pycocotools keys annotations by id: of two with one id, the last is evaluated twice.
+        unique_ids(ctx, "annotations", annotations.iter().map(|a| a.id))?;
         Ok(Self { images, categories, annotations })
     }
 }

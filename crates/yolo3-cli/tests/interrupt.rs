@@ -1,0 +1,415 @@
+//! Ctrl-C (SIGINT) and SIGTERM through the real binary, at several moments: training stops
+//! after its last complete epoch and says how to resume, `detect` on a video closes the video
+//! and its JSON lines, `convert` and `export` leave a whole output or none; a second signal
+//! stops at once; and in no case is a temporary file left behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_ok, model, result_epochs, text, yolo3};
+
+fn spawn(dir: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_yolo3"))
+        .current_dir(dir)
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the yolo3 binary runs")
+}
+
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: kill has no memory effects; the pid is our child's, not yet waited for.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
+/// Waits until `ready` holds (checked every 10 ms), the child exiting first is a failure.
+fn wait_for(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(child.try_wait().unwrap().is_none(), "exited before {what}");
+        assert!(started.elapsed() < Duration::from_secs(600), "no {what} in 10 minutes");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// No temporary file of ours (`.NAME.tmp-...`) and no lock file under `dir`.
+#[track_caller]
+fn assert_no_leftovers(dir: &Path) {
+    let left: Vec<PathBuf> = files(dir)
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.contains(".tmp-") || name == ".lock"
+        })
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+const SIGINT: i32 = libc::SIGINT;
+const SIGTERM: i32 = libc::SIGTERM;
+
+fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+/// A small training run of 64-pixel synthetic images.
+const TRAIN: [&str; 13] = [
+    "train",
+    "--synthetic-images",
+    "64",
+    "--synthetic-val-images",
+    "8",
+    "--synthetic-size",
+    "64",
+    "--input",
+    "64",
+    "--width-divisor",
+    "8",
+    "--threads",
+    "1",
+];
+
+/// Epochs of the runs that are interrupted after their first.
+const EPOCHS: usize = 8;
+
+#[test]
+fn training_stops_after_its_last_complete_epoch() {
+    for (signal_number, expected) in [(SIGINT, 130), (SIGTERM, 143)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("runs/train/exp");
+        let mut child = spawn(tmp.path(), &[&TRAIN[..], &["--epochs", &EPOCHS.to_string()]].concat());
+        // Partway into an epoch after the first.
+        wait_for(&mut child, "a first epoch", || result_epochs(&run).len() >= 1);
+        std::thread::sleep(Duration::from_millis(150));
+        signal(&child, signal_number);
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(code(&out), Some(expected), "{stderr}");
+        let done = result_epochs(&run);
+        assert!(!done.is_empty() && done.len() < EPOCHS, "{done:?}");
+        assert!(stderr.contains(&format!("stopped after epoch {}", done.len())), "{stderr}");
+        assert!(stderr.contains("yolo3 train --resume runs/train/exp"), "{stderr}");
+        assert_no_leftovers(tmp.path());
+        // The resume point is that epoch: the run goes on from it.
+        let out = yolo3(tmp.path(), &["train", "--resume", "runs/train/exp", "--threads", "1"]);
+        assert_ok(&out);
+        assert!(
+            text(&out.stderr).contains(&format!("resuming runs/train/exp after epoch {}", done.len())),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(result_epochs(&run), (1..=EPOCHS).collect::<Vec<_>>());
+        assert_no_leftovers(tmp.path());
+    }
+}
+
+#[test]
+fn training_stopped_in_its_first_epoch_removes_its_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = spawn(tmp.path(), &[&TRAIN[..], &["--epochs", "3"]].concat());
+    let stderr_seen = tmp.path().join("runs/train/exp/args.toml");
+    wait_for(&mut child, "the run folder", || stderr_seen.exists());
+    signal(&child, SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(code(&out), Some(143), "{stderr}");
+    assert!(stderr.contains("before the first epoch ended"), "{stderr}");
+    assert!(!tmp.path().join("runs/train/exp").exists(), "{stderr}");
+}
+
+#[test]
+fn a_second_signal_stops_at_once_without_temporary_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("runs/train/exp");
+    let mut child = spawn(tmp.path(), &[&TRAIN[..], &["--epochs", &EPOCHS.to_string()]].concat());
+    wait_for(&mut child, "a first epoch", || result_epochs(&run).len() >= 1);
+    signal(&child, SIGINT);
+    signal(&child, SIGINT);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), Some(130), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("stopped at once"), "{}", text(&out.stderr));
+    assert_no_leftovers(tmp.path());
+    // Whatever it had saved is a resumable run.
+    let out = yolo3(tmp.path(), &["train", "--resume", "runs/train/exp", "--threads", "1"]);
+    assert_ok(&out);
+}
+
+/// A video of `frames` frames of the ffmpeg test pattern, 96x96 at 10 frames/s.
+fn test_video(dir: &Path, frames: u32) -> PathBuf {
+    let clip = dir.join("clip.mkv");
+    let made = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc=size=96x96:rate=10,trim=end_frame={frames}"))
+        .args(["-c:v", "ffv1"])
+        .arg(&clip)
+        .output()
+        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    clip
+}
+
+/// Frames of a video file as FFmpeg's own tool counts them (it decodes every frame).
+fn frames_of(video: &Path) -> usize {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(video)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffprobe: {}", text(&out.stderr));
+    text(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn detect_on_a_video_closes_the_video_and_its_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = test_video(tmp.path(), 3000);
+    let weights = model("weights/yolov3-tiny-mini.weights");
+    let cfg = model("cfg/yolov3-tiny-mini.cfg");
+    for (k, (signal_number, expected)) in [(SIGINT, 130), (SIGTERM, 143)].into_iter().enumerate() {
+        let name = format!("v{k}");
+        let out_dir = tmp.path().join("out").join(&name);
+        let lines_path = out_dir.join("clip.jsonl");
+        let mut child = spawn(
+            tmp.path(),
+            &[
+                "detect",
+                "-w",
+                weights.to_str().unwrap(),
+                "--cfg",
+                cfg.to_str().unwrap(),
+                "--project",
+                "out",
+                "--name",
+                &name,
+                "--input",
+                "96",
+                clip.to_str().unwrap(),
+            ],
+        );
+        // Hundreds of frames in (the first run), or a few (the second).
+        let wanted = if k == 0 { 200 } else { 20 };
+        wait_for(&mut child, "processed frames", || {
+            std::fs::read_to_string(&lines_path).is_ok_and(|t| t.lines().count() >= wanted)
+        });
+        signal(&child, signal_number);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(code(&out), Some(expected), "{}", text(&out.stderr));
+        let lines = std::fs::read_to_string(&lines_path).unwrap();
+        assert!(lines.ends_with('\n'), "the last line is cut");
+        let frames: Vec<u64> = lines
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["frame"].as_u64().unwrap())
+            .collect();
+        assert!(frames.len() >= wanted && frames.len() < 3000, "{} lines", frames.len());
+        assert_eq!(frames, (0..frames.len() as u64).collect::<Vec<_>>());
+        // The video has its trailer: a player reads every frame the lines describe.
+        assert_eq!(frames_of(&out_dir.join("clip.mp4")), frames.len());
+        assert_no_leftovers(tmp.path());
+    }
+}
+
+#[test]
+fn detect_on_images_writes_the_predictions_of_what_it_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::small_dataset(tmp.path(), 400, 96);
+    let weights = model("weights/yolov3-tiny-mini.weights");
+    let cfg = model("cfg/yolov3-tiny-mini.cfg");
+    let images = data.root.join("images/train");
+    let out_dir = tmp.path().join("runs/detect/exp");
+    let mut child = spawn(
+        tmp.path(),
+        &[
+            "detect",
+            "-w",
+            weights.to_str().unwrap(),
+            "--cfg",
+            cfg.to_str().unwrap(),
+            "--input",
+            "96",
+            "--batch",
+            "4",
+            images.to_str().unwrap(),
+        ],
+    );
+    let pictures = || std::fs::read_dir(&out_dir).map_or(0, |d| d.count());
+    wait_for(&mut child, "annotated images", || pictures() >= 20);
+    signal(&child, SIGINT);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), Some(130), "{}", text(&out.stderr));
+    let listed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("images.json")).unwrap())
+            .unwrap();
+    let listed = listed.as_array().unwrap().len();
+    assert!(listed >= 20 && listed < 400, "{listed}");
+    // Every image listed was written, and nothing else: the JSON files and the pictures agree.
+    assert_eq!(pictures(), listed + 2);
+    assert_no_leftovers(tmp.path());
+}
+
+/// `convert weights` and `export`, interrupted at several moments from their start: each
+/// either finished (a whole output) or stopped before writing (none); never a temporary file.
+#[test]
+fn convert_and_export_leave_a_whole_output_or_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = model("weights/yolov3-mini.weights");
+    let cfg = model("cfg/yolov3-mini.cfg");
+    let (w, c) = (weights.to_str().unwrap(), cfg.to_str().unwrap());
+    let commands: [(&str, Vec<&str>); 2] = [
+        ("mini.safetensors", vec!["convert", "weights", "--cfg", c, "--weights", w, "--out"]),
+        ("mini.onnx", vec!["export", "--cfg", c, "-w", w, "--out"]),
+    ];
+    let reference: Vec<Vec<u8>> = commands
+        .iter()
+        .map(|(out, args)| {
+            let name = format!("reference-{out}");
+            assert_ok(&yolo3(tmp.path(), &[&args[..], &[&name]].concat()));
+            std::fs::read(tmp.path().join(&name)).unwrap()
+        })
+        .collect();
+    let mut stopped = 0;
+    for delay_ms in [0u64, 20, 60, 150, 300, 600] {
+        for (signal_number, expected) in [(SIGINT, 130), (SIGTERM, 143)] {
+            for ((out, args), reference) in commands.iter().zip(&reference) {
+                let name = format!("{delay_ms}-{signal_number}-{out}");
+                let mut child = spawn(tmp.path(), &[&args[..], &[&name]].concat());
+                std::thread::sleep(Duration::from_millis(delay_ms));
+                let _ = child.try_wait().unwrap().is_none() && {
+                    signal(&child, signal_number);
+                    true
+                };
+                let result = child.wait_with_output().unwrap();
+                let path = tmp.path().join(&name);
+                match code(&result) {
+                    Some(0) => assert_eq!(&std::fs::read(&path).unwrap(), reference),
+                    Some(c) if c == expected => {
+                        stopped += 1;
+                        // Finished before it could stop (a whole output), or stopped first.
+                        if let Ok(bytes) = std::fs::read(&path) {
+                            assert_eq!(&bytes, reference, "{name}: a partial output");
+                        }
+                    }
+                    // Before the handler was in place (the first milliseconds): the default
+                    // action, before anything was written.
+                    None => {
+                        use std::os::unix::process::ExitStatusExt as _;
+                        assert_eq!(result.status.signal(), Some(signal_number));
+                        assert!(!path.exists(), "{name}");
+                    }
+                    other => panic!("{name}: exit {other:?}: {}", text(&result.stderr)),
+                }
+                assert_no_leftovers(tmp.path());
+            }
+        }
+    }
+    assert!(stopped > 0, "no run was interrupted");
+}
+
+#[test]
+fn a_run_folder_is_trained_by_one_process_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("runs/train/exp");
+    let mut child = spawn(tmp.path(), &[&TRAIN[..], &["--epochs", &EPOCHS.to_string()]].concat());
+    wait_for(&mut child, "a first epoch", || result_epochs(&run).len() >= 1);
+    // While it trains: a resume of the same run is refused, and names the holder.
+    let out = yolo3(tmp.path(), &["train", "--resume", "runs/train/exp", "--threads", "1"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is in use by another yolo3 process"), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", child.id())), "{stderr}");
+    // Killed outright (no handler runs): its lock file stays, and is stale.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(run.join(".lock").exists());
+    let out = yolo3(tmp.path(), &["train", "--resume", "runs/train/exp", "--threads", "1"]);
+    assert_ok(&out);
+    assert!(text(&out.stderr).contains("has ended; taking it over"), "{}", text(&out.stderr));
+    assert_eq!(result_epochs(&run), (1..=EPOCHS).collect::<Vec<_>>());
+    assert_no_leftovers(tmp.path());
+}
+
+#[test]
+fn a_run_killed_before_its_first_checkpoint_resumes_from_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("runs/train/exp");
+    let mut child = spawn(tmp.path(), &[&TRAIN[..], &["--epochs", "2"]].concat());
+    wait_for(&mut child, "the run folder", || run.join("model.cfg").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Killed during epoch 1, or as if between epoch 1's table and its checkpoint.
+    let _ = std::fs::remove_file(run.join("weights/last.safetensors"));
+    let out = yolo3(tmp.path(), &["train", "--resume", "runs/train/exp", "--threads", "1"]);
+    assert_ok(&out);
+    assert!(text(&out.stderr).contains("has no checkpoint yet"), "{}", text(&out.stderr));
+    assert_eq!(result_epochs(&run), [1, 2]);
+}
+
+/// Without `--force`, a file that appears at the output's name while the output is being
+/// written is kept, and the command fails; found by watching for the temporary file.
+#[test]
+fn an_output_that_appears_meanwhile_is_not_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = model("weights/yolov3-mini.weights");
+    let cfg = model("cfg/yolov3-mini.cfg");
+    let (w, c) = (weights.to_str().unwrap(), cfg.to_str().unwrap());
+    let mut caught = 0;
+    for attempt in 0..20 {
+        let name = format!("out{attempt}.onnx");
+        let out = tmp.path().join(&name);
+        let mut child = spawn(tmp.path(), &["export", "--cfg", c, "-w", w, "--out", &name]);
+        // Spin until the temporary file exists, then put a file at the output's name.
+        let prefix = format!(".{name}.tmp-");
+        let started = Instant::now();
+        let mut planted = false;
+        while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(60) {
+            let temporary = std::fs::read_dir(tmp.path())
+                .unwrap()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(&prefix));
+            if temporary {
+                // Created only where nothing is yet: if the output was renamed into place
+                // meanwhile, nothing is planted and the attempt does not count.
+                planted = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&out)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, b"the user's own file"))
+                    .is_ok();
+                break;
+            }
+        }
+        let result = child.wait_with_output().unwrap();
+        if planted {
+            caught += 1;
+            assert!(!result.status.success(), "exit 0 over a file that appeared meanwhile");
+            assert_eq!(std::fs::read(&out).unwrap(), b"the user's own file", "replaced");
+            assert!(text(&result.stderr).contains("File exists"), "{}", text(&result.stderr));
+        }
+        assert_no_leftovers(tmp.path());
+        if caught >= 2 {
+            break;
+        }
+    }
+    assert!(caught >= 1, "never wrote the file while the temporary one existed");
+}
