@@ -29,6 +29,31 @@ fn signal(child: &Child, signal: i32) {
     assert_eq!(rc, 0, "kill failed");
 }
 
+/// Waits until the process handles SIGINT (its `SigCgt` mask in `/proc` says so): from then
+/// on a signal reaches yolo3's handler, not the default action of a process still loading
+/// libtorch. `false` when the process ended first.
+fn wait_for_handler(child: &mut Child) -> bool {
+    let status = format!("/proc/{}/status", child.id());
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        let caught = std::fs::read_to_string(&status)
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("SigCgt:"))?.to_owned();
+                u64::from_str_radix(line.trim_start_matches("SigCgt:").trim(), 16).ok()
+            })
+            .is_some_and(|mask| mask & (1 << (SIGINT - 1)) != 0);
+        if caught {
+            return true;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "no handler after 2 minutes");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Waits until `ready` holds (checked every 10 ms), the child exiting first is a failure.
 fn wait_for(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
     let started = Instant::now();
@@ -138,21 +163,37 @@ fn training_stopped_in_its_first_epoch_removes_its_folder() {
     assert!(!tmp.path().join("runs/train/exp").exists(), "{stderr}");
 }
 
+/// The second signal while the run generates its data (no safe point there, so the first
+/// signal is still pending): the process ends at once, its lock file removed.
 #[test]
 fn a_second_signal_stops_at_once_without_temporary_files() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("runs/train/exp");
-    let mut child = spawn(tmp.path(), &[&TRAIN[..], &["--epochs", &EPOCHS.to_string()]].concat());
-    wait_for(&mut child, "a first epoch", || result_epochs(&run).len() >= 1);
+    let args = ["train", "--synthetic-images", "20000", "--synthetic-size", "96", "--threads", "1"];
+    let mut child = spawn(tmp.path(), &args);
+    wait_for(&mut child, "the run folder", || run.join("args.toml").exists());
+    // The second signal once the first was taken (two sent at once may arrive as one).
+    let stderr = child.stderr.take().unwrap();
+    let (seen, first_taken) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if line.contains("stopping at the next safe point") {
+                let _ = seen.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
     signal(&child, SIGINT);
+    first_taken.recv_timeout(Duration::from_secs(60)).expect("the first signal was taken");
     signal(&child, SIGINT);
-    let out = child.wait_with_output().unwrap();
+    let mut out = child.wait_with_output().unwrap();
+    out.stderr = reader.join().unwrap().into_bytes();
     assert_eq!(code(&out), Some(130), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("stopped at once"), "{}", text(&out.stderr));
     assert_no_leftovers(tmp.path());
-    // Whatever it had saved is a resumable run.
-    let out = yolo3(tmp.path(), &["train", "--resume", "runs/train/exp", "--threads", "1"]);
-    assert_ok(&out);
 }
 
 /// A video of `frames` frames of the ffmpeg test pattern, 96x96 at 10 frames/s.
@@ -268,54 +309,68 @@ fn detect_on_images_writes_the_predictions_of_what_it_did() {
     assert_no_leftovers(tmp.path());
 }
 
-/// `convert weights` and `export`, interrupted at several moments from their start: each
-/// either finished (a whole output) or stopped before writing (none); never a temporary file.
+/// Whether the output at `path` is the same as `reference`: the same bytes for ONNX; for a
+/// checkpoint, whose metadata map is written in no fixed order, the same tensors, cfg and
+/// class names.
+fn same_output(path: &Path, reference: &Path) -> bool {
+    if path.extension().is_some_and(|e| e == "onnx") {
+        return std::fs::read(path).ok() == std::fs::read(reference).ok();
+    }
+    let load = |p: &Path| yolo3_model::Darknet::from_checkpoint(p, tch::Device::Cpu).ok();
+    let (Some((a, info_a)), Some((b, info_b))) = (load(path), load(reference)) else {
+        return false;
+    };
+    let (va, vb) = (a.var_store().variables(), b.var_store().variables());
+    info_a == info_b
+        && a.config().text() == b.config().text()
+        && va.len() == vb.len()
+        && va.iter().all(|(name, t)| vb.get(name).is_some_and(|u| t.equal(u)))
+}
+
+/// `convert weights` and `export`, interrupted at several moments once the handler is in
+/// place: each either finished (a whole output) or stopped before writing (none); never a
+/// temporary file. The official tiny-YOLOv3 shape (35 MB of weights), so that the work takes
+/// long enough to be interrupted.
 #[test]
 fn convert_and_export_leave_a_whole_output_or_none() {
     let tmp = tempfile::tempdir().unwrap();
-    let weights = model("weights/yolov3-mini.weights");
-    let cfg = model("cfg/yolov3-mini.cfg");
+    let weights = model("weights/yolov3-tiny.weights");
+    let cfg = model("cfg/yolov3-tiny.cfg");
     let (w, c) = (weights.to_str().unwrap(), cfg.to_str().unwrap());
     let commands: [(&str, Vec<&str>); 2] = [
         ("mini.safetensors", vec!["convert", "weights", "--cfg", c, "--weights", w, "--out"]),
         ("mini.onnx", vec!["export", "--cfg", c, "-w", w, "--out"]),
     ];
-    let reference: Vec<Vec<u8>> = commands
+    let reference: Vec<PathBuf> = commands
         .iter()
         .map(|(out, args)| {
             let name = format!("reference-{out}");
             assert_ok(&yolo3(tmp.path(), &[&args[..], &[&name]].concat()));
-            std::fs::read(tmp.path().join(&name)).unwrap()
+            tmp.path().join(&name)
         })
         .collect();
     let mut stopped = 0;
-    for delay_ms in [0u64, 20, 60, 150, 300, 600] {
+    for delay_ms in [0u64, 50, 150, 400] {
         for (signal_number, expected) in [(SIGINT, 130), (SIGTERM, 143)] {
             for ((out, args), reference) in commands.iter().zip(&reference) {
                 let name = format!("{delay_ms}-{signal_number}-{out}");
                 let mut child = spawn(tmp.path(), &[&args[..], &[&name]].concat());
-                std::thread::sleep(Duration::from_millis(delay_ms));
-                let _ = child.try_wait().unwrap().is_none() && {
-                    signal(&child, signal_number);
-                    true
-                };
+                if wait_for_handler(&mut child) {
+                    std::thread::sleep(Duration::from_millis(delay_ms));
+                    if child.try_wait().unwrap().is_none() {
+                        signal(&child, signal_number);
+                    }
+                }
                 let result = child.wait_with_output().unwrap();
                 let path = tmp.path().join(&name);
                 match code(&result) {
-                    Some(0) => assert_eq!(&std::fs::read(&path).unwrap(), reference),
+                    Some(0) => assert!(same_output(&path, reference), "{name}: not the output"),
                     Some(c) if c == expected => {
                         stopped += 1;
                         // Finished before it could stop (a whole output), or stopped first.
-                        if let Ok(bytes) = std::fs::read(&path) {
-                            assert_eq!(&bytes, reference, "{name}: a partial output");
+                        if path.exists() {
+                            assert!(same_output(&path, reference), "{name}: a partial output");
                         }
-                    }
-                    // Before the handler was in place (the first milliseconds): the default
-                    // action, before anything was written.
-                    None => {
-                        use std::os::unix::process::ExitStatusExt as _;
-                        assert_eq!(result.status.signal(), Some(signal_number));
-                        assert!(!path.exists(), "{name}");
                     }
                     other => panic!("{name}: exit {other:?}: {}", text(&result.stderr)),
                 }
@@ -330,7 +385,7 @@ fn convert_and_export_leave_a_whole_output_or_none() {
 fn a_run_folder_is_trained_by_one_process_at_a_time() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("runs/train/exp");
-    let mut child = spawn(tmp.path(), &[&TRAIN[..], &["--epochs", &EPOCHS.to_string()]].concat());
+    let mut child = spawn(tmp.path(), &[&TRAIN[..], &["--epochs", "30"]].concat());
     wait_for(&mut child, "a first epoch", || result_epochs(&run).len() >= 1);
     // While it trains: a resume of the same run is refused, and names the holder.
     let out = yolo3(tmp.path(), &["train", "--resume", "runs/train/exp", "--threads", "1"]);
@@ -339,13 +394,14 @@ fn a_run_folder_is_trained_by_one_process_at_a_time() {
     assert!(stderr.contains("is in use by another yolo3 process"), "{stderr}");
     assert!(stderr.contains(&format!("pid {}", child.id())), "{stderr}");
     // Killed outright (no handler runs): its lock file stays, and is stale.
+    assert!(child.try_wait().unwrap().is_none(), "the run ended before it was killed");
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(run.join(".lock").exists());
     let out = yolo3(tmp.path(), &["train", "--resume", "runs/train/exp", "--threads", "1"]);
     assert_ok(&out);
     assert!(text(&out.stderr).contains("has ended; taking it over"), "{}", text(&out.stderr));
-    assert_eq!(result_epochs(&run), (1..=EPOCHS).collect::<Vec<_>>());
+    assert_eq!(result_epochs(&run), (1..=30).collect::<Vec<_>>());
     assert_no_leftovers(tmp.path());
 }
 

@@ -172,10 +172,20 @@ fn link_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     std::fs::remove_file(from)
 }
 
-/// Removes every temporary file [`write_atomic`] has open in this process: for an exit that
-/// does not unwind (the second Ctrl-C).
+/// Removes every temporary file [`write_atomic`] has open in this process, and the lock files
+/// it holds ([`crate::lock`]): for an exit that does not unwind (the second Ctrl-C).
 pub fn remove_temporaries() {
     temporaries::remove_all();
+}
+
+/// Lists `path` for [`remove_temporaries`] until [`unlist_for_exit`].
+pub(crate) fn list_for_exit(path: &Path) {
+    temporaries::list(path.to_owned());
+}
+
+/// Takes `path` off the list of [`list_for_exit`].
+pub(crate) fn unlist_for_exit(path: &Path) {
+    temporaries::unlist(path);
 }
 
 mod temporaries {
@@ -205,7 +215,7 @@ mod temporaries {
                 host_name(),
                 std::process::id()
             ));
-            LIVE.lock().unwrap_or_else(PoisonError::into_inner).push(path.clone());
+            list(path.clone());
             Self(path)
         }
 
@@ -222,6 +232,14 @@ mod temporaries {
             }
             live.retain(|p| p != &self.0);
         }
+    }
+
+    pub(super) fn list(path: PathBuf) {
+        LIVE.lock().unwrap_or_else(PoisonError::into_inner).push(path);
+    }
+
+    pub(super) fn unlist(path: &Path) {
+        LIVE.lock().unwrap_or_else(PoisonError::into_inner).retain(|p| p != path);
     }
 
     pub(super) fn remove_all() {

@@ -82,6 +82,7 @@ impl FolderLock {
             writeln!(file, "pid {} on host {}", std::process::id(), host()).map_err(io_err)?;
             file.flush().map_err(io_err)?;
             let previous = previous.trim().to_owned();
+            crate::fsio::list_for_exit(&path);
             return Ok((Self { path, file }, (!previous.is_empty()).then_some(previous)));
         }
     }
@@ -100,6 +101,7 @@ impl Drop for FolderLock {
         if same_inode(&self.file, &self.path) {
             let _ = std::fs::remove_file(&self.path);
         }
+        crate::fsio::unlist_for_exit(&self.path);
         let _ = self.file.unlock();
     }
 }
