@@ -105,11 +105,14 @@ const MALLOC_TUNABLES: &str =
 ///   instead of 0.12 s.
 /// * `GLIBC_TUNABLES` = [`MALLOC_TUNABLES`] (Linux): YOLOv3 inference at batch 8 measured
 ///   3.75 s per batch with glibc's defaults and 2.70 s with these (PyTorch: 3.07 s and 2.65 s).
+/// * `TORCH_CPP_LOG_LEVEL=FATAL`: libtorch's own log lines on stderr (c10d prints each failed
+///   connection attempt with 20 lines of C++ stack frames) say nothing our errors do not say
+///   better; setting the variable (to `INFO`, say) brings them back for debugging.
 fn tuned_environment() {
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
-        let mut wanted = vec![("OMP_WAIT_POLICY", "PASSIVE")];
+        let mut wanted = vec![("OMP_WAIT_POLICY", "PASSIVE"), ("TORCH_CPP_LOG_LEVEL", "FATAL")];
         if cfg!(target_os = "linux") {
             wanted.push(("GLIBC_TUNABLES", MALLOC_TUNABLES));
         }

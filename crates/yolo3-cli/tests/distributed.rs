@@ -248,4 +248,88 @@ fn bad_distributed_settings_are_clear_errors() {
     assert!(!out.status.success());
     let e = text(&out.stderr);
     assert!(e.contains("RANK=\"2\"") && e.contains("world size 2"), "{e}");
+    // A world of no process is an error, not a run of one.
+    let out = Command::new(env!("CARGO_BIN_EXE_yolo3"))
+        .current_dir(tmp.path())
+        .args(["train", "--epochs", "1"])
+        .envs([("RANK", "0"), ("WORLD_SIZE", "0"), ("MASTER_ADDR", "127.0.0.1")])
+        .output()
+        .unwrap();
+    let e = text(&out.stderr);
+    assert!(!out.status.success() && e.contains("WORLD_SIZE") && e.contains("at least one"), "{e}");
+}
+
+/// A worker whose rendezvous fails gets one short error in the time it was given: nothing
+/// listens on the port (refused), or a program holds it that never accepts (c10d's client
+/// would wait for its answer forever). No C++ stack frames.
+#[test]
+fn a_failed_rendezvous_is_one_short_error_within_the_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let held = silent.local_addr().unwrap().port();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    for port in [held, free] {
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_yolo3"))
+            .current_dir(tmp.path())
+            .args(["train", "--epochs", "1", "--dist-timeout", "3"])
+            .envs([("RANK", "1"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1")])
+            .env("MASTER_PORT", port.to_string())
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let e = text(&out.stderr);
+        assert!(!out.status.success(), "{e}");
+        assert!(e.contains(&format!("rank 1 of 2 joining through 127.0.0.1:{port}")), "{e}");
+        assert!(!e.contains("frame #"), "{e}");
+        assert!(e.lines().count() <= 2, "{e}");
+        // 3 s asked; the bound only tells "gave up on its own" from "waits forever".
+        assert!(took < Duration::from_secs(60), "{took:?}");
+    }
+    drop(silent);
+}
+
+/// Ctrl-C to the launcher reaches every rank once (they run in a process group of their own):
+/// all stop at the same batch, after the last complete epoch, which the run resumes from.
+#[test]
+fn ctrl_c_stops_every_rank_at_the_same_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args: Vec<&str> = ["train"]
+        .iter()
+        .chain(&RUN)
+        .chain(&["--epochs", "12", "--nproc-per-node", "2", "--threads", "1"])
+        .copied()
+        .collect();
+    let mut launcher = Command::new(env!("CARGO_BIN_EXE_yolo3"))
+        .current_dir(tmp.path())
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = tmp.path().join("runs/exp");
+    let started = Instant::now();
+    while result_epochs(&run).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(600), "no epoch finished in 10 minutes");
+        assert!(launcher.try_wait().unwrap().is_none(), "the launcher exited early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: kill has no memory effects; the pid is our child's, not yet waited for.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(launcher.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let out = launcher.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let done = result_epochs(&run);
+    assert!(!done.is_empty() && done.len() < 12, "{done:?}");
+    for rank in 0..2 {
+        let said = format!("[rank {rank}] stopped by SIGINT (Ctrl-C): interrupted: the run stopped after epoch {}", done.len());
+        assert!(stderr.contains(&said), "{said:?} not in:\n{stderr}");
+    }
+    assert!(!run.join(".lock").exists(), "{stderr}");
+    let out = yolo3(tmp.path(), &["train", "--resume", "runs/exp", "--nproc-per-node", "2", "--threads", "1"]);
+    assert_ok(&out);
+    assert_eq!(result_epochs(&run), (1..=12).collect::<Vec<_>>());
 }

@@ -666,3 +666,69 @@ fn a_deleted_working_folder_is_a_clear_error() {
     assert!(stderr.contains("the working folder no longer exists"), "{stderr}");
     assert!(!stderr.contains("oneMKL"), "{stderr}");
 }
+
+/// Round two of the hostile inputs, each a clear answer: a link loop inside a YOLO dataset
+/// folder lists each image once (it listed them some 40 times, into both splits); a COCO
+/// ground truth whose annotation ids repeat; images in formats that are not read; a camera
+/// that is not there; `--project` naming a file.
+#[test]
+fn round_two_inputs_get_clear_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_dataset(tmp.path(), 4, 64);
+    assert_ok(&yolo3(
+        tmp.path(),
+        &["convert", "annotations", "--data", s(&data.train), "--to", "yolo", "--out", "yolo"],
+    ));
+    let images = tmp.path().join("yolo/images");
+    std::os::unix::fs::symlink(&images, images.join("loop")).unwrap();
+    std::os::unix::fs::symlink(&images, tmp.path().join("yolo/images-again")).unwrap();
+    let out = yolo3(
+        tmp.path(),
+        &["convert", "annotations", "--data", "yolo", "--to", "keras", "--out", "k.txt"],
+    );
+    assert_ok(&out);
+    let listed = std::fs::read_to_string(tmp.path().join("k.txt")).unwrap();
+    assert_eq!(listed.lines().count(), 4, "{listed}");
+
+    let gt = tmp.path().join("gt.json");
+    std::fs::write(
+        &gt,
+        r#"{"images": [{"id": 1, "width": 64, "height": 64}],
+            "categories": [{"id": 1, "name": "a"}],
+            "annotations": [
+              {"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 1, 9, 9], "area": 81},
+              {"id": 5, "image_id": 1, "category_id": 1, "bbox": [20, 20, 9, 9], "area": 81}]}"#,
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("dets.json"), "[]").unwrap();
+    let out = yolo3(tmp.path(), &["eval", "--gt", s(&gt), "--dets", "dets.json"]);
+    assert_refused(&out, "annotations[1].id");
+    assert_refused(&out, "id 5 is already used by annotations[0]");
+
+    let weights = model("weights/yolov3-tiny-mini.weights");
+    let cfg = model("cfg/yolov3-tiny-mini.cfg");
+    let detect = |extra: &[&str]| {
+        yolo3(tmp.path(), &[&["detect", "-w", s(&weights), "--cfg", s(&cfg)][..], extra].concat())
+    };
+    for (name, bytes, format) in [
+        ("a.webp", &b"RIFF\x24\0\0\0WEBPVP8 \0\0\0\0"[..], "WebP"),
+        ("b.tiff", &b"II*\0\x08\0\0\0\0\0\0\0"[..], "TIFF"),
+        ("c.jpg", &b"BM\x36\0\0\0\0\0\0\0\x36\0\0\0"[..], "BMP"),
+    ] {
+        std::fs::write(tmp.path().join(name), bytes).unwrap();
+        let out = detect(&[name]);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains(&format!("{name}: {format} images are not supported")), "{stderr}");
+    }
+    let runs = || tmp.path().join("runs/detect").read_dir().map_or(0, Iterator::count);
+    let before = runs();
+    let out = detect(&["/dev/video97"]);
+    assert_refused(&out, "/dev/video97: no such camera (video device)");
+    assert_eq!(runs(), before, "an empty run folder is left");
+
+    std::fs::write(tmp.path().join("a-file"), "x").unwrap();
+    let first = data.root.join("images/train").read_dir().unwrap().next().unwrap().unwrap().path();
+    let out = detect(&["--project", "a-file", s(&first)]);
+    assert_refused(&out, "--project a-file: is a file, not a folder");
+}

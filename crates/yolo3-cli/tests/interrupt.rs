@@ -222,32 +222,25 @@ fn frames_of(video: &Path) -> usize {
     text(&out.stdout).trim().parse().unwrap()
 }
 
+/// `yolo3 detect` with the shared random tiny model at 96 pixels, and `args`.
+fn spawn_detect(dir: &Path, args: &[&str]) -> Child {
+    let weights = model("weights/yolov3-tiny-mini.weights");
+    let cfg = model("cfg/yolov3-tiny-mini.cfg");
+    let (w, c) = (weights.to_str().unwrap(), cfg.to_str().unwrap());
+    spawn(dir, &[&["detect", "-w", w, "--cfg", c, "--input", "96"][..], args].concat())
+}
+
 #[test]
 fn detect_on_a_video_closes_the_video_and_its_lines() {
     let tmp = tempfile::tempdir().unwrap();
     let clip = test_video(tmp.path(), 3000);
-    let weights = model("weights/yolov3-tiny-mini.weights");
-    let cfg = model("cfg/yolov3-tiny-mini.cfg");
     for (k, (signal_number, expected)) in [(SIGINT, 130), (SIGTERM, 143)].into_iter().enumerate() {
         let name = format!("v{k}");
         let out_dir = tmp.path().join("out").join(&name);
         let lines_path = out_dir.join("clip.jsonl");
-        let mut child = spawn(
+        let mut child = spawn_detect(
             tmp.path(),
-            &[
-                "detect",
-                "-w",
-                weights.to_str().unwrap(),
-                "--cfg",
-                cfg.to_str().unwrap(),
-                "--project",
-                "out",
-                "--name",
-                &name,
-                "--input",
-                "96",
-                clip.to_str().unwrap(),
-            ],
+            &["--project", "out", "--name", &name, clip.to_str().unwrap()],
         );
         // Hundreds of frames in (the first run), or a few (the second).
         let wanted = if k == 0 { 200 } else { 20 };
@@ -275,25 +268,9 @@ fn detect_on_a_video_closes_the_video_and_its_lines() {
 fn detect_on_images_writes_the_predictions_of_what_it_did() {
     let tmp = tempfile::tempdir().unwrap();
     let data = common::small_dataset(tmp.path(), 400, 96);
-    let weights = model("weights/yolov3-tiny-mini.weights");
-    let cfg = model("cfg/yolov3-tiny-mini.cfg");
     let images = data.root.join("images/train");
     let out_dir = tmp.path().join("runs/detect/exp");
-    let mut child = spawn(
-        tmp.path(),
-        &[
-            "detect",
-            "-w",
-            weights.to_str().unwrap(),
-            "--cfg",
-            cfg.to_str().unwrap(),
-            "--input",
-            "96",
-            "--batch",
-            "4",
-            images.to_str().unwrap(),
-        ],
-    );
+    let mut child = spawn_detect(tmp.path(), &["--batch", "4", images.to_str().unwrap()]);
     let pictures = || std::fs::read_dir(&out_dir).map_or(0, |d| d.count());
     wait_for(&mut child, "annotated images", || pictures() >= 20);
     signal(&child, SIGINT);
@@ -398,10 +375,19 @@ fn a_run_folder_is_trained_by_one_process_at_a_time() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(run.join(".lock").exists());
+    // What a kill during a checkpoint's write leaves: a temporary file of a process that is
+    // gone. The next write into that folder removes it.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .replace(['-', '/', '.'], "_");
+    let stale = run.join(format!("weights/.last.safetensors.tmp-{host}-{}-0", child.id()));
+    std::fs::write(&stale, b"half a checkpoint").unwrap();
     let out = yolo3(tmp.path(), &["train", "--resume", "runs/train/exp", "--threads", "1"]);
     assert_ok(&out);
     assert!(text(&out.stderr).contains("has ended; taking it over"), "{}", text(&out.stderr));
     assert_eq!(result_epochs(&run), (1..=30).collect::<Vec<_>>());
+    assert!(!stale.exists(), "the stale temporary file is still there");
     assert_no_leftovers(tmp.path());
 }
 

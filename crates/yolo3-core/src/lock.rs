@@ -24,7 +24,7 @@ pub enum LockError {
         holder: String,
     },
     /// The lock file could not be created, read or locked.
-    #[error("locking {path}: {source}")]
+    #[error("locking {}", path.display())]
     Io {
         /// The lock file.
         path: PathBuf,

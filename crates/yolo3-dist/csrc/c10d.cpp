@@ -9,6 +9,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <c10/util/Logging.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -64,6 +65,11 @@ Store *yolo3_store_new(const char *host, uint16_t port, int is_server, int world
                        int64_t timeout_ms, char **error) {
   try {
     *error = nullptr;
+    // libtorch's C++ log level follows TORCH_CPP_LOG_LEVEL only once initLogging() read it
+    // (Python's torch calls it on import; a C++ program must): without it c10d prints every
+    // failed connection attempt with its C++ stack on stderr.
+    static const bool logging = (c10::initLogging(), true);
+    (void)logging;
     c10d::TCPStoreOptions options;
     options.port = port;
     options.isServer = is_server != 0;

@@ -88,14 +88,7 @@ impl ProcessGroup {
     /// `timeout` for every rank. The store carries messages at once; collectives need
     /// [`ProcessGroup::start`], whose backend can depend on what rank 0 sent.
     pub fn join(env: &WorldEnv, timeout: Duration) -> Result<Self> {
-        let store = StoreHandle::connect(
-            &env.master_addr,
-            env.master_port,
-            env.rank == 0,
-            env.world,
-            ms(timeout),
-        )
-        .map_err(|m| join_error(env, m))?;
+        let store = connect_within(env, timeout).map_err(|m| join_error(env, m))?;
         let beat_store = store.try_clone().map_err(|m| join_error(env, m))?;
         Ok(Self {
             env: env.clone(),
@@ -374,6 +367,31 @@ fn failure_key(rank: usize) -> String {
 
 fn ms(timeout: Duration) -> i64 {
     timeout.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// Connects to (rank 0: serves) the store, giving up after `timeout` whatever c10d does:
+/// its client retries its own timeout more than once, and waits without end for the answer of
+/// a program that holds the port but never accepts. The connection runs on a thread of its
+/// own, left to end by itself when it does not answer in time (the run then ends on the error).
+fn connect_within(env: &WorldEnv, timeout: Duration) -> std::result::Result<StoreHandle, String> {
+    let (sent, answer) = std::sync::mpsc::channel();
+    let (host, port, server, world) =
+        (env.master_addr.clone(), env.master_port, env.rank == 0, env.world);
+    std::thread::Builder::new()
+        .name("yolo3-store-connect".into())
+        .spawn(move || {
+            let _ = sent.send(StoreHandle::connect(&host, port, server, world, ms(timeout)));
+        })
+        .map_err(|e| format!("starting the connection thread: {e}"))?;
+    // A little beyond the timeout, so that c10d's own error (more precise) wins when it comes.
+    match answer.recv_timeout(timeout + Duration::from_millis(500)) {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "no answer within {} s (--dist-timeout): something holds the port but does not \
+             answer as rank 0's store would",
+            timeout.as_secs_f64()
+        )),
+    }
 }
 
 fn join_error(env: &WorldEnv, message: String) -> DistError {

@@ -148,6 +148,12 @@ pub fn resume(
     observer: &mut dyn Observer,
 ) -> Result<TrainSummary> {
     lead_or_follow(replicas, observer, |observer| {
+        // A missing folder is named as such, not by the lock file that cannot be made in it.
+        std::fs::read_dir(run_dir).map_err(|source| TrainError::Io {
+            action: "reading",
+            path: run_dir.to_owned(),
+            source,
+        })?;
         let _lock = lock_run(run_dir, observer)?;
         let path = run_dir.join("args.toml");
         let text = yolo3_core::fsio::read_text(&path).map_err(|source| TrainError::Io {

@@ -195,3 +195,32 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Resu
     yolo3_train::run_dir::write_atomic(path, text.as_bytes(), yolo3_core::fsio::Existing::Replace)
         .with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failed write names the output once and says why (it said "writing X: X: cannot
+    /// write", with the cause, a full disk say, left out).
+    #[test]
+    fn a_failed_write_names_the_output_once_with_its_cause() {
+        let tmp = tempfile::tempdir().unwrap();
+        // The run folder's place taken by a file: every write into it fails.
+        let out_dir = tmp.path().join("run");
+        std::fs::write(&out_dir, b"not a folder").unwrap();
+        let job = Job { path: "photo.png".into(), id: 0, out_name: "photo.png".into() };
+        let saving = Saving {
+            no_images: false,
+            save_txt: false,
+            save_conf: false,
+            line_width: None,
+            crop_dirs: None,
+        };
+        let image = RgbImage::new(8, 8);
+        let result = write_outputs(&job, &image, &[], &[], &out_dir, &saving);
+        let error = result.error.expect("the write failed");
+        let shown = out_dir.join("photo.png").display().to_string();
+        assert_eq!(error.matches(&shown).count(), 1, "{error}");
+        assert!(error.contains("Not a directory"), "{error}");
+    }
+}
