@@ -85,8 +85,12 @@ pub fn run(args: AnchorsArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let anchors = Anchors::new(rounded.clone(), vec![(0..rounded.len()).collect()])
         .context("the clustered anchors")?;
     let text = anchors.to_text();
-    yolo3_train::run_dir::write_atomic(&args.out, text.as_bytes(), crate::guard::existing(args.force))
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    yolo3_train::run_dir::write_atomic(
+        &args.out,
+        text.as_bytes(),
+        crate::guard::existing(args.force),
+    )
+    .with_context(|| format!("writing {}", args.out.display()))?;
 
     let mut out = std::io::stdout().lock();
     let written = if global.chatty() {

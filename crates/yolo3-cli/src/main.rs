@@ -63,7 +63,9 @@ fn main() -> ExitCode {
         // Whatever the command finished is complete; say what stopped it, and exit as a
         // process stopped by that signal reports.
         match result {
-            Ok(_) => eprintln!("stopped by {}; the outputs written are complete", signals::name(signal)),
+            Ok(_) => {
+                eprintln!("stopped by {}; the outputs written are complete", signals::name(signal));
+            }
             Err(err) => eprintln!("stopped by {}: {err:#}", signals::name(signal)),
         }
         return ExitCode::from((128 + signal) as u8);

@@ -29,8 +29,9 @@ const RUN: [&str; 14] = [
     "runs",
 ];
 
-/// Element-wise agreement of two float32 results computed in another order: `|a - b| <= TOL
-/// * (|a| + scale)`, `scale` the tensor's largest magnitude. One float32 rounding is 6e-8 of
+/// Element-wise agreement of two float32 results computed in another order:
+/// `|a - b| <= TOL * (|a| + scale)`, `scale` the tensor's largest magnitude. One float32
+/// rounding is 6e-8 of
 /// the value; a gradient summed over 4 images instead of 8, then averaged over the ranks, and
 /// carried through 8 optimizer steps and the batch-norm statistics, differs by a few hundred
 /// roundings (measured with SGD: 2e-6), far below any real difference (a step of another
@@ -325,11 +326,17 @@ fn ctrl_c_stops_every_rank_at_the_same_batch() {
     let done = result_epochs(&run);
     assert!(!done.is_empty() && done.len() < 12, "{done:?}");
     for rank in 0..2 {
-        let said = format!("[rank {rank}] stopped by SIGINT (Ctrl-C): interrupted: the run stopped after epoch {}", done.len());
+        let said = format!(
+            "[rank {rank}] stopped by SIGINT (Ctrl-C): interrupted: the run stopped after epoch {}",
+            done.len()
+        );
         assert!(stderr.contains(&said), "{said:?} not in:\n{stderr}");
     }
     assert!(!run.join(".lock").exists(), "{stderr}");
-    let out = yolo3(tmp.path(), &["train", "--resume", "runs/exp", "--nproc-per-node", "2", "--threads", "1"]);
+    let out = yolo3(
+        tmp.path(),
+        &["train", "--resume", "runs/exp", "--nproc-per-node", "2", "--threads", "1"],
+    );
     assert_ok(&out);
     assert_eq!(result_epochs(&run), (1..=12).collect::<Vec<_>>());
 }

@@ -658,7 +658,12 @@ fn a_deleted_working_folder_is_a_clear_error() {
     std::fs::create_dir(&gone).unwrap();
     let out = Command::new("sh")
         .arg("-c")
-        .arg(format!("cd '{}' && rmdir '{}' && exec '{}' --version", s(&gone), s(&gone), env!("CARGO_BIN_EXE_yolo3")))
+        .arg(format!(
+            "cd '{}' && rmdir '{}' && exec '{}' --version",
+            s(&gone),
+            s(&gone),
+            env!("CARGO_BIN_EXE_yolo3")
+        ))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

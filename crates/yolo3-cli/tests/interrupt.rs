@@ -123,9 +123,10 @@ fn training_stops_after_its_last_complete_epoch() {
     for (signal_number, expected) in [(SIGINT, 130), (SIGTERM, 143)] {
         let tmp = tempfile::tempdir().unwrap();
         let run = tmp.path().join("runs/train/exp");
-        let mut child = spawn(tmp.path(), &[&TRAIN[..], &["--epochs", &EPOCHS.to_string()]].concat());
+        let mut child =
+            spawn(tmp.path(), &[&TRAIN[..], &["--epochs", &EPOCHS.to_string()]].concat());
         // Partway into an epoch after the first.
-        wait_for(&mut child, "a first epoch", || result_epochs(&run).len() >= 1);
+        wait_for(&mut child, "a first epoch", || !result_epochs(&run).is_empty());
         std::thread::sleep(Duration::from_millis(150));
         signal(&child, signal_number);
         let out = child.wait_with_output().unwrap();
@@ -140,7 +141,8 @@ fn training_stops_after_its_last_complete_epoch() {
         let out = yolo3(tmp.path(), &["train", "--resume", "runs/train/exp", "--threads", "1"]);
         assert_ok(&out);
         assert!(
-            text(&out.stderr).contains(&format!("resuming runs/train/exp after epoch {}", done.len())),
+            text(&out.stderr)
+                .contains(&format!("resuming runs/train/exp after epoch {}", done.len())),
             "{}",
             text(&out.stderr)
         );
@@ -254,7 +256,9 @@ fn detect_on_a_video_closes_the_video_and_its_lines() {
         assert!(lines.ends_with('\n'), "the last line is cut");
         let frames: Vec<u64> = lines
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["frame"].as_u64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["frame"].as_u64().unwrap()
+            })
             .collect();
         assert!(frames.len() >= wanted && frames.len() < 3000, "{} lines", frames.len());
         assert_eq!(frames, (0..frames.len() as u64).collect::<Vec<_>>());
@@ -271,7 +275,7 @@ fn detect_on_images_writes_the_predictions_of_what_it_did() {
     let images = data.root.join("images/train");
     let out_dir = tmp.path().join("runs/detect/exp");
     let mut child = spawn_detect(tmp.path(), &["--batch", "4", images.to_str().unwrap()]);
-    let pictures = || std::fs::read_dir(&out_dir).map_or(0, |d| d.count());
+    let pictures = || std::fs::read_dir(&out_dir).map_or(0, Iterator::count);
     wait_for(&mut child, "annotated images", || pictures() >= 20);
     signal(&child, SIGINT);
     let out = child.wait_with_output().unwrap();
@@ -280,7 +284,7 @@ fn detect_on_images_writes_the_predictions_of_what_it_did() {
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("images.json")).unwrap())
             .unwrap();
     let listed = listed.as_array().unwrap().len();
-    assert!(listed >= 20 && listed < 400, "{listed}");
+    assert!((20..400).contains(&listed), "{listed}");
     // Every image listed was written, and nothing else: the JSON files and the pictures agree.
     assert_eq!(pictures(), listed + 2);
     assert_no_leftovers(tmp.path());
@@ -363,7 +367,7 @@ fn a_run_folder_is_trained_by_one_process_at_a_time() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("runs/train/exp");
     let mut child = spawn(tmp.path(), &[&TRAIN[..], &["--epochs", "30"]].concat());
-    wait_for(&mut child, "a first epoch", || result_epochs(&run).len() >= 1);
+    wait_for(&mut child, "a first epoch", || !result_epochs(&run).is_empty());
     // While it trains: a resume of the same run is refused, and names the holder.
     let out = yolo3(tmp.path(), &["train", "--resume", "runs/train/exp", "--threads", "1"]);
     let stderr = text(&out.stderr);

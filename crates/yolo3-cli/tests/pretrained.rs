@@ -3,8 +3,8 @@
 //! run says what it transferred; weights of another network are refused with the conv named.
 
 mod common;
-use yolo3_core::fsio::Existing;
 use std::path::{Path, PathBuf};
+use yolo3_core::fsio::Existing;
 
 use common::{assert_ok, model, small_dataset, text, tiny_mini_checkpoint, yolo3};
 use yolo3_data::{synthetic, SyntheticOptions};
@@ -192,7 +192,11 @@ fn pretrained_80_class_weights_transfer_freeze_and_beat_scratch() {
     let (transfer, _) = net80.transfer_checkpoint(pre.join("weights/best.safetensors")).unwrap();
     assert_eq!(transfer.loaded, 11);
     let file80 = tmp.path().join("tiny-80.weights");
-    net80.export_darknet_weights(WeightsHeader::default()).unwrap().write(&file80, Existing::Replace).unwrap();
+    net80
+        .export_darknet_weights(WeightsHeader::default())
+        .unwrap()
+        .write(&file80, Existing::Replace)
+        .unwrap();
     let weights80 = DarknetWeights::read(&file80, &cfg80).unwrap();
     let heads = cfg80.head_conv_layers();
 

@@ -16,7 +16,9 @@ pub const LOCK_FILE: &str = ".lock";
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another process holds it.
-    #[error("{folder} is in use by another yolo3 process ({holder}); wait for it to end, or stop it")]
+    #[error(
+        "{folder} is in use by another yolo3 process ({holder}); wait for it to end, or stop it"
+    )]
     Held {
         /// The folder.
         folder: PathBuf,
@@ -116,8 +118,7 @@ fn same_inode(file: &File, path: &Path) -> bool {
 
 fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".into())
+        .map_or_else(|_| "unknown".into(), |h| h.trim().to_owned())
 }
 
 #[cfg(test)]

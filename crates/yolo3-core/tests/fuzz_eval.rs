@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use yolo3_core::metrics::{
-    evaluate_coco, evaluate_voc, CocoDataset, CocoDetection, CocoParams, MetricsError,
-    VocDataset, VocOptions,
+    evaluate_coco, evaluate_voc, CocoDataset, CocoDetection, CocoParams, MetricsError, VocDataset,
+    VocOptions,
 };
 
 use fuzz_support::{fuzz, fuzz_long, mutated, next_id, Bytes, Check};
@@ -30,11 +30,15 @@ fn read_seeds(files: impl Iterator<Item = PathBuf>) -> Vec<Vec<u8>> {
 }
 
 fn coco_seeds() -> Vec<Vec<u8>> {
-    read_seeds(COCO_CASES.iter().map(|c| Path::new(SHARED_EVAL).join("coco").join(c).join("gt.json")))
+    read_seeds(
+        COCO_CASES.iter().map(|c| Path::new(SHARED_EVAL).join("coco").join(c).join("gt.json")),
+    )
 }
 
 fn voc_seeds() -> Vec<Vec<u8>> {
-    read_seeds(VOC_CASES.iter().map(|c| Path::new(SHARED_EVAL).join("voc").join(c).join("input.json")))
+    read_seeds(
+        VOC_CASES.iter().map(|c| Path::new(SHARED_EVAL).join("voc").join(c).join("input.json")),
+    )
 }
 
 /// A number the metrics may give: in [0, 1] (up to the rounding of the reference's own

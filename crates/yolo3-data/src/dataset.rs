@@ -8,10 +8,10 @@
 //!   (COCO `iscrowd`, VOC `difficult` when skipped) are kept in `Sample::ignored` so evaluation
 //!   can treat them as "ignore" regions instead of false positives.
 
-use yolo3_core::fsio::Existing;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use yolo3_core::fsio::Existing;
 
 use yolo3_core::LabeledBox;
 

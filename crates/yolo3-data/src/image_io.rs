@@ -70,7 +70,10 @@ fn open_decoder(
     let format = reader.format();
     if !matches!(format, Some(image::ImageFormat::Png | image::ImageFormat::Jpeg)) {
         if let Some(name) = other_format(path) {
-            return Err(DataError::UnsupportedImageFormat { path: path.to_path_buf(), format: name });
+            return Err(DataError::UnsupportedImageFormat {
+                path: path.to_path_buf(),
+                format: name,
+            });
         }
     }
     let image_error = |source| DataError::Image { path: path.to_path_buf(), source };

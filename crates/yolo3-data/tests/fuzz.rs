@@ -31,8 +31,8 @@ use proptest::sample::Index;
 use yolo3_core::LabeledBox;
 use yolo3_data::{
     image_size, load_rgb, read_class_names, read_coco, read_keras, read_voc_dir, read_voc_files,
-    read_yolo, DataError, Dataset, DifficultPolicy, IgnoreReason, ImageCache, ImageSize,
-    InputSize, ReadOptions, Stage,
+    read_yolo, DataError, Dataset, DifficultPolicy, IgnoreReason, ImageCache, ImageSize, InputSize,
+    ReadOptions, Stage,
 };
 
 use fuzz_support::{arbitrary, edit, fuzz, fuzz_long, next_id, text_input, Bytes, Check, Edit};
@@ -913,11 +913,17 @@ fn fuzz_images_long() {
 
 // ------------------------------------------------------------------ the disk image cache
 
-/// A source image, and for each stage the file the disk cache wrote for it (name and bytes).
+/// One stage's cache file: the stage, the image size, the file name and its bytes.
+type CacheFile = (Stage, (u32, u32), String, Vec<u8>);
+
+/// A case: which stage, bytes written at indices, and where the file is cut (if it is).
+type CacheCase = (usize, Vec<(Index, u8)>, Option<Index>);
+
+/// A source image, and for each stage the file the disk cache wrote for it.
 struct CacheFixture {
     dir: tempfile::TempDir,
     source: PathBuf,
-    stages: Vec<(Stage, (u32, u32), String, Vec<u8>)>,
+    stages: Vec<CacheFile>,
 }
 
 fn cache_fixture() -> Arc<CacheFixture> {
@@ -944,7 +950,7 @@ fn cache_fixture() -> Arc<CacheFixture> {
 }
 
 /// The cache file of one stage with bytes overwritten (header fields mostly) and maybe cut.
-fn cache_input() -> impl Strategy<Value = (usize, Vec<(Index, u8)>, Option<Index>)> {
+fn cache_input() -> impl Strategy<Value = CacheCase> {
     (
         0..2usize,
         proptest::collection::vec((any::<Index>(), any::<u8>()), 1..6),
@@ -952,9 +958,9 @@ fn cache_input() -> impl Strategy<Value = (usize, Vec<(Index, u8)>, Option<Index
     )
 }
 
-fn cache_check() -> Check<(usize, Vec<(Index, u8)>, Option<Index>)> {
+fn cache_check() -> Check<CacheCase> {
     let fx = cache_fixture();
-    Arc::new(move |(k, writes, cut): (usize, Vec<(Index, u8)>, Option<Index>)| {
+    Arc::new(move |(k, writes, cut): CacheCase| {
         let (stage, size, name, seed) = &fx.stages[k];
         let mut bytes = seed.clone();
         for (at, value) in &writes {

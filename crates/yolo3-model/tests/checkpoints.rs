@@ -3,8 +3,8 @@
 
 mod common;
 
-use yolo3_core::fsio::Existing;
 use std::collections::BTreeMap;
+use yolo3_core::fsio::Existing;
 
 use tch::{Device, Kind, Tensor};
 use yolo3_model::{CheckpointInfo, Config, Darknet, DarknetWeights, ModelError};

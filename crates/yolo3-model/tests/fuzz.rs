@@ -27,10 +27,10 @@ mod common;
 #[path = "../../yolo3-core/tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
-use yolo3_core::fsio::Existing;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use yolo3_core::fsio::Existing;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -738,7 +738,10 @@ fn keras_seeds() -> &'static [Vec<u8>] {
         let (cfg, weights) =
             (scratch().join("keras-seed.cfg"), scratch().join("keras-seed.weights"));
         std::fs::write(&cfg, TINY_CFG).unwrap();
-        net.export_darknet_weights(WeightsHeader::default()).unwrap().write(&weights, Existing::Replace).unwrap();
+        net.export_darknet_weights(WeightsHeader::default())
+            .unwrap()
+            .write(&weights, Existing::Replace)
+            .unwrap();
         [("keras2", "weights"), ("tf", "model")]
             .iter()
             .map(|(names, layout)| {

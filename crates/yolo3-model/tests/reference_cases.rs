@@ -31,7 +31,9 @@ fn check_case(path: &std::path::Path) -> f64 {
             "libtorch without oneDNN on x86-64"
         );
     } else if onednn.engine() == ConvEngine::Plain {
-        println!("SKIPPED: this libtorch has no oneDNN: only the plain inference engine is checked");
+        println!(
+            "SKIPPED: this libtorch has no oneDNN: only the plain inference engine is checked"
+        );
     }
     let infer = |engine| {
         let prepared = InferenceNet::with_engine(&net, engine).unwrap();

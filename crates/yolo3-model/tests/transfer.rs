@@ -2,9 +2,9 @@
 //! class count loads into every conv but the heads, bit for bit, and the heads keep what they
 //! had; a file of another network is still an error that names the conv.
 
-use yolo3_core::fsio::Existing;
 use std::collections::HashMap;
 use std::path::Path;
+use yolo3_core::fsio::Existing;
 
 use tch::{Device, Tensor};
 use yolo3_model::{CheckpointInfo, Config, Darknet, DarknetWeights, WeightsHeader};
@@ -55,7 +55,11 @@ fn darknet_weights_of_another_class_count_fill_every_conv_but_the_heads() {
     let (source, four) = three_and_four();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("three.weights");
-    source.export_darknet_weights(WeightsHeader::default()).unwrap().write(&file, Existing::Replace).unwrap();
+    source
+        .export_darknet_weights(WeightsHeader::default())
+        .unwrap()
+        .write(&file, Existing::Replace)
+        .unwrap();
 
     let mut net = Darknet::new(four.clone(), Device::Cpu).unwrap();
     let before = snapshot(&net);
@@ -103,7 +107,11 @@ fn weights_of_another_network_are_still_refused_with_the_conv() {
     let (source, _) = three_and_four();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("three.weights");
-    source.export_darknet_weights(WeightsHeader::default()).unwrap().write(&file, Existing::Replace).unwrap();
+    source
+        .export_darknet_weights(WeightsHeader::default())
+        .unwrap()
+        .write(&file, Existing::Replace)
+        .unwrap();
     // A body conv with other widths: no head width makes the sizes add up.
     let wider = cfg_text().replacen("filters=2\n", "filters=3\n", 1);
     let wider = Config::parse(&wider, "wider.cfg").unwrap();

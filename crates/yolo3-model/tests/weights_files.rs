@@ -4,8 +4,8 @@
 
 mod common;
 
-use yolo3_core::fsio::Existing;
 use std::path::Path;
+use yolo3_core::fsio::Existing;
 
 use tch::Device;
 use yolo3_model::{Config, ConvLayout, Darknet, DarknetWeights, ModelError, WeightsHeader};

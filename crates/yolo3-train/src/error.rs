@@ -125,7 +125,10 @@ pub enum TrainError {
 
 fn interrupted_message(run_dir: &std::path::Path, epochs_done: usize) -> String {
     if epochs_done == 0 {
-        return format!("interrupted before the first epoch ended; nothing of {} to resume", run_dir.display());
+        return format!(
+            "interrupted before the first epoch ended; nothing of {} to resume",
+            run_dir.display()
+        );
     }
     format!(
         "interrupted: the run stopped after epoch {epochs_done}, which is saved; continue it with\n  \

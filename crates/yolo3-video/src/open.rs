@@ -132,19 +132,22 @@ pub fn open(
             return Err(ffmpeg_next::Error::Other { errno: libc::ENOMEM });
         }
         let state = Box::new(Callback { context: ps, watch: Arc::clone(watch) });
-        (*ps).interrupt_callback = ffi::AVIOInterruptCB {
-            callback: Some(interrupt),
-            opaque: Box::into_raw(state).cast(),
-        };
+        (*ps).interrupt_callback =
+            ffi::AVIOInterruptCB { callback: Some(interrupt), opaque: Box::into_raw(state).cast() };
         let mut opts = options.disown();
-        let res = ffi::avformat_open_input(&mut ps, location.as_ptr(), std::ptr::null(), &mut opts);
+        let res = ffi::avformat_open_input(
+            &raw mut ps,
+            location.as_ptr(),
+            std::ptr::null(),
+            &raw mut opts,
+        );
         drop(ffmpeg_next::Dictionary::own(opts));
         if res != 0 {
             return Err(ffmpeg_next::Error::from(res));
         }
         let res = ffi::avformat_find_stream_info(ps, std::ptr::null_mut());
         if res < 0 {
-            ffi::avformat_close_input(&mut ps);
+            ffi::avformat_close_input(&raw mut ps);
             return Err(ffmpeg_next::Error::from(res));
         }
         Ok(Input::wrap(ps))

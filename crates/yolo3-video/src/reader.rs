@@ -7,6 +7,7 @@
 //! whose clock starts again with the new session: they are all new, and their times are
 //! shifted to continue after the last delivered one. Frame numbers always continue.
 
+use std::os::unix::ffi::OsStrExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,7 +90,6 @@ fn open_input(source: &Source, timeout: Duration, watch: &Arc<Watch>) -> Result<
             if std::fs::metadata(path).is_err() {
                 return Err(VideoError::Missing { name, what: "file" });
             }
-            use std::os::unix::ffi::OsStrExt as _;
             crate::open::open(path.as_os_str().as_bytes(), ffmpeg_next::Dictionary::new(), watch)
                 .map_err(open_err)?
         }
@@ -320,8 +320,9 @@ mod tests {
         });
         let started = Instant::now();
         let source = Source::Stream(format!("http://127.0.0.1:{port}/clip.mp4"));
-        let error =
-            open_input(&source, Duration::from_secs(1), &Watch::new(true)).err().expect("no video came");
+        let error = open_input(&source, Duration::from_secs(1), &Watch::new(true))
+            .err()
+            .expect("no video came");
         let took = started.elapsed();
         assert!(took < Duration::from_secs(30), "took {took:?}");
         assert!(error.to_string().contains("clip.mp4"), "{error}");

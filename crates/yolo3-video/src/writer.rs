@@ -73,16 +73,9 @@ impl VideoWriter {
         stream.set_avg_frame_rate(rate);
         output.write_header().map_err(err)?;
         let stream_time_base = output.stream(0).map_or(time_base, |s| s.time_base());
-        let scaler = scaling::Context::get(
-            Pixel::RGB24,
-            w,
-            h,
-            Pixel::YUV420P,
-            w,
-            h,
-            Flags::BILINEAR,
-        )
-        .map_err(err)?;
+        let scaler =
+            scaling::Context::get(Pixel::RGB24, w, h, Pixel::YUV420P, w, h, Flags::BILINEAR)
+                .map_err(err)?;
         Ok(Self {
             path: path.to_owned(),
             output,

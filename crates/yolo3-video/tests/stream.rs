@@ -141,7 +141,7 @@ fn endless_garbage_under_an_mp4_name_is_an_error_not_a_hang() {
         }
     });
     let started = std::time::Instant::now();
-    let error = VideoReader::open(&Source::Stream(url.clone())).err().expect("not a video");
+    let error = VideoReader::open(&Source::Stream(url.clone())).expect_err("not a video");
     let message = error.to_string();
     assert!(message.contains(&url), "{message}");
     assert!(message.contains("64 MB read without a video frame"), "{message}: {error:?}");

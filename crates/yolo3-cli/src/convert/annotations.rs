@@ -129,7 +129,7 @@ pub fn annotations(args: &AnnotationsArgs, global: &Global) -> anyhow::Result<Ex
                     &dataset.class_names,
                     crate::guard::existing(args.force),
                 )
-                    .with_context(|| format!("writing {}", classes.display()))?;
+                .with_context(|| format!("writing {}", classes.display()))?;
             }
             say(
                 global,

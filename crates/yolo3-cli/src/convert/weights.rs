@@ -68,7 +68,9 @@ pub fn weights(args: &WeightsArgs, global: &Global) -> anyhow::Result<ExitCode> 
             tracing::warn!("--cfg and --classes are ignored: the checkpoint carries its own");
         }
         let (_, weights) = read_darknet(&args.weights, None)?;
-        weights.write(&args.out, crate::guard::existing(args.force)).with_context(|| format!("writing {}", args.out.display()))?;
+        weights
+            .write(&args.out, crate::guard::existing(args.force))
+            .with_context(|| format!("writing {}", args.out.display()))?;
         say(
             global,
             &format!(
@@ -179,7 +181,9 @@ pub fn partial(args: &PartialArgs, global: &Global) -> anyhow::Result<ExitCode> 
     content.convs.truncate(keep);
     // darknet's `partial` loads the network with `seen` cleared: training starts anew.
     content.header.seen = 0;
-    content.write(&args.out, crate::guard::existing(args.force)).with_context(|| format!("writing {}", args.out.display()))?;
+    content
+        .write(&args.out, crate::guard::existing(args.force))
+        .with_context(|| format!("writing {}", args.out.display()))?;
     say(
         global,
         &format!(

@@ -181,7 +181,8 @@ fn write_crops(
         let written = std::fs::create_dir_all(&dir)
             .map_err(|e| format!("creating {}: {e}", dir.display()))
             .and_then(|()| {
-                yolo3_viz::save_image(&crop, &path).map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+                yolo3_viz::save_image(&crop, &path)
+                    .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
             });
         if let Err(e) = written {
             errors.push(e);
