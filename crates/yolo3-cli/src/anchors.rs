@@ -21,7 +21,7 @@ use crate::args::Global;
 
 /// `yolo3 anchors`.
 #[derive(Debug, clap::Args)]
-pub struct AnchorsArgs {
+pub(crate) struct AnchorsArgs {
     /// Dataset: keras train.txt, Pascal VOC folder, COCO JSON or YOLO folder.
     #[arg(long, visible_alias = "data")]
     dataset: PathBuf,
@@ -53,7 +53,7 @@ pub struct AnchorsArgs {
 
 // main.rs hands the parsed arguments over by value.
 #[allow(clippy::needless_pass_by_value)]
-pub fn run(args: AnchorsArgs, global: &Global) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: AnchorsArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let open = OpenOptions { classes: args.classes.clone(), ..OpenOptions::default() };
     let dataset = yolo3_data::read_dataset(&args.dataset, &open)?;
     for u in &dataset.unreadable {

@@ -4,7 +4,7 @@ use clap::Args;
 
 /// Verbosity and threads, for every subcommand.
 #[derive(Debug, Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// More log output (-v: debug, -vv: trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -19,7 +19,7 @@ pub struct Global {
 impl Global {
     /// Sets up `tracing` on stderr at the chosen level (`RUST_LOG` overrides it), and the
     /// thread counts.
-    pub fn init_logging(&self) {
+    pub(crate) fn init_logging(&self) {
         let level = match (self.quiet, self.verbose) {
             (true, _) => "error",
             (false, 0) => "warn",
@@ -40,14 +40,14 @@ impl Global {
     }
 
     /// Whether to print informational lines (summaries, tables).
-    pub fn chatty(&self) -> bool {
+    pub(crate) fn chatty(&self) -> bool {
         !self.quiet
     }
 }
 
 /// `--device`: where the network runs.
 #[derive(Debug, Args, Clone)]
-pub struct DeviceArg {
+pub(crate) struct DeviceArg {
     /// cpu, cuda (the first GPU) or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -55,7 +55,7 @@ pub struct DeviceArg {
 
 impl DeviceArg {
     /// The libtorch device, checked.
-    pub fn device(&self) -> anyhow::Result<tch::Device> {
+    pub(crate) fn device(&self) -> anyhow::Result<tch::Device> {
         Ok(yolo3_train::parse_device(&self.device)?)
     }
 }

@@ -27,7 +27,7 @@ enum Format {
 
 /// `yolo3 export`.
 #[derive(Debug, clap::Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Output format.
@@ -47,7 +47,7 @@ pub struct ExportArgs {
 
 // main.rs hands the parsed arguments over by value.
 #[allow(clippy::needless_pass_by_value)]
-pub fn run(args: ExportArgs, global: &Global) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ExportArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let Format::Onnx = args.format;
     let m = &args.model;
     let inputs = [&m.weights, &m.cfg, &m.anchors, &m.classes];

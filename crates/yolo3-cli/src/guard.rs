@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 
 /// Whether `a` and `b` name one file.
-pub fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt as _;
@@ -33,7 +33,7 @@ fn is_input(out: &Path, input: &Path) -> bool {
 
 /// What a command that reads `dataset` from `data` takes as input: the annotation file or
 /// folder, the class file (given, or the one the reader found beside the data) and every image.
-pub fn dataset_inputs<'a>(
+pub(crate) fn dataset_inputs<'a>(
     data: &'a Path,
     classes: Option<&'a Path>,
     dataset: &'a yolo3_data::Dataset,
@@ -49,7 +49,7 @@ pub fn dataset_inputs<'a>(
 
 /// Refuses an output that is one of `inputs`, or (unless `replace`) that exists already.
 /// `flag` names the option the output came from, for the message.
-pub fn check_output<P: AsRef<Path>>(
+pub(crate) fn check_output<P: AsRef<Path>>(
     flag: &str,
     out: &Path,
     inputs: impl IntoIterator<Item = P>,
@@ -76,7 +76,7 @@ pub fn check_output<P: AsRef<Path>>(
 
 /// How the last step of writing an output treats a file at its name: replaced with `--force`;
 /// without it, also a file that appeared after [`check_output`] is kept (the write fails).
-pub fn existing(force: bool) -> yolo3_core::fsio::Existing {
+pub(crate) fn existing(force: bool) -> yolo3_core::fsio::Existing {
     if force {
         yolo3_core::fsio::Existing::Replace
     } else {
@@ -85,7 +85,7 @@ pub fn existing(force: bool) -> yolo3_core::fsio::Existing {
 }
 
 /// Refuses an output whose extension is not one of `extensions` (lowercase, without the dot).
-pub fn check_extension(
+pub(crate) fn check_extension(
     flag: &str,
     out: &Path,
     extensions: &[&str],

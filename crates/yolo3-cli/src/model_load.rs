@@ -9,7 +9,7 @@ use yolo3_model::{Config, Detector, KerasNetwork, ModelFiles};
 
 /// Where the model comes from (flags shared by `detect` and `eval`).
 #[derive(Debug, Clone, clap::Args)]
-pub struct ModelArgs {
+pub(crate) struct ModelArgs {
     /// Model: a .safetensors checkpoint (carries its cfg and class names), darknet .weights
     /// (needs --cfg) or keras-yolo3 .h5 weights (needs --anchors or --cfg).
     #[arg(long, short = 'w')]
@@ -27,17 +27,17 @@ pub struct ModelArgs {
 }
 
 /// Whether `path` names a safetensors checkpoint (by extension).
-pub fn is_checkpoint(path: &Path) -> bool {
+pub(crate) fn is_checkpoint(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
 }
 
 /// Whether `path` names keras weights (by extension: `.h5`, `.hdf5`).
-pub fn is_keras(path: &Path) -> bool {
+pub(crate) fn is_keras(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("h5") || e.eq_ignore_ascii_case("hdf5"))
 }
 
 /// Loads the detector described by `args` onto `device`.
-pub fn load_detector(args: &ModelArgs, device: tch::Device) -> anyhow::Result<Detector> {
+pub(crate) fn load_detector(args: &ModelArgs, device: tch::Device) -> anyhow::Result<Detector> {
     if args.anchors.is_some() && !args.weights.as_deref().is_some_and(is_keras) {
         bail!("--anchors is for keras .h5 weights; other models carry their anchors in their cfg");
     }
@@ -69,7 +69,7 @@ pub fn load_detector(args: &ModelArgs, device: tch::Device) -> anyhow::Result<De
 }
 
 /// The network of keras weights: the anchors (keras-yolo3's own network) or a cfg.
-pub fn keras_network(
+pub(crate) fn keras_network(
     path: &Path,
     cfg: Option<&Path>,
     anchors: Option<&Path>,
@@ -87,12 +87,12 @@ pub fn keras_network(
 }
 
 /// Reads and parses a darknet cfg, naming the file on failure.
-pub fn read_cfg(path: &Path) -> anyhow::Result<Config> {
+pub(crate) fn read_cfg(path: &Path) -> anyhow::Result<Config> {
     Config::from_file(path).with_context(|| format!("reading cfg {}", path.display()))
 }
 
 /// Reads a class-name file, naming the file on failure.
-pub fn read_names(path: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn read_names(path: &Path) -> anyhow::Result<Vec<String>> {
     yolo3_data::read_class_names(path)
         .with_context(|| format!("reading class names {}", path.display()))
 }

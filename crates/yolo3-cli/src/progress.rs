@@ -6,7 +6,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A bar of `len` steps with a message area; hidden off a terminal or when `quiet`.
-pub fn bar(len: u64, quiet: bool) -> ProgressBar {
+pub(crate) fn bar(len: u64, quiet: bool) -> ProgressBar {
     let pb = ProgressBar::new(len);
     if quiet || !std::io::stderr().is_terminal() {
         pb.set_draw_target(ProgressDrawTarget::hidden());

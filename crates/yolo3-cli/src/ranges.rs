@@ -11,33 +11,33 @@ use clap::builder::{RangedU64ValueParser, TypedValueParser as _, ValueParser};
 
 /// Largest network input side (8192 x 8192 RGB is 800 MB of float32 input per image before the
 /// network's activations); training has the same bound.
-pub const MAX_INPUT: u32 = yolo3_train::config::MAX_INPUT;
+pub(crate) const MAX_INPUT: u32 = yolo3_train::config::MAX_INPUT;
 
 /// Largest `--threads`.
 const MAX_THREADS: u64 = 1024;
 
 /// An unsigned integer option in `min..=max`.
-pub fn count(min: u64, max: u64) -> ValueParser {
+pub(crate) fn count(min: u64, max: u64) -> ValueParser {
     RangedU64ValueParser::<usize>::new().range(min..=max).into()
 }
 
 /// A `u32` option in `min..=max`.
-pub fn count_u32(min: u32, max: u32) -> ValueParser {
+pub(crate) fn count_u32(min: u32, max: u32) -> ValueParser {
     RangedU64ValueParser::<u32>::new().range(u64::from(min)..=u64::from(max)).into()
 }
 
 /// `--threads`: 1 to 1024.
-pub fn threads() -> ValueParser {
+pub(crate) fn threads() -> ValueParser {
     count(1, MAX_THREADS)
 }
 
 /// A network input side: a multiple of 32 in `32..=MAX_INPUT`.
-pub fn input_side() -> ValueParser {
+pub(crate) fn input_side() -> ValueParser {
     RangedU64ValueParser::<u32>::new().try_map(yolo3_train::config::check_input_side).into()
 }
 
 /// A finite number `> 0`.
-pub fn positive(text: &str) -> Result<f64, String> {
+pub(crate) fn positive(text: &str) -> Result<f64, String> {
     let v = finite(text)?;
     if v > 0.0 {
         Ok(v)
@@ -47,7 +47,7 @@ pub fn positive(text: &str) -> Result<f64, String> {
 }
 
 /// A finite number in `[0, 1]`.
-pub fn unit(text: &str) -> Result<f64, String> {
+pub(crate) fn unit(text: &str) -> Result<f64, String> {
     let v = finite(text)?;
     if (0.0..=1.0).contains(&v) {
         Ok(v)
@@ -57,7 +57,7 @@ pub fn unit(text: &str) -> Result<f64, String> {
 }
 
 /// A finite number in `[0, 1)`: a fraction of a set that must leave something over.
-pub fn fraction_below_one(text: &str) -> Result<f64, String> {
+pub(crate) fn fraction_below_one(text: &str) -> Result<f64, String> {
     let v = finite(text)?;
     if (0.0..1.0).contains(&v) {
         Ok(v)
@@ -67,12 +67,12 @@ pub fn fraction_below_one(text: &str) -> Result<f64, String> {
 }
 
 /// `unit` as `f32`.
-pub fn unit_f32(text: &str) -> Result<f32, String> {
+pub(crate) fn unit_f32(text: &str) -> Result<f32, String> {
     unit(text).map(|v| v as f32)
 }
 
 /// `--freeze`: `backbone` or a layer count `N` in `1..=100000` (layers `0..N`).
-pub fn freeze(text: &str) -> Result<yolo3_train::Freeze, String> {
+pub(crate) fn freeze(text: &str) -> Result<yolo3_train::Freeze, String> {
     if text.trim().eq_ignore_ascii_case("backbone") {
         return Ok(yolo3_train::Freeze::Backbone);
     }

@@ -26,7 +26,7 @@ static RECEIVED: AtomicI32 = AtomicI32::new(0);
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// Passes every signal this process receives on to process `pid` as well.
-pub fn forward_to(pid: u32) {
+pub(crate) fn forward_to(pid: u32) {
     CHILDREN.lock().unwrap_or_else(PoisonError::into_inner).push(pid);
 }
 
@@ -44,7 +44,7 @@ fn pass_on(signal: i32) {
 
 /// Starts the signal thread. Without it (the thread cannot start) signals keep their default
 /// action, which is said once.
-pub fn install() {
+pub(crate) fn install() {
     let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
         Ok(s) => s,
         Err(e) => {
@@ -75,7 +75,7 @@ pub fn install() {
 }
 
 /// The signal that asked the process to stop, if one did.
-pub fn received() -> Option<i32> {
+pub(crate) fn received() -> Option<i32> {
     match RECEIVED.load(Ordering::SeqCst) {
         0 => None,
         s => Some(s),
@@ -83,7 +83,7 @@ pub fn received() -> Option<i32> {
 }
 
 /// `SIGINT (Ctrl-C)` or `SIGTERM`.
-pub fn name(signal: i32) -> &'static str {
+pub(crate) fn name(signal: i32) -> &'static str {
     match signal {
         SIGINT => "SIGINT (Ctrl-C)",
         SIGTERM => "SIGTERM",

@@ -51,7 +51,7 @@ impl<'a, T: Real> LineWriter<'a, T> {
     const LANES: usize = LINE_BYTES / std::mem::size_of::<T>();
 
     /// A writer that starts at `dst[0]`.
-    pub fn new(dst: &'a mut [T]) -> Self {
+    pub(crate) fn new(dst: &'a mut [T]) -> Self {
         let head = match dst.as_ptr().align_offset(LINE_BYTES) {
             off if off <= dst.len() => off,
             _ => dst.len(),
@@ -67,7 +67,7 @@ impl<'a, T: Real> LineWriter<'a, T> {
     ///
     /// # Panics
     /// When fewer than `n` values are left.
-    pub fn zeros(&mut self, n: usize) {
+    pub(crate) fn zeros(&mut self, n: usize) {
         self.write(n, None);
     }
 
@@ -75,7 +75,7 @@ impl<'a, T: Real> LineWriter<'a, T> {
     ///
     /// # Panics
     /// When fewer than `values.len()` values are left.
-    pub fn extend(&mut self, values: &[T]) {
+    pub(crate) fn extend(&mut self, values: &[T]) {
         self.write(values.len(), Some(values));
     }
 

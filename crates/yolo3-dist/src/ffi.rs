@@ -123,7 +123,7 @@ unsafe impl Send for StoreHandle {}
 unsafe impl Sync for StoreHandle {}
 
 impl StoreHandle {
-    pub fn connect(
+    pub(crate) fn connect(
         host: &str,
         port: u16,
         is_server: bool,
@@ -138,12 +138,12 @@ impl StoreHandle {
         .map(Self)
     }
 
-    pub fn try_clone(&self) -> Result<Self, String> {
+    pub(crate) fn try_clone(&self) -> Result<Self, String> {
         // SAFETY: `self.0` is a live handle.
         call(|e| unsafe { yolo3_store_clone(self.0, e) }).map(Self)
     }
 
-    pub fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+    pub(crate) fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
         let key = c_string(key);
         // SAFETY: live handle, key and value for the duration of the call.
         call(|e| unsafe { yolo3_store_set(self.0, key.as_ptr(), value.as_ptr(), value.len(), e) })
@@ -151,7 +151,7 @@ impl StoreHandle {
     }
 
     /// Waits for `key` up to the store's timeout.
-    pub fn get(&self, key: &str) -> Result<Vec<u8>, String> {
+    pub(crate) fn get(&self, key: &str) -> Result<Vec<u8>, String> {
         let key = c_string(key);
         let mut len = 0usize;
         // SAFETY: live handle and key.
@@ -164,13 +164,13 @@ impl StoreHandle {
         }
     }
 
-    pub fn check(&self, key: &str) -> Result<bool, String> {
+    pub(crate) fn check(&self, key: &str) -> Result<bool, String> {
         let key = c_string(key);
         // SAFETY: live handle and key.
         call(|e| unsafe { yolo3_store_check(self.0, key.as_ptr(), e) }).map(|rc| rc == 1)
     }
 
-    pub fn add(&self, key: &str, delta: i64) -> Result<i64, String> {
+    pub(crate) fn add(&self, key: &str, delta: i64) -> Result<i64, String> {
         let key = c_string(key);
         // SAFETY: live handle and key.
         call(|e| unsafe { yolo3_store_add(self.0, key.as_ptr(), delta, e) })
@@ -193,7 +193,7 @@ unsafe impl Send for GroupHandle {}
 unsafe impl Sync for GroupHandle {}
 
 impl GroupHandle {
-    pub fn new(
+    pub(crate) fn new(
         store: &StoreHandle,
         rank: usize,
         world: usize,
@@ -219,17 +219,17 @@ impl GroupHandle {
 
     /// Starts an in-place sum of the contiguous `tensor` over the ranks; the tensor must stay
     /// alive and untouched until the returned work is waited for.
-    pub fn all_reduce_start(&self, tensor: &Tensor) -> Result<WorkHandle, String> {
+    pub(crate) fn all_reduce_start(&self, tensor: &Tensor) -> Result<WorkHandle, String> {
         // SAFETY: live group and tensor handles.
         call(|e| unsafe { yolo3_all_reduce_start(self.0, tensor.as_ptr(), e) }).map(WorkHandle)
     }
 
-    pub fn broadcast(&self, tensor: &Tensor, root: usize) -> Result<(), String> {
+    pub(crate) fn broadcast(&self, tensor: &Tensor, root: usize) -> Result<(), String> {
         // SAFETY: live group and tensor handles.
         call(|e| unsafe { yolo3_broadcast(self.0, tensor.as_ptr(), root as i32, e) }).map(drop)
     }
 
-    pub fn replica_sum(&self, input: &Tensor) -> Result<Tensor, String> {
+    pub(crate) fn replica_sum(&self, input: &Tensor) -> Result<Tensor, String> {
         // SAFETY: live group and tensor handles.
         let out = call(|e| unsafe { yolo3_replica_sum(self.0, input.as_ptr(), e) })?;
         // SAFETY: on success `out` is a new tensor handle whose ownership passes to the Tensor.
@@ -248,7 +248,7 @@ impl Drop for GroupHandle {
 pub(crate) struct WorkHandle(*mut RawWork);
 
 impl WorkHandle {
-    pub fn wait(self) -> Result<(), String> {
+    pub(crate) fn wait(self) -> Result<(), String> {
         // SAFETY: live work handle (freed by Drop after this).
         call(|e| unsafe { yolo3_work_wait(self.0, e) }).map(drop)
     }

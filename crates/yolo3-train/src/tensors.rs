@@ -31,7 +31,7 @@ impl View for &Bytes {
 }
 
 /// Writes `tensors` (converted to CPU `f32`) and `metadata` to `path`, atomically.
-pub fn save(
+pub(crate) fn save(
     path: &Path,
     tensors: &[(String, Tensor)],
     metadata: HashMap<String, String>,
@@ -58,10 +58,10 @@ pub fn save(
 }
 
 /// Named tensors and the metadata of a file.
-pub type Loaded = (HashMap<String, Tensor>, HashMap<String, String>);
+pub(crate) type Loaded = (HashMap<String, Tensor>, HashMap<String, String>);
 
 /// Parses the bytes of a file written by [`save`]; `path` names them in errors.
-pub fn parse(bytes: &[u8], path: &Path) -> Result<Loaded> {
+pub(crate) fn parse(bytes: &[u8], path: &Path) -> Result<Loaded> {
     let bad = |e| TrainError::format(path, "not a valid safetensors file", e);
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(bad)?;
     let metadata = meta.metadata().clone().unwrap_or_default();

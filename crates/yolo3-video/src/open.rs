@@ -23,13 +23,13 @@ use ffmpeg_next::ffi;
 use ffmpeg_next::format::context::Input;
 
 /// Bytes a stream may send before its first frame.
-pub const BYTE_BUDGET: i64 = 64 << 20;
+pub(crate) const BYTE_BUDGET: i64 = 64 << 20;
 /// Time a stream may take to its first frame.
-pub const TIME_BUDGET: Duration = Duration::from_secs(60);
+pub(crate) const TIME_BUDGET: Duration = Duration::from_secs(60);
 
 /// What ended a blocking call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cut {
+pub(crate) enum Cut {
     /// Ctrl-C or SIGTERM.
     Interrupted,
     /// [`BYTE_BUDGET`] bytes without a frame.
@@ -40,7 +40,7 @@ pub enum Cut {
 
 /// Shared between the reader and the callback of one opened context.
 #[derive(Debug)]
-pub struct Watch {
+pub(crate) struct Watch {
     budgets: bool,
     since: Instant,
     first_frame: AtomicBool,
@@ -49,7 +49,7 @@ pub struct Watch {
 
 impl Watch {
     /// A watch whose budgets apply (streams) or not (files).
-    pub fn new(budgets: bool) -> Arc<Self> {
+    pub(crate) fn new(budgets: bool) -> Arc<Self> {
         Arc::new(Self {
             budgets,
             since: Instant::now(),
@@ -59,12 +59,12 @@ impl Watch {
     }
 
     /// A frame was decoded: the budgets no longer apply.
-    pub fn frame_decoded(&self) {
+    pub(crate) fn frame_decoded(&self) {
         self.first_frame.store(true, Ordering::Relaxed);
     }
 
     /// Why the last blocking call was ended, if the callback ended it.
-    pub fn cut(&self) -> Option<Cut> {
+    pub(crate) fn cut(&self) -> Option<Cut> {
         match self.cut.load(Ordering::Relaxed) {
             1 => Some(Cut::Interrupted),
             2 => Some(Cut::Bytes),
@@ -116,7 +116,7 @@ extern "C" fn interrupt(opaque: *mut libc::c_void) -> libc::c_int {
 
 /// Opens `location` (a path or URL) with `options` and `watch`'s callback, and reads its stream
 /// information.
-pub fn open(
+pub(crate) fn open(
     location: &[u8],
     options: ffmpeg_next::Dictionary,
     watch: &Arc<Watch>,

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 /// Extensions read as video files (anything else goes to the image readers).
-pub const VIDEO_EXTENSIONS: &[&str] =
+pub(crate) const VIDEO_EXTENSIONS: &[&str] =
     &["mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "wmv", "flv", "nut", "gif"];
 
 /// URL schemes read as network streams.

@@ -23,7 +23,7 @@ enum Target {
 
 /// `yolo3 convert annotations`.
 #[derive(Debug, clap::Args)]
-pub struct AnnotationsArgs {
+pub(super) struct AnnotationsArgs {
     /// Input dataset: keras train.txt, Pascal VOC folder, COCO JSON or YOLO folder.
     #[arg(long, short = 'd')]
     data: PathBuf,
@@ -61,7 +61,7 @@ impl Target {
     }
 }
 
-pub fn annotations(args: &AnnotationsArgs, global: &Global) -> anyhow::Result<ExitCode> {
+pub(super) fn annotations(args: &AnnotationsArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let mut open = OpenOptions {
         format: args.format,
         classes: args.classes.clone(),

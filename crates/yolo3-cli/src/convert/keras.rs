@@ -15,7 +15,7 @@ use crate::model_load::keras_network;
 
 /// `yolo3 convert keras`.
 #[derive(Debug, clap::Args)]
-pub struct KerasArgs {
+pub(super) struct KerasArgs {
     /// Input: keras-yolo3 weights (`model.save_weights` or `model.save` .h5, Keras 2 or
     /// tf.keras).
     #[arg(long, short = 'w')]
@@ -38,7 +38,7 @@ pub struct KerasArgs {
     force: bool,
 }
 
-pub fn keras(args: &KerasArgs, global: &Global) -> anyhow::Result<ExitCode> {
+pub(super) fn keras(args: &KerasArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let inputs =
         [Some(&args.weights), args.anchors.as_ref(), args.cfg.as_ref(), args.classes.as_ref()];
     check_extension("--out", &args.out, &["safetensors"], "keras weights converted")?;

@@ -29,7 +29,7 @@ use crate::args::Global;
 
 /// `yolo3 convert`.
 #[derive(Debug, clap::Args)]
-pub struct ConvertArgs {
+pub(crate) struct ConvertArgs {
     #[command(subcommand)]
     what: ConvertCommand,
 }
@@ -48,7 +48,7 @@ enum ConvertCommand {
 }
 
 /// Runs `yolo3 convert`.
-pub fn run(args: ConvertArgs, global: &Global) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ConvertArgs, global: &Global) -> anyhow::Result<ExitCode> {
     match args.what {
         ConvertCommand::Weights(a) => weights::weights(&a, global),
         ConvertCommand::Partial(a) => weights::partial(&a, global),

@@ -15,7 +15,7 @@ use crate::model_load::{is_checkpoint, read_cfg, read_names};
 
 /// `yolo3 convert weights`.
 #[derive(Debug, clap::Args)]
-pub struct WeightsArgs {
+pub(super) struct WeightsArgs {
     /// Input: darknet .weights (needs --cfg) or a .safetensors checkpoint.
     #[arg(long, short = 'w')]
     weights: PathBuf,
@@ -35,7 +35,7 @@ pub struct WeightsArgs {
 
 /// `yolo3 convert partial`.
 #[derive(Debug, clap::Args)]
-pub struct PartialArgs {
+pub(super) struct PartialArgs {
     /// Input: darknet .weights (needs --cfg) or a .safetensors checkpoint.
     #[arg(long, short = 'w')]
     weights: PathBuf,
@@ -54,7 +54,7 @@ pub struct PartialArgs {
     force: bool,
 }
 
-pub fn weights(args: &WeightsArgs, global: &Global) -> anyhow::Result<ExitCode> {
+pub(super) fn weights(args: &WeightsArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let inputs = [Some(&args.weights), args.cfg.as_ref(), args.classes.as_ref()];
     let inputs = inputs.into_iter().flatten().map(PathBuf::as_path);
     if is_checkpoint(&args.weights) {
@@ -161,7 +161,7 @@ fn read_darknet(weights: &Path, cfg: Option<&Path>) -> anyhow::Result<(Darknet, 
     }
 }
 
-pub fn partial(args: &PartialArgs, global: &Global) -> anyhow::Result<ExitCode> {
+pub(super) fn partial(args: &PartialArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let inputs = [Some(&args.weights), args.cfg.as_ref()];
     check_output("--out", &args.out, inputs.iter().flatten(), args.force)?;
     let (net, mut content) = read_darknet(&args.weights, args.cfg.as_deref())?;

@@ -49,7 +49,7 @@ fn idle_priority() {
 /// per image what was written, and the seconds it took; after Ctrl-C, of the batches done. Unreadable images and failed writes
 /// are warned about and counted in `failures`.
 #[allow(clippy::too_many_arguments)]
-pub fn detect_images(
+pub(super) fn detect_images(
     jobs: &[Job],
     detector: &Detector,
     side: u32,

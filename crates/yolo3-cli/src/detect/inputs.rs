@@ -12,7 +12,7 @@ use yolo3_model::InputBatch;
 const FOLDER_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
 
 /// An input image and where its outputs go.
-pub struct Job {
+pub(super) struct Job {
     pub path: PathBuf,
     pub id: i64,
     /// Output file name (unique within the run).
@@ -21,7 +21,7 @@ pub struct Job {
 
 /// Expands the inputs that are glob patterns (`*`, `?`, `[...]`) and no existing path, as a
 /// shell would (sorted); a pattern that matches nothing stays, to be reported as missing.
-pub fn expand_globs(inputs: &[PathBuf]) -> Vec<PathBuf> {
+pub(super) fn expand_globs(inputs: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::with_capacity(inputs.len());
     for input in inputs {
         let text = input.to_string_lossy();
@@ -44,7 +44,7 @@ pub fn expand_globs(inputs: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Expands folders (non-recursive, sorted) and keeps files; a missing path is reported and
 /// counted as a failure.
-pub fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, usize) {
+pub(super) fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, usize) {
     let mut out = Vec::new();
     let mut failures = 0;
     for input in inputs {
@@ -82,12 +82,12 @@ pub fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, usize) {
     (out, failures)
 }
 
-pub fn join_paths(paths: &[PathBuf]) -> String {
+pub(super) fn join_paths(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// Image ids and unique output names (see the module docs).
-pub fn plan_jobs(paths: Vec<PathBuf>) -> Vec<Job> {
+pub(super) fn plan_jobs(paths: Vec<PathBuf>) -> Vec<Job> {
     let stems: Vec<Option<i64>> = paths
         .iter()
         .map(|p| p.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<i64>().ok()))
@@ -121,7 +121,7 @@ pub fn plan_jobs(paths: Vec<PathBuf>) -> Vec<Job> {
 }
 
 /// One batch of jobs read and letterboxed for the network.
-pub struct ReadBatch {
+pub(super) struct ReadBatch {
     /// The jobs whose images were read, in order.
     pub jobs: Vec<usize>,
     /// Their images.
@@ -134,7 +134,7 @@ pub struct ReadBatch {
 
 /// Decodes the images of `chunk` (indices into `jobs`, one image per worker thread) and
 /// letterboxes those that could be read to `side`.
-pub fn read_batch(jobs: &[Job], chunk: &[usize], side: u32) -> ReadBatch {
+pub(super) fn read_batch(jobs: &[Job], chunk: &[usize], side: u32) -> ReadBatch {
     let decoded: Vec<Result<RgbImage, String>> =
         chunk.par_iter().map(|&j| load_image(&jobs[j].path)).collect();
     let mut read = Vec::with_capacity(chunk.len());

@@ -56,7 +56,7 @@ const WARM_UP_AFTER: usize = 2;
 // Independent on/off flags of the command line.
 #[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, clap::Args)]
-pub struct DetectArgs {
+pub(crate) struct DetectArgs {
     /// Images (JPEG, PNG), folders of images (not searched recursively), glob patterns, video
     /// files, /dev/videoN cameras and rtsp:// or http:// streams.
     #[arg(required = true, value_name = "INPUT")]
@@ -117,7 +117,7 @@ pub struct DetectArgs {
 }
 
 #[allow(clippy::needless_pass_by_value)]
-pub fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let device = args.device.device()?;
     let inputs = expand_globs(&args.inputs);
     let (videos, image_inputs): (Vec<Option<Source>>, Vec<&PathBuf>) =

@@ -15,7 +15,7 @@ use super::inputs::Job;
 
 /// One entry of `predictions.json`.
 #[derive(Debug, Serialize)]
-pub struct Prediction {
+pub(super) struct Prediction {
     image_id: i64,
     category_id: usize,
     bbox: [f64; 4],
@@ -24,7 +24,7 @@ pub struct Prediction {
 
 /// One entry of `images.json`.
 #[derive(Debug, Serialize)]
-pub struct ImageEntry {
+pub(super) struct ImageEntry {
     id: i64,
     file_name: String,
     width: u32,
@@ -34,7 +34,7 @@ pub struct ImageEntry {
 /// Which per-image outputs to write (`--no-images`, `--save-txt`, `--save-conf`,
 /// `--line-width`, `--save-crop`).
 #[derive(Debug, Clone)]
-pub struct Saving {
+pub(super) struct Saving {
     pub no_images: bool,
     pub save_txt: bool,
     pub save_conf: bool,
@@ -46,7 +46,7 @@ pub struct Saving {
 
 /// One folder name per class for `crops/`: the class name with anything but letters, digits,
 /// `-` and `_` replaced by `_`, made distinct (`_2`, ...) where two names collide.
-pub fn crop_dirs(names: &[String]) -> Vec<String> {
+pub(super) fn crop_dirs(names: &[String]) -> Vec<String> {
     let mut unique = yolo3_data::UniqueNames::new();
     names
         .iter()
@@ -61,7 +61,7 @@ pub fn crop_dirs(names: &[String]) -> Vec<String> {
 }
 
 /// What was written for one image.
-pub struct ImageResult {
+pub(super) struct ImageResult {
     pub entry: ImageEntry,
     pub predictions: Vec<Prediction>,
     /// A write error (the image was detected, but its outputs failed).
@@ -70,7 +70,7 @@ pub struct ImageResult {
 
 /// A detection as COCO's `[x, y, w, h]` and score, rounded to 3 and 5 decimals (what
 /// `predictions.json` and the video JSON lines hold).
-pub fn coco_box(d: &Detection) -> ([f64; 4], f64) {
+pub(super) fn coco_box(d: &Detection) -> ([f64; 4], f64) {
     let round = |v: f32, digits: i32| {
         let f = 10f64.powi(digits);
         (f64::from(v) * f).round() / f
@@ -83,7 +83,12 @@ pub fn coco_box(d: &Detection) -> ([f64; 4], f64) {
 }
 
 /// `image` with its detections drawn (labels `name score`, one colour per class).
-pub fn drawn(image: &RgbImage, dets: &[Detection], names: &[String], saving: &Saving) -> RgbImage {
+pub(super) fn drawn(
+    image: &RgbImage,
+    dets: &[Detection],
+    names: &[String],
+    saving: &Saving,
+) -> RgbImage {
     let annotations: Vec<Annotation> = dets
         .iter()
         .map(|d| Annotation {
@@ -99,7 +104,7 @@ pub fn drawn(image: &RgbImage, dets: &[Detection], names: &[String], saving: &Sa
 }
 
 /// Writes the annotated image and labels of one image and returns its predictions.
-pub fn write_outputs(
+pub(super) fn write_outputs(
     job: &Job,
     image: &RgbImage,
     dets: &[Detection],
@@ -191,7 +196,7 @@ fn write_crops(
 }
 
 /// Writes pretty JSON atomically.
-pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
+pub(super) fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value).context("serialising JSON")?;
     yolo3_train::run_dir::write_atomic(path, text.as_bytes(), yolo3_core::fsio::Existing::Replace)
         .with_context(|| format!("writing {}", path.display()))

@@ -18,7 +18,7 @@ use yolo3_video::{Source, VideoReader, VideoWriter};
 use super::outputs::{coco_box, drawn, Saving};
 
 /// What detection on one video needs.
-pub struct VideoJob<'a> {
+pub(super) struct VideoJob<'a> {
     pub detector: &'a Detector,
     pub side: u32,
     pub options: &'a DetectOptions,
@@ -45,7 +45,7 @@ struct Line<'a> {
 }
 
 /// What a video run did.
-pub struct VideoSummary {
+pub(super) struct VideoSummary {
     pub frames: u64,
     pub boxes: usize,
     pub seconds: f64,
@@ -54,7 +54,7 @@ pub struct VideoSummary {
 /// Runs `job` over `source`, writing `<stem>.mp4` (unless `--no-images`) and `<stem>.jsonl`
 /// into `out_dir`. An error after some frames leaves their outputs complete; so does Ctrl-C,
 /// which ends the frames (the reader returns no more) and so closes the video properly.
-pub fn detect_video(
+pub(super) fn detect_video(
     source: &Source,
     stem: &str,
     out_dir: &Path,

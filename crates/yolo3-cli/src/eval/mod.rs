@@ -33,7 +33,7 @@ use crate::model_load::ModelArgs;
 
 /// `yolo3 eval`.
 #[derive(Debug, clap::Args)]
-pub struct EvalArgs {
+pub(crate) struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Dataset to evaluate the model on: keras train.txt, Pascal VOC folder, COCO JSON or YOLO
@@ -88,7 +88,7 @@ pub struct EvalArgs {
 
 // main.rs hands the parsed arguments over by value.
 #[allow(clippy::needless_pass_by_value)]
-pub fn run(args: EvalArgs, global: &Global) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: EvalArgs, global: &Global) -> anyhow::Result<ExitCode> {
     if let (Some(gt), Some(dets)) = (&args.gt, &args.dets) {
         return coco_files(gt, dets, args.json);
     }

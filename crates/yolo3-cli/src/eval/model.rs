@@ -39,7 +39,11 @@ impl Observer for BarObserver {
     }
 }
 
-pub fn model_on_dataset(args: &EvalArgs, data: &Path, global: &Global) -> anyhow::Result<ExitCode> {
+pub(super) fn model_on_dataset(
+    args: &EvalArgs,
+    data: &Path,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
     let device = args.device.device()?;
     let detector = load_detector(&args.model, device)?;
     let side = detector.input_side(args.input, args.batch)?;

@@ -10,7 +10,7 @@ use yolo3_train::{
 
 /// Optimizers.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum OptimizerArg {
+pub(super) enum OptimizerArg {
     /// Adam (keras-yolo3).
     Adam,
     /// SGD with momentum 0.9 and weight decay 5e-4 on conv kernels (darknet).
@@ -19,7 +19,7 @@ pub enum OptimizerArg {
 
 /// Learning-rate schedules.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ScheduleArg {
+pub(super) enum ScheduleArg {
     /// keras-yolo3: body frozen at 1e-3, then all layers at 1e-4 with reduce-on-plateau and
     /// early stopping.
     Keras,
@@ -31,7 +31,7 @@ pub enum ScheduleArg {
 
 /// Where anchors come from.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum AnchorsArg {
+pub(super) enum AnchorsArg {
     /// As written in the cfg.
     Cfg,
     /// k-means on the training boxes.
@@ -40,7 +40,7 @@ pub enum AnchorsArg {
 
 /// Where decoded images are kept between epochs.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum CacheArg {
+pub(super) enum CacheArg {
     /// In memory (the amount is printed first; refused above half the available memory).
     Ram,
     /// One file per image in --cache-dir.
@@ -51,7 +51,7 @@ pub enum CacheArg {
 // Independent on/off flags of the command line.
 #[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Args)]
-pub struct TrainArgs {
+pub(crate) struct TrainArgs {
     /// Training annotations: keras train.txt, a Pascal VOC folder, a COCO JSON or a YOLO folder.
     /// Without it, the built-in synthetic dataset is generated into the run folder.
     #[arg(long)]
@@ -168,7 +168,7 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    pub fn to_config(&self) -> TrainConfig {
+    pub(crate) fn to_config(&self) -> TrainConfig {
         let mut c = TrainConfig::default();
         if let Some(train) = &self.data {
             c.data = DataSource::Files {

@@ -18,7 +18,7 @@ use yolo3_train::Replicas;
 
 /// The distributed-run flags of `yolo3 train`.
 #[derive(Debug, Args)]
-pub struct DistArgs {
+pub(crate) struct DistArgs {
     /// Start N training processes on this machine as the ranks of one data-parallel run
     /// (1-1024); --batch stays the global batch and --threads is per process (default: the
     /// cores divided among them).
@@ -49,12 +49,12 @@ const LAUNCHER_FLAGS: [&str; 5] =
 
 impl DistArgs {
     /// Whether this process launches workers.
-    pub fn launches(&self) -> bool {
+    pub(crate) fn launches(&self) -> bool {
         self.nproc_per_node.is_some_and(|n| n > 1) || self.nnodes > 1
     }
 
     /// This process' part: a rank when the launch variables say so, else alone.
-    pub fn replicas(&self) -> anyhow::Result<Replicas> {
+    pub(crate) fn replicas(&self) -> anyhow::Result<Replicas> {
         Ok(match WorldEnv::from_env()? {
             Some(env) => Replicas::of(ProcessGroup::join(&env, self.timeout())?),
             None => Replicas::single(),
@@ -67,7 +67,7 @@ impl DistArgs {
 }
 
 /// Starts this machine's workers and waits for them.
-pub fn launch(args: &DistArgs, threads: Option<usize>) -> anyhow::Result<ExitCode> {
+pub(super) fn launch(args: &DistArgs, threads: Option<usize>) -> anyhow::Result<ExitCode> {
     let local = args.nproc_per_node.unwrap_or(1);
     anyhow::ensure!(
         args.node_rank < args.nnodes,

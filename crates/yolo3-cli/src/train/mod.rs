@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use indicatif::ProgressBar;
 use yolo3_train::{BatchProgress, EpochRow, Observer};
 
-pub use self::flags::TrainArgs;
+pub(crate) use self::flags::TrainArgs;
 use crate::args::Global;
 
 /// Draws one bar per epoch and prints each epoch's results line.
@@ -74,7 +74,7 @@ impl Observer for BarObserver {
 }
 
 /// Runs `yolo3 train`: alone, as a launcher of ranks, or as one rank.
-pub fn run(args: &TrainArgs, global: &Global) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &TrainArgs, global: &Global) -> anyhow::Result<ExitCode> {
     if args.dist.launches() {
         return launch::launch(&args.dist, global.threads);
     }

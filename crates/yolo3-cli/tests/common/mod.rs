@@ -8,9 +8,9 @@ use std::process::{Command, Output};
 
 use yolo3_data::{synthetic, SyntheticOptions};
 
-pub const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models");
+pub(crate) const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models");
 
-pub fn yolo3(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn yolo3(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_yolo3"))
         .current_dir(dir)
         .args(args)
@@ -20,7 +20,7 @@ pub fn yolo3(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// The epochs `results.csv` of a run folder lists, in file order (none without the file).
-pub fn result_epochs(run: &Path) -> Vec<usize> {
+pub(crate) fn result_epochs(run: &Path) -> Vec<usize> {
     std::fs::read_to_string(run.join("results.csv"))
         .unwrap_or_default()
         .lines()
@@ -29,12 +29,12 @@ pub fn result_epochs(run: &Path) -> Vec<usize> {
         .collect()
 }
 
-pub fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[track_caller]
-pub fn assert_ok(out: &Output) {
+pub(crate) fn assert_ok(out: &Output) {
     assert!(
         out.status.success(),
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -45,7 +45,7 @@ pub fn assert_ok(out: &Output) {
 }
 
 /// The project's venv python (`scripts/setup.sh` makes it: torch, h5py, onnxruntime).
-pub fn venv_python() -> PathBuf {
+pub(crate) fn venv_python() -> PathBuf {
     let venv = std::env::var_os("YOLO3_VENV").map_or_else(
         || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/yolo3/venv"),
         PathBuf::from,
@@ -53,12 +53,12 @@ pub fn venv_python() -> PathBuf {
     venv.join("bin/python")
 }
 
-pub fn model(name: &str) -> PathBuf {
+pub(crate) fn model(name: &str) -> PathBuf {
     Path::new(MODELS).join(name)
 }
 
 /// Converts yolov3-tiny-mini (3 classes, random weights) to a checkpoint in `dir`.
-pub fn tiny_mini_checkpoint(dir: &Path) -> PathBuf {
+pub(crate) fn tiny_mini_checkpoint(dir: &Path) -> PathBuf {
     let out = dir.join("tiny-mini.safetensors");
     assert_ok(&yolo3(
         dir,
@@ -76,7 +76,7 @@ pub fn tiny_mini_checkpoint(dir: &Path) -> PathBuf {
     out
 }
 
-pub fn small_dataset(dir: &Path, images: usize, size: u32) -> synthetic::SyntheticDataset {
+pub(crate) fn small_dataset(dir: &Path, images: usize, size: u32) -> synthetic::SyntheticDataset {
     let options = SyntheticOptions {
         images_train: images,
         images_val: 2,
@@ -88,7 +88,7 @@ pub fn small_dataset(dir: &Path, images: usize, size: u32) -> synthetic::Synthet
 }
 
 /// One epoch at input 64 on `data` (train and val) with `cfg`, starting from `weights`.
-pub fn train_one_epoch_from(
+pub(crate) fn train_one_epoch_from(
     dir: &Path,
     data: &synthetic::SyntheticDataset,
     cfg: &Path,

@@ -17,7 +17,7 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub fn invalid(self, field: &str, reason: impl Into<String>) -> MetricsError {
+    pub(super) fn invalid(self, field: &str, reason: impl Into<String>) -> MetricsError {
         MetricsError::InvalidField {
             file: self.file.to_owned(),
             field: field.to_owned(),
@@ -25,17 +25,17 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn missing(self, field: &str) -> MetricsError {
+    pub(super) fn missing(self, field: &str) -> MetricsError {
         MetricsError::MissingField { file: self.file.to_owned(), field: field.to_owned() }
     }
 
     /// Parses `text` as JSON.
-    pub fn parse(self, text: &str) -> Result<Value, MetricsError> {
+    pub(super) fn parse(self, text: &str) -> Result<Value, MetricsError> {
         serde_json::from_str(text)
             .map_err(|source| MetricsError::Json { file: self.file.to_owned(), source })
     }
 
-    pub fn object<'v>(
+    pub(super) fn object<'v>(
         self,
         value: &'v Value,
         field: &str,
@@ -45,7 +45,11 @@ impl Ctx<'_> {
         })
     }
 
-    pub fn array<'v>(self, value: &'v Value, field: &str) -> Result<&'v [Value], MetricsError> {
+    pub(super) fn array<'v>(
+        self,
+        value: &'v Value,
+        field: &str,
+    ) -> Result<&'v [Value], MetricsError> {
         value
             .as_array()
             .map(Vec::as_slice)
@@ -53,7 +57,7 @@ impl Ctx<'_> {
     }
 
     /// The member `name` of `object`, which lives at `path`.
-    pub fn member<'v>(
+    pub(super) fn member<'v>(
         self,
         object: &'v Map<String, Value>,
         path: &str,
@@ -66,7 +70,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn f64(self, value: &Value, field: &str) -> Result<f64, MetricsError> {
+    pub(super) fn f64(self, value: &Value, field: &str) -> Result<f64, MetricsError> {
         match value.as_f64() {
             Some(x) if x.is_finite() => Ok(x),
             Some(_) => Err(self.invalid(field, "expected a finite number")),
@@ -75,7 +79,7 @@ impl Ctx<'_> {
     }
 
     /// An integer id; a float with an integral value (`5.0`) is accepted too.
-    pub fn i64(self, value: &Value, field: &str) -> Result<i64, MetricsError> {
+    pub(super) fn i64(self, value: &Value, field: &str) -> Result<i64, MetricsError> {
         if let Some(x) = value.as_i64() {
             return Ok(x);
         }
@@ -87,7 +91,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn string(self, value: &Value, field: &str) -> Result<String, MetricsError> {
+    pub(super) fn string(self, value: &Value, field: &str) -> Result<String, MetricsError> {
         value
             .as_str()
             .map(str::to_owned)
@@ -95,7 +99,7 @@ impl Ctx<'_> {
     }
 
     /// A flag written as a JSON boolean or as the integers 0 / 1.
-    pub fn flag(self, value: &Value, field: &str) -> Result<bool, MetricsError> {
+    pub(super) fn flag(self, value: &Value, field: &str) -> Result<bool, MetricsError> {
         if let Some(b) = value.as_bool() {
             return Ok(b);
         }
@@ -111,7 +115,7 @@ impl Ctx<'_> {
 
     /// Parses each element of the array `value` at `field` (`""` for the document's root) with
     /// `parse(element, "field[i]")`.
-    pub fn items<T>(
+    pub(super) fn items<T>(
         self,
         value: &Value,
         field: &str,
@@ -126,7 +130,7 @@ impl Ctx<'_> {
     }
 
     /// [`Ctx::items`] of the member `name` of `object`, which lives at `path`.
-    pub fn member_items<T>(
+    pub(super) fn member_items<T>(
         self,
         object: &Map<String, Value>,
         path: &str,
@@ -138,7 +142,7 @@ impl Ctx<'_> {
     }
 
     /// An optional image dimension (`width`, `height`): absent or null is `None`.
-    pub fn image_size(
+    pub(super) fn image_size(
         self,
         object: &Map<String, Value>,
         path: &str,
@@ -157,7 +161,7 @@ impl Ctx<'_> {
     }
 
     /// An array of exactly four finite numbers.
-    pub fn bbox(self, value: &Value, field: &str) -> Result<[f64; 4], MetricsError> {
+    pub(super) fn bbox(self, value: &Value, field: &str) -> Result<[f64; 4], MetricsError> {
         let items = self.array(value, field)?;
         if items.len() != 4 {
             return Err(self.invalid(field, format!("expected 4 numbers, found {}", items.len())));

@@ -29,11 +29,11 @@ use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunne
 /// How long one case may take before it counts as a hang. Cases take milliseconds; the bound
 /// only tells a reader that returns from one that does not, so it is far beyond what a loaded
 /// 2-core machine makes of the slowest case (a hang costs this once per shrinking step).
-pub const TIME_BOUND: Duration = Duration::from_secs(60);
+pub(crate) const TIME_BOUND: Duration = Duration::from_secs(60);
 
 /// Bytes shown escaped (`\xff`, `\n`) and cut to a readable length in failure messages.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Bytes(pub Vec<u8>);
+pub(crate) struct Bytes(pub Vec<u8>);
 
 impl fmt::Debug for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -51,7 +51,7 @@ impl fmt::Debug for Bytes {
 /// What a case checks: `Ok(true)` when the reader returned a value that passed the
 /// invariants, `Ok(false)` when it returned a proper typed error, `Err(message)` when an
 /// invariant does not hold.
-pub type Check<T> = Arc<dyn Fn(T) -> Result<bool, String> + Send + Sync>;
+pub(crate) type Check<T> = Arc<dyn Fn(T) -> Result<bool, String> + Send + Sync>;
 
 /// The panic message of a payload.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -66,12 +66,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs `check(input)` on a new thread with the time bound; panics and hangs become `Err`.
 /// `Ok` says whether the reader accepted the input.
-pub fn guarded<T: Send + 'static>(check: &Check<T>, input: T) -> Result<bool, String> {
+pub(crate) fn guarded<T: Send + 'static>(check: &Check<T>, input: T) -> Result<bool, String> {
     guarded_within(check, input, TIME_BOUND)
 }
 
 /// [`guarded`] with an explicit time bound.
-pub fn guarded_within<T: Send + 'static>(
+pub(crate) fn guarded_within<T: Send + 'static>(
     check: &Check<T>,
     input: T,
     bound: Duration,
@@ -129,7 +129,7 @@ fn runner(cases: u32, seed: u64) -> TestRunner {
 }
 
 /// Runs `cases` cases of `check` on inputs from `strategy`; fails with the minimal input.
-pub fn fuzz<S>(name: &str, cases: u32, strategy: &S, check: &Check<S::Value>)
+pub(crate) fn fuzz<S>(name: &str, cases: u32, strategy: &S, check: &Check<S::Value>)
 where
     S: Strategy,
     S::Value: Send + 'static,
@@ -154,7 +154,7 @@ where
 }
 
 /// The long mode's duration per reader: `YOLO3_FUZZ_SECONDS`, default 600.
-pub fn long_duration() -> Duration {
+pub(crate) fn long_duration() -> Duration {
     let secs = std::env::var("YOLO3_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
@@ -165,7 +165,7 @@ pub fn long_duration() -> Duration {
 /// Runs `check` on fresh runners (`batch` cases each, a new seed each) until
 /// [`long_duration`] has passed, collects every failure, prints the count and fails if any
 /// case failed.
-pub fn fuzz_long<S>(name: &str, batch: u32, strategy: &S, check: &Check<S::Value>)
+pub(crate) fn fuzz_long<S>(name: &str, batch: u32, strategy: &S, check: &Check<S::Value>)
 where
     S: Strategy,
     S::Value: Send + 'static,
@@ -212,7 +212,7 @@ where
 // ------------------------------------------------------------------ inputs and mutations
 
 /// Numbers that readers tend to mishandle.
-pub const WEIRD_NUMBERS: &[&str] = &[
+pub(crate) const WEIRD_NUMBERS: &[&str] = &[
     "",
     "0",
     "-0",
@@ -259,7 +259,7 @@ pub const WEIRD_NUMBERS: &[&str] = &[
 
 /// Short byte strings spliced in by [`Edit::Token`]: separators of every format, line ends,
 /// a BOM, a NUL, invalid or partial UTF-8 and unusual white space.
-pub const SPECIAL_TOKENS: &[&[u8]] = &[
+pub(crate) const SPECIAL_TOKENS: &[&[u8]] = &[
     b"\xef\xbb\xbf",
     b"\r",
     b"\n",
@@ -297,13 +297,13 @@ pub const SPECIAL_TOKENS: &[&[u8]] = &[
 const LONG_BYTES: usize = 100_000;
 
 /// Inputs are cut to this length after each edit, so edits cannot compound into megabytes.
-pub const MAX_INPUT: usize = 300_000;
+pub(crate) const MAX_INPUT: usize = 300_000;
 
 /// One change to an input file. Positions are [`Index`]es into the list of numbers, fields,
 /// lines or bytes present when the edit is applied (an edit with nothing to act on does
 /// nothing).
 #[derive(Clone, Debug)]
-pub enum Edit {
+pub(crate) enum Edit {
     /// Replace a number with another text.
     Number(Index, String),
     /// Remove a field (a run of bytes between separators).
@@ -399,7 +399,7 @@ fn position(len: usize, at: Index) -> usize {
 
 impl Edit {
     /// Applies the edit to `data`.
-    pub fn apply(&self, data: &mut Vec<u8>) {
+    pub(crate) fn apply(&self, data: &mut Vec<u8>) {
         match self {
             Self::Number(at, text) => {
                 let numbers = runs(data, is_number_byte, |b| b.is_ascii_digit());
@@ -517,7 +517,7 @@ impl Edit {
 }
 
 /// A replacement number: a [`WEIRD_NUMBERS`] entry or a random integer or float.
-pub fn number_text() -> BoxedStrategy<String> {
+pub(crate) fn number_text() -> BoxedStrategy<String> {
     prop_oneof![
         4 => proptest::sample::select(WEIRD_NUMBERS).prop_map(str::to_string),
         1 => any::<i64>().prop_map(|v| v.to_string()),
@@ -529,7 +529,7 @@ pub fn number_text() -> BoxedStrategy<String> {
 }
 
 /// Any [`Edit`].
-pub fn edit() -> BoxedStrategy<Edit> {
+pub(crate) fn edit() -> BoxedStrategy<Edit> {
     let i = any::<Index>;
     prop_oneof![
         6 => (i(), number_text()).prop_map(|(a, t)| Edit::Number(a, t)),
@@ -554,7 +554,7 @@ pub fn edit() -> BoxedStrategy<Edit> {
 }
 
 /// A seed with 1 to `max_edits` edits applied.
-pub fn mutated(seeds: Vec<Vec<u8>>, max_edits: usize) -> BoxedStrategy<Bytes> {
+pub(crate) fn mutated(seeds: Vec<Vec<u8>>, max_edits: usize) -> BoxedStrategy<Bytes> {
     (proptest::sample::select(seeds), proptest::collection::vec(edit(), 1..=max_edits))
         .prop_map(|(mut data, edits)| {
             for e in &edits {
@@ -567,19 +567,19 @@ pub fn mutated(seeds: Vec<Vec<u8>>, max_edits: usize) -> BoxedStrategy<Bytes> {
 }
 
 /// Arbitrary bytes.
-pub fn arbitrary(max_len: usize) -> BoxedStrategy<Bytes> {
+pub(crate) fn arbitrary(max_len: usize) -> BoxedStrategy<Bytes> {
     proptest::collection::vec(any::<u8>(), 0..max_len).prop_map(Bytes).boxed()
 }
 
 /// Concatenations of a format's tokens (grammar-shaped garbage).
-pub fn token_soup(tokens: &'static [&'static str]) -> BoxedStrategy<Bytes> {
+pub(crate) fn token_soup(tokens: &'static [&'static str]) -> BoxedStrategy<Bytes> {
     proptest::collection::vec(proptest::sample::select(tokens), 0..80)
         .prop_map(|parts| Bytes(parts.concat().into_bytes()))
         .boxed()
 }
 
 /// The usual input mix: mostly mutated seeds, some token soup, some arbitrary bytes.
-pub fn text_input(seeds: &[&str], tokens: &'static [&'static str]) -> BoxedStrategy<Bytes> {
+pub(crate) fn text_input(seeds: &[&str], tokens: &'static [&'static str]) -> BoxedStrategy<Bytes> {
     let seeds: Vec<Vec<u8>> = seeds.iter().map(|s| s.as_bytes().to_vec()).collect();
     prop_oneof![
         1 => arbitrary(512),
@@ -593,7 +593,7 @@ pub fn text_input(seeds: &[&str], tokens: &'static [&'static str]) -> BoxedStrat
 
 /// A fresh number per case, for file names that never collide (an abandoned case may still
 /// be writing its files).
-pub fn next_id() -> u64 {
+pub(crate) fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// A numeric environment variable, or `default`.
-pub fn env_number(name: &str, default: f64) -> f64 {
+pub(crate) fn env_number(name: &str, default: f64) -> f64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// `../shared/models/cfg` beside the checkout.
-pub fn cfg_dir() -> PathBuf {
+pub(crate) fn cfg_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models/cfg"))
 }
 
@@ -26,7 +26,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs `f` once untimed, then `iterations` times; prints the `RESULT` line and returns the
 /// median in ms.
-pub fn time(label: &str, iterations: usize, mut f: impl FnMut()) -> f64 {
+pub(crate) fn time(label: &str, iterations: usize, mut f: impl FnMut()) -> f64 {
     f();
     let mut times = Vec::with_capacity(iterations);
     for _ in 0..iterations {

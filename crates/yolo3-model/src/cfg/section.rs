@@ -19,7 +19,7 @@ pub(crate) struct SectionReader<'a> {
 }
 
 impl<'a> SectionReader<'a> {
-    pub fn new(file: &'a str, section: &'a RawSection, kind: &'static str) -> Self {
+    pub(crate) fn new(file: &'a str, section: &'a RawSection, kind: &'static str) -> Self {
         Self { file, section, kind }
     }
 
@@ -41,7 +41,7 @@ impl<'a> SectionReader<'a> {
     }
 
     /// An error about the value of `entry`.
-    pub fn value_error(
+    pub(crate) fn value_error(
         &self,
         key: &'static str,
         entry: &Entry,
@@ -59,7 +59,7 @@ impl<'a> SectionReader<'a> {
 
     /// An error about `key`'s value, located at the key's line when present, else (a default
     /// value that does not fit) at the section header.
-    pub fn key_error(&self, key: &'static str, reason: impl Into<String>) -> ModelError {
+    pub(crate) fn key_error(&self, key: &'static str, reason: impl Into<String>) -> ModelError {
         match self.section.entries.iter().find(|e| e.key == key) {
             Some(entry) => self.value_error(key, entry, reason),
             None => ModelError::CfgValue {
@@ -74,7 +74,7 @@ impl<'a> SectionReader<'a> {
     }
 
     /// An error about a layer section as a whole; `layer` is its darknet index.
-    pub fn structure_error(&self, layer: usize, message: impl Into<String>) -> ModelError {
+    pub(crate) fn structure_error(&self, layer: usize, message: impl Into<String>) -> ModelError {
         ModelError::CfgStructure {
             file: self.file.to_owned(),
             line: self.section.line,
@@ -89,27 +89,27 @@ impl<'a> SectionReader<'a> {
     }
 
     /// The raw string value, if present.
-    pub fn text(&self, key: &'static str) -> Option<&'a str> {
+    pub(crate) fn text(&self, key: &'static str) -> Option<&'a str> {
         self.entry(key).map(|e| e.value.as_str())
     }
 
     /// An integer, if present.
-    pub fn opt_int(&self, key: &'static str) -> Result<Option<i64>> {
+    pub(crate) fn opt_int(&self, key: &'static str) -> Result<Option<i64>> {
         self.entry(key).map(|e| self.parse(key, e, "an integer")).transpose()
     }
 
     /// An integer with a default.
-    pub fn int(&self, key: &'static str, default: i64) -> Result<i64> {
+    pub(crate) fn int(&self, key: &'static str, default: i64) -> Result<i64> {
         Ok(self.opt_int(key)?.unwrap_or(default))
     }
 
     /// A required integer.
-    pub fn req_int(&self, key: &'static str) -> Result<i64> {
+    pub(crate) fn req_int(&self, key: &'static str) -> Result<i64> {
         self.opt_int(key)?.ok_or_else(|| self.missing(key))
     }
 
     /// An integer that must be at least `min`.
-    pub fn int_at_least(&self, key: &'static str, default: i64, min: i64) -> Result<i64> {
+    pub(crate) fn int_at_least(&self, key: &'static str, default: i64, min: i64) -> Result<i64> {
         let v = self.int(key, default)?;
         if v < min {
             return Err(self.key_error(key, format!("must be at least {min}")));
@@ -118,7 +118,7 @@ impl<'a> SectionReader<'a> {
     }
 
     /// A float, if present.
-    pub fn opt_float(&self, key: &'static str) -> Result<Option<f64>> {
+    pub(crate) fn opt_float(&self, key: &'static str) -> Result<Option<f64>> {
         self.entry(key)
             .map(|e| {
                 let v: f64 = self.parse(key, e, "a number")?;
@@ -132,12 +132,16 @@ impl<'a> SectionReader<'a> {
     }
 
     /// A float with a default.
-    pub fn float(&self, key: &'static str, default: f64) -> Result<f64> {
+    pub(crate) fn float(&self, key: &'static str, default: f64) -> Result<f64> {
         Ok(self.opt_float(key)?.unwrap_or(default))
     }
 
     /// A comma-separated list, if present.
-    pub fn opt_list<T: FromStr>(&self, key: &'static str, what: &str) -> Result<Option<Vec<T>>> {
+    pub(crate) fn opt_list<T: FromStr>(
+        &self,
+        key: &'static str,
+        what: &str,
+    ) -> Result<Option<Vec<T>>> {
         let Some(entry) = self.entry(key) else { return Ok(None) };
         entry
             .value
@@ -151,7 +155,7 @@ impl<'a> SectionReader<'a> {
     }
 
     /// Rejects a key that changes the layer's meaning unless it has its default value.
-    pub fn reject_unless(&self, key: &'static str, default: f64, why: &str) -> Result<()> {
+    pub(crate) fn reject_unless(&self, key: &'static str, default: f64, why: &str) -> Result<()> {
         if let Some(entry) = self.entry(key) {
             let v: f64 = self.parse(key, entry, "a number")?;
             if v != default {
@@ -162,7 +166,7 @@ impl<'a> SectionReader<'a> {
     }
 
     /// A required key that is absent.
-    pub fn missing(&self, key: &'static str) -> ModelError {
+    pub(crate) fn missing(&self, key: &'static str) -> ModelError {
         ModelError::CfgMissingKey {
             file: self.file.to_owned(),
             line: self.section.line,
@@ -172,7 +176,7 @@ impl<'a> SectionReader<'a> {
     }
 
     /// Warns about every key no reader consumed.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         for e in self.section.entries.iter().filter(|e| !e.used.get()) {
             tracing::warn!(
                 "{}:{}: [{}] unknown key `{}` ignored",

@@ -39,7 +39,7 @@ pub(super) struct Layer {
 
 impl Layer {
     /// The weight called `name`.
-    pub fn weight(&self, name: &str) -> Option<&Weight> {
+    pub(super) fn weight(&self, name: &str) -> Option<&Weight> {
         self.weights.iter().find(|w| w.name == name)
     }
 }

@@ -109,14 +109,14 @@ unsafe fn take_result(
 }
 
 /// Whether this libtorch was built with oneDNN (mkldnn).
-pub fn has_mkldnn() -> bool {
+pub(super) fn has_mkldnn() -> bool {
     // SAFETY: no arguments; reads a build-time flag.
     unsafe { yolo3_has_mkldnn() != 0 }
 }
 
 /// oneDNN's post-op after a fused convolution.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum PostOp {
+pub(super) enum PostOp {
     /// Nothing (a linear activation).
     None,
     /// `max(x, 0)`.
@@ -130,7 +130,7 @@ pub enum PostOp {
 /// The geometry of a convolution: square `stride` and `padding`, no dilation, `groups` as in
 /// conv2d.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvShape {
+pub(super) struct ConvShape {
     pub stride: i64,
     pub padding: i64,
     pub groups: i64,
@@ -139,7 +139,7 @@ pub struct ConvShape {
 /// Convolution + bias + `post`, as one oneDNN primitive. CPU only; `weight` may be a plain
 /// NCHW kernel or one reordered by `mkldnn_reorder_conv2d_weight` for this input size. No
 /// autograd.
-pub fn conv_pointwise(
+pub(super) fn conv_pointwise(
     xs: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
@@ -176,7 +176,7 @@ pub fn conv_pointwise(
 /// transformed 4x4 patch of each of the `T = N * ceil(H/2) * ceil(W/2)` output tiles, as
 /// `16 x T x C` (one plane per product), or `T x 16 x C` when `grouped` (one product of 16
 /// groups).
-pub fn winograd_input(xs: &Tensor, grouped: bool) -> Result<Tensor, TchError> {
+pub(super) fn winograd_input(xs: &Tensor, grouped: bool) -> Result<Tensor, TchError> {
     let mut error: *mut c_char = std::ptr::null_mut();
     // SAFETY: `xs.as_ptr()` is a live tensor handle for the duration of the call; the result is
     // taken exactly once.
@@ -189,7 +189,7 @@ pub fn winograd_input(xs: &Tensor, grouped: bool) -> Result<Tensor, TchError> {
 /// Winograd F(2x2, 3x3) output transform: the `N x Cout x H x W` output (channels-last) from the
 /// products of [`winograd_input`]'s tiles (16 planes, each `T x Cout` in memory, or one
 /// grouped `T x 16 x Cout`), plus `bias`, then `leaky`'s slope if given.
-pub fn winograd_output(
+pub(super) fn winograd_output(
     parts: &[Tensor],
     bias: &Tensor,
     (n, h, w): (i64, i64, i64),
@@ -219,14 +219,14 @@ pub fn winograd_output(
 }
 
 /// Whether this libtorch carries MKL's packed GEMM, which [`winograd_fused`] runs on.
-pub fn has_packed_gemm() -> bool {
+pub(super) fn has_packed_gemm() -> bool {
     // SAFETY: reads three symbols' addresses; no arguments.
     unsafe { yolo3_has_packed_gemm() != 0 }
 }
 
 /// The 16 Winograd planes of a kernel (`16 Cout x Cin`, as the grouped product takes them)
 /// packed by MKL for [`winograd_fused`] on blocks of `rows` tiles.
-pub fn winograd_pack(planes: &Tensor, rows: i64) -> Result<Tensor, TchError> {
+pub(super) fn winograd_pack(planes: &Tensor, rows: i64) -> Result<Tensor, TchError> {
     let mut error: *mut c_char = std::ptr::null_mut();
     // SAFETY: `planes` is a live tensor handle for the duration of the call; the result is
     // taken exactly once.
@@ -239,7 +239,7 @@ pub fn winograd_pack(planes: &Tensor, rows: i64) -> Result<Tensor, TchError> {
 /// The Winograd F(2x2, 3x3) convolution of `xs` (`N x Cin x H x W` float32, padding 1) in one
 /// pass, block by block of `rows` tiles (kernels from [`winograd_pack`] for the same `rows`),
 /// plus `bias`, then `leaky`'s slope if given; channels-last out.
-pub fn winograd_fused(
+pub(super) fn winograd_fused(
     xs: &Tensor,
     packed: &Tensor,
     rows: i64,
@@ -266,7 +266,7 @@ pub fn winograd_fused(
 /// Max pooling of `xs` (`N x C x H x W` float32; channels-last in and out) to `out` = `(H', W')`:
 /// output `(y, x)` is the maximum over rows `y * stride - before + [0, size)` and columns
 /// likewise, samples outside the input left out, NaN propagated. No autograd.
-pub fn maxpool(
+pub(super) fn maxpool(
     xs: &Tensor,
     size: i64,
     stride: i64,
@@ -286,7 +286,7 @@ pub fn maxpool(
 /// channels, `H` and `W` even) with `kernel` (`3 x 3 x Cin x Cout`, `Cout` a multiple of 16),
 /// plus `bias`, then `leaky`'s slope if given, then 2x2 max pooling of stride 2: the
 /// `N x Cout x H/2 x W/2` output in channels-last memory. No autograd.
-pub fn conv_pool(
+pub(super) fn conv_pool(
     xs: &Tensor,
     kernel: &Tensor,
     bias: &Tensor,
@@ -309,7 +309,7 @@ pub fn conv_pool(
 }
 
 /// `x > 0 ? x : slope * x`, differentiable.
-pub fn leaky_relu(xs: &Tensor, slope: f64) -> Result<Tensor, TchError> {
+pub(super) fn leaky_relu(xs: &Tensor, slope: f64) -> Result<Tensor, TchError> {
     let mut error: *mut c_char = std::ptr::null_mut();
     // SAFETY: `xs.as_ptr()` is a live tensor handle for the duration of the call; the shim
     // returns either a new handle (owned by the returned Tensor) or a malloc'ed message.

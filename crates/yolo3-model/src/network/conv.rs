@@ -22,7 +22,7 @@ pub(crate) struct ConvBlock {
 
 impl ConvBlock {
     /// Creates the variables of conv `index` under `root`.
-    pub fn new(
+    pub(crate) fn new(
         root: &nn::Path<'_>,
         index: usize,
         conv: &Convolutional,
@@ -61,7 +61,7 @@ impl ConvBlock {
 
     /// Convolution, batch norm (batch statistics when `train`, global ones with `replicas`),
     /// activation.
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         xs: &Tensor,
         train: bool,
@@ -83,7 +83,7 @@ impl ConvBlock {
     }
 
     /// The trainable tensors: kernel, then bias or gamma and beta.
-    pub fn trainable(&self) -> Vec<&Tensor> {
+    pub(crate) fn trainable(&self) -> Vec<&Tensor> {
         let mut out = vec![&self.weight];
         out.extend(self.bias.as_ref());
         if let Some(bn) = &self.bn {

@@ -100,11 +100,11 @@ pub const WINOGRAD_MIN_PRODUCT: i64 = 1 << 26;
 /// Winograd in one pass (128: `YOLOv3`'s 128->256 convolutions at 52x52, 11 of its 75, went from
 /// direct to 1.15x faster as a whole network at batch 8; in one pass 256->512 and wider ones
 /// were no faster than as separate products, whose kernels are read once for all tiles).
-pub const WINOGRAD_FUSED_MIN_CHANNELS: i64 = 128;
+pub(super) const WINOGRAD_FUSED_MIN_CHANNELS: i64 = 128;
 
 /// Most input channels of a convolution run with the max pooling after it in one pass (the
 /// shim's loops are unrolled for 1 to 4).
-pub const CONV_POOL_MAX_CHANNELS: i64 = 4;
+pub(super) const CONV_POOL_MAX_CHANNELS: i64 = 4;
 
 /// Floats of one block's transformed tiles and products in the one-pass Winograd (2^18, 1 MB:
 /// a core's L2 on the machines measured; 2 and 4 MB ran alike).

@@ -66,7 +66,7 @@ pub(crate) struct BatchNorm {
 impl BatchNorm {
     /// Applies batch norm to the conv output `xs`: running statistics, or when `train` those
     /// of the batch (of the global batch when `replicas` is given).
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         xs: &Tensor,
         train: bool,

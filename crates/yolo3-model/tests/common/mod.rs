@@ -10,13 +10,13 @@ use safetensors::SafeTensors;
 use tch::{Kind, Tensor};
 
 /// `shared/models`, beside the checkout.
-pub fn models_dir() -> PathBuf {
+pub(crate) fn models_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models"))
 }
 
 /// The folders holding case files: `YOLO3_MODEL_CASES_DIRS` (colon-separated) or
 /// `shared/models/cases`.
-pub fn case_dirs() -> Vec<PathBuf> {
+pub(crate) fn case_dirs() -> Vec<PathBuf> {
     match std::env::var("YOLO3_MODEL_CASES_DIRS") {
         Ok(dirs) if !dirs.trim().is_empty() => {
             dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect()
@@ -26,14 +26,14 @@ pub fn case_dirs() -> Vec<PathBuf> {
 }
 
 /// One case file, fully read.
-pub struct Case {
+pub(crate) struct Case {
     pub path: PathBuf,
     pub metadata: HashMap<String, String>,
     pub tensors: HashMap<String, Tensor>,
 }
 
 impl Case {
-    pub fn read(path: &Path) -> Case {
+    pub(crate) fn read(path: &Path) -> Case {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
         let metadata = meta.metadata().clone().unwrap_or_default();
@@ -51,7 +51,7 @@ impl Case {
     }
 
     /// A path from the metadata, relative to the parent of the case's folder.
-    pub fn resolve(&self, key: &str) -> PathBuf {
+    pub(crate) fn resolve(&self, key: &str) -> PathBuf {
         let rel = self
             .metadata
             .get(key)
@@ -61,7 +61,7 @@ impl Case {
 }
 
 /// Every `*.safetensors` in the case folders, sorted.
-pub fn case_files() -> Vec<PathBuf> {
+pub(crate) fn case_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
     for dir in case_dirs() {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
@@ -77,7 +77,7 @@ pub fn case_files() -> Vec<PathBuf> {
 }
 
 /// The project's venv python (`scripts/setup.sh` makes it: torch, h5py, onnxruntime).
-pub fn venv_python() -> PathBuf {
+pub(crate) fn venv_python() -> PathBuf {
     let venv = std::env::var_os("YOLO3_VENV").map_or_else(
         || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/yolo3/venv"),
         PathBuf::from,
