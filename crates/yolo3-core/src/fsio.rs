@@ -178,6 +178,19 @@ pub fn remove_temporaries() {
     temporaries::remove_all();
 }
 
+/// This host's name (`/proc/sys/kernel/hostname`), read once per process; `localhost` where
+/// it cannot be read.
+pub(crate) fn host_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    })
+}
+
 /// Lists `path` for [`remove_temporaries`] until [`unlist_for_exit`].
 pub(crate) fn list_for_exit(path: &Path) {
     temporaries::list(path.to_owned());
@@ -212,7 +225,7 @@ mod temporaries {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let path = dest.with_file_name(format!(
                 ".{name}.tmp-{}-{}-{n}",
-                host_name(),
+                host_tag(),
                 std::process::id()
             ));
             list(path.clone());
@@ -225,12 +238,11 @@ mod temporaries {
 
         /// Unlists the file, removing it unless it was renamed into place.
         pub(super) fn done(self, renamed: bool) {
-            let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
             if !renamed {
                 // It may not exist (its creation failed); nothing else to clean.
                 let _ = std::fs::remove_file(&self.0);
             }
-            live.retain(|p| p != &self.0);
+            unlist(&self.0);
         }
     }
 
@@ -249,13 +261,11 @@ mod temporaries {
         }
     }
 
-    /// This host's name, as it appears in temporary names (`-` and `/` replaced).
-    pub(super) fn host_name() -> String {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().replace(['-', '/', '.'], "_"))
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into())
+    /// This host's name as it appears in temporary names (`-`, `/` and `.` replaced, so that
+    /// the name splits back into its parts).
+    pub(super) fn host_tag() -> &'static str {
+        static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        TAG.get_or_init(|| super::host_name().replace(['-', '/', '.'], "_"))
     }
 
     /// Whether a process `pid` runs on this host.
@@ -284,11 +294,11 @@ mod temporaries {
                 return;
             }
         }
-        let host = host_name();
+        let host = host_tag();
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(pid) = name.to_str().and_then(|n| owner(n, &host)) else { continue };
+            let Some(pid) = name.to_str().and_then(|n| owner(n, host)) else { continue };
             if pid != std::process::id() && !alive(pid) && entry.path().is_file() {
                 say_removed(&entry.path());
                 let _ = std::fs::remove_file(entry.path());
@@ -391,7 +401,7 @@ mod tests {
     fn stale_temporaries_of_dead_processes_are_removed() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        let host = temporaries::host_name();
+        let host = temporaries::host_tag();
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();
         child.wait().unwrap();
@@ -402,7 +412,7 @@ mod tests {
         for p in [&stale, &live, &other_host, &users] {
             std::fs::write(p, b"x").unwrap();
         }
-        assert_eq!(temporaries::owner(&format!(".a.b.tmp-{host}-{dead}-3"), &host), Some(dead));
+        assert_eq!(temporaries::owner(&format!(".a.b.tmp-{host}-{dead}-3"), host), Some(dead));
         write_atomic(&dir.join("out"), b"o", Existing::Keep).unwrap();
         assert!(!stale.exists());
         for p in [&live, &other_host, &users] {

@@ -81,7 +81,8 @@ impl FolderLock {
             file.read_to_string(&mut previous).map_err(io_err)?;
             file.set_len(0).map_err(io_err)?;
             file.rewind().map_err(io_err)?;
-            writeln!(file, "pid {} on host {}", std::process::id(), host()).map_err(io_err)?;
+            writeln!(file, "pid {} on host {}", std::process::id(), crate::fsio::host_name())
+                .map_err(io_err)?;
             file.flush().map_err(io_err)?;
             let previous = previous.trim().to_owned();
             crate::fsio::list_for_exit(&path);
@@ -114,11 +115,6 @@ fn same_inode(file: &File, path: &Path) -> bool {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }
-}
-
-fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map_or_else(|_| "unknown".into(), |h| h.trim().to_owned())
 }
 
 #[cfg(test)]
