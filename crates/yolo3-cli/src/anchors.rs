@@ -32,7 +32,7 @@ pub(crate) struct AnchorsArgs {
     #[arg(short = 'n', long = "num", default_value_t = 9, value_parser = crate::ranges::count(1, 100))]
     num: usize,
     /// Square network input side the boxes are letterboxed to (1-8192).
-    #[arg(long, default_value_t = 416, value_parser = crate::ranges::count_u32(1, crate::ranges::MAX_INPUT))]
+    #[arg(long, default_value_t = 416, value_parser = crate::ranges::count_u32(1, yolo3_model::MAX_INPUT))]
     input: u32,
     /// Seed of the initial centres.
     #[arg(long, default_value_t = 0)]
@@ -85,12 +85,12 @@ pub(crate) fn run(args: AnchorsArgs, global: &Global) -> anyhow::Result<ExitCode
     let anchors = Anchors::new(rounded.clone(), vec![(0..rounded.len()).collect()])
         .context("the clustered anchors")?;
     let text = anchors.to_text();
-    yolo3_train::run_dir::write_atomic(
-        &args.out,
-        text.as_bytes(),
-        crate::guard::existing(args.force),
-    )
-    .with_context(|| format!("writing {}", args.out.display()))?;
+    if let Some(folder) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("creating {}", folder.display()))?;
+    }
+    yolo3_io::fsio::write_atomic(&args.out, text.as_bytes(), crate::guard::existing(args.force))
+        .with_context(|| format!("writing {}", args.out.display()))?;
 
     let mut out = std::io::stdout().lock();
     let written = if global.chatty() {

@@ -56,6 +56,6 @@ pub(crate) struct DeviceArg {
 impl DeviceArg {
     /// The libtorch device, checked.
     pub(crate) fn device(&self) -> anyhow::Result<tch::Device> {
-        Ok(yolo3_train::parse_device(&self.device)?)
+        Ok(yolo3_model::parse_device(&self.device)?)
     }
 }

@@ -61,7 +61,7 @@ pub(crate) fn run(args: ExportArgs, global: &Global) -> anyhow::Result<ExitCode>
         class_names: detector.class_names().to_vec(),
     };
     let bytes = onnx_bytes(detector.net(), &options)?;
-    yolo3_core::fsio::write_atomic(&args.out, &bytes, crate::guard::existing(args.force))
+    yolo3_io::fsio::write_atomic(&args.out, &bytes, crate::guard::existing(args.force))
         .with_context(|| format!("writing {}", args.out.display()))?;
     if global.chatty() {
         let _ = writeln!(

@@ -76,11 +76,11 @@ pub(crate) fn check_output<P: AsRef<Path>>(
 
 /// How the last step of writing an output treats a file at its name: replaced with `--force`;
 /// without it, also a file that appeared after [`check_output`] is kept (the write fails).
-pub(crate) fn existing(force: bool) -> yolo3_core::fsio::Existing {
+pub(crate) fn existing(force: bool) -> yolo3_io::fsio::Existing {
     if force {
-        yolo3_core::fsio::Existing::Replace
+        yolo3_io::fsio::Existing::Replace
     } else {
-        yolo3_core::fsio::Existing::Keep
+        yolo3_io::fsio::Existing::Keep
     }
 }
 

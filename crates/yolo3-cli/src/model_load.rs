@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use yolo3_model::{Config, Detector, KerasNetwork, ModelFiles};
+use yolo3_model::{Config, Detector, KerasNetwork, ModelFiles, WeightsFormat};
 
 /// Where the model comes from (flags shared by `detect` and `eval`).
 #[derive(Debug, Clone, clap::Args)]
@@ -26,23 +26,14 @@ pub(crate) struct ModelArgs {
     pub classes: Option<PathBuf>,
 }
 
-/// Whether `path` names a safetensors checkpoint (by extension).
-pub(crate) fn is_checkpoint(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
-}
-
-/// Whether `path` names keras weights (by extension: `.h5`, `.hdf5`).
-pub(crate) fn is_keras(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("h5") || e.eq_ignore_ascii_case("hdf5"))
-}
-
 /// Loads the detector described by `args` onto `device`.
 pub(crate) fn load_detector(args: &ModelArgs, device: tch::Device) -> anyhow::Result<Detector> {
-    if args.anchors.is_some() && !args.weights.as_deref().is_some_and(is_keras) {
+    let format = args.weights.as_deref().map(WeightsFormat::of);
+    if args.anchors.is_some() && format != Some(WeightsFormat::Keras) {
         bail!("--anchors is for keras .h5 weights; other models carry their anchors in their cfg");
     }
     let files = match (&args.weights, &args.cfg) {
-        (Some(w), cfg) if is_checkpoint(w) => {
+        (Some(w), cfg) if format == Some(WeightsFormat::Checkpoint) => {
             if cfg.is_some() {
                 tracing::warn!(
                     "--cfg is ignored: the checkpoint {} carries its own cfg",
@@ -51,7 +42,7 @@ pub(crate) fn load_detector(args: &ModelArgs, device: tch::Device) -> anyhow::Re
             }
             ModelFiles::Checkpoint(w.clone())
         }
-        (Some(w), cfg) if is_keras(w) => ModelFiles::Keras {
+        (Some(w), cfg) if format == Some(WeightsFormat::Keras) => ModelFiles::Keras {
             weights: w.clone(),
             network: keras_network(w, cfg.as_deref(), args.anchors.as_deref())?,
         },

@@ -7,11 +7,9 @@
 //! exist where a value sizes an allocation; the memory those values imply is checked again
 //! against the machine once the model is known (`yolo3_model::memory`).
 
-use clap::builder::{RangedU64ValueParser, TypedValueParser as _, ValueParser};
+use std::ops::RangeInclusive;
 
-/// Largest network input side (8192 x 8192 RGB is 800 MB of float32 input per image before the
-/// network's activations); training has the same bound.
-pub(crate) const MAX_INPUT: u32 = yolo3_train::config::MAX_INPUT;
+use clap::builder::{RangedU64ValueParser, TypedValueParser as _, ValueParser};
 
 /// Largest `--threads`.
 const MAX_THREADS: u64 = 1024;
@@ -26,14 +24,24 @@ pub(crate) fn count_u32(min: u32, max: u32) -> ValueParser {
     RangedU64ValueParser::<u32>::new().range(u64::from(min)..=u64::from(max)).into()
 }
 
+/// A `usize` option in a library's range (such as `yolo3_train::config::limits`).
+pub(crate) fn within(range: &RangeInclusive<usize>) -> ValueParser {
+    count(*range.start() as u64, *range.end() as u64)
+}
+
+/// A `u32` option in a library's range.
+pub(crate) fn within_u32(range: &RangeInclusive<u32>) -> ValueParser {
+    count_u32(*range.start(), *range.end())
+}
+
 /// `--threads`: 1 to 1024.
 pub(crate) fn threads() -> ValueParser {
     count(1, MAX_THREADS)
 }
 
-/// A network input side: a multiple of 32 in `32..=MAX_INPUT`.
+/// A network input side: a multiple of 32 in `32..=yolo3_model::MAX_INPUT`.
 pub(crate) fn input_side() -> ValueParser {
-    RangedU64ValueParser::<u32>::new().try_map(yolo3_train::config::check_input_side).into()
+    RangedU64ValueParser::<u32>::new().try_map(yolo3_model::check_input_side).into()
 }
 
 /// A finite number `> 0`.
@@ -69,17 +77,6 @@ pub(crate) fn fraction_below_one(text: &str) -> Result<f64, String> {
 /// `unit` as `f32`.
 pub(crate) fn unit_f32(text: &str) -> Result<f32, String> {
     unit(text).map(|v| v as f32)
-}
-
-/// `--freeze`: `backbone` or a layer count `N` in `1..=100000` (layers `0..N`).
-pub(crate) fn freeze(text: &str) -> Result<yolo3_train::Freeze, String> {
-    if text.trim().eq_ignore_ascii_case("backbone") {
-        return Ok(yolo3_train::Freeze::Backbone);
-    }
-    match text.trim().parse::<usize>() {
-        Ok(n) if (1..=100_000).contains(&n) => Ok(yolo3_train::Freeze::Layers(n)),
-        _ => Err(format!("{text:?} is neither `backbone` nor a layer count in 1..=100000")),
-    }
 }
 
 fn finite(text: &str) -> Result<f64, String> {

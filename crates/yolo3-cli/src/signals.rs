@@ -2,11 +2,11 @@
 //!
 //! A thread of its own waits for the signals (signal-hook's self-pipe: nothing runs inside the
 //! handler but a write), so what follows a signal is ordinary code:
-//! * the first asks every loop to stop at its next safe point ([`yolo3_core::interrupt`]):
+//! * the first asks every loop to stop at its next safe point ([`yolo3_io::interrupt`]):
 //!   training after the last complete epoch, `detect` with the video's trailer, whole JSON
 //!   lines and `predictions.json` of what was done; the command then exits with 128 + the
 //!   signal's number, as a shell reports a process stopped by it;
-//! * the second removes this process' temporary files ([`yolo3_core::fsio::remove_temporaries`])
+//! * the second removes this process' temporary files ([`yolo3_io::fsio::remove_temporaries`])
 //!   and ends the process at once, without running destructors (libtorch's threads may be
 //!   mid-computation).
 //!
@@ -56,14 +56,14 @@ pub(crate) fn install() {
         for signal in signals.forever() {
             pass_on(signal);
             if RECEIVED.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-                yolo3_core::interrupt::request();
+                yolo3_io::interrupt::request();
                 eprintln!(
                     "\n{}: stopping at the next safe point and closing the outputs (again to stop \
                      at once)",
                     name(signal)
                 );
             } else {
-                yolo3_core::fsio::remove_temporaries();
+                yolo3_io::fsio::remove_temporaries();
                 eprintln!("\n{}: stopped at once", name(signal));
                 signal_hook::low_level::exit(128 + signal);
             }

@@ -4,7 +4,7 @@
 
 mod common;
 use std::path::{Path, PathBuf};
-use yolo3_core::fsio::Existing;
+use yolo3_io::fsio::Existing;
 
 use common::{assert_ok, model, small_dataset, text, tiny_mini_checkpoint, yolo3};
 use yolo3_data::{synthetic, SyntheticOptions};
@@ -136,7 +136,7 @@ fn dataset(dir: &Path, name: &str, train: usize, seed: u64) -> synthetic::Synthe
 
 /// The last epoch's mAP50 of a run.
 fn map50(run: &Path) -> f64 {
-    let rows = yolo3_train::run_dir::read_results(&run.join("results.csv")).unwrap();
+    let rows = yolo3_train::results::read_results(&run.join("results.csv")).unwrap();
     rows.last().unwrap().map50
 }
 

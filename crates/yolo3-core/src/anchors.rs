@@ -167,7 +167,7 @@ impl Anchors {
 
     /// Reads an `anchors.txt` file.
     pub fn read(path: &Path, tiny: TinyMask) -> Result<Self, CoreError> {
-        let text = crate::fsio::read_text(path)
+        let text = yolo3_io::fsio::read_text(path)
             .map_err(|source| CoreError::Io { path: path.display().to_string(), source })?;
         Self::parse(&text, &path.display().to_string(), tiny)
     }

@@ -58,7 +58,7 @@ impl Default for DecodeOptions {
 
 /// One detected object, in original-image pixels (not clipped to the image).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Detection<T = f32> {
+pub struct DecodedBox<T = f32> {
     /// Left.
     pub x_min: T,
     /// Top.
@@ -75,7 +75,7 @@ pub struct Detection<T = f32> {
     pub candidate: usize,
 }
 
-impl<T: Real> Detection<T> {
+impl<T: Real> DecodedBox<T> {
     /// The box in `f32` corner form.
     #[must_use]
     pub fn bbox(&self) -> BoxXyxy {
@@ -103,7 +103,7 @@ pub fn decode<T: Real>(
     preds: &[HeadInput<'_, T>],
     image_sizes: &[(f64, f64)],
     options: &DecodeOptions,
-) -> Result<Vec<Vec<Detection<T>>>, CoreError> {
+) -> Result<Vec<Vec<DecodedBox<T>>>, CoreError> {
     let batch = image_sizes.len();
     let shapes = config.check_inputs(batch, preds, "predictions")?;
     if !(0.0..=1.0).contains(&options.iou_threshold) {
@@ -203,7 +203,7 @@ pub fn decode<T: Real>(
             let scores: Vec<T> = group.iter().map(|c| c.score).collect();
             for k in non_max_suppression(&boxes, &scores, iou_thr, options.max_boxes) {
                 let c = &group[k];
-                detections.push(Detection {
+                detections.push(DecodedBox {
                     x_min: c.corners[0],
                     y_min: c.corners[1],
                     x_max: c.corners[2],

@@ -26,23 +26,20 @@
 pub mod anchors;
 pub mod decode;
 pub mod error;
-pub mod fsio;
 pub mod geometry;
 pub mod head;
-pub mod interrupt;
 pub mod kmeans;
 pub mod layout;
-pub mod lock;
+mod line_writer;
 pub mod loss;
 pub mod metrics;
 pub mod nms;
 pub mod real;
 mod simd;
-mod stream;
 pub mod targets;
 
 pub use anchors::{Anchors, TinyMask};
-pub use decode::{decode, DecodeOptions, Detection};
+pub use decode::{decode, DecodeOptions, DecodedBox};
 pub use error::CoreError;
 pub use geometry::{BoxCxcywh, BoxXyxy, LabeledBox};
 pub use head::{HeadConfig, HeadInput};

@@ -27,9 +27,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::CoreError;
 use crate::head::{head_box, HeadConfig, HeadInput};
 use crate::layout::{HeadShape, Layout, Strides};
+use crate::line_writer::LineWriter;
 use crate::real::{bce_with_logits, Real};
 use crate::simd::with_avx2;
-use crate::stream::LineWriter;
 use crate::targets::{ObjectCell, Targets};
 
 /// Which true boxes a prediction's best IoU is taken over, for the ignore mask.

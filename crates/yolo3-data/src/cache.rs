@@ -211,7 +211,7 @@ fn header(stamp: Stamp, stage: Stage, size: (u32, u32), source: ImageSize) -> Ve
 /// (missing, stale, damaged) is a miss. The sizes a header states are checked against each
 /// other and the file's length before anything of that size is allocated.
 fn read_cached(file: &Path, stamp: Stamp, stage: Stage) -> Option<CachedImage> {
-    let mut f = yolo3_core::fsio::open_regular(file).ok()?;
+    let mut f = yolo3_io::fsio::open_regular(file).ok()?;
     let mut head = [0u8; HEADER_LEN];
     f.read_exact(&mut head).ok()?;
     let u32_at = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes"));
@@ -247,7 +247,7 @@ fn write_cached(file: &Path, stamp: Stamp, stage: Stage, image: &CachedImage) ->
     }
     let mut bytes = header(stamp, stage, image.image.dimensions(), image.source);
     bytes.extend_from_slice(image.image.as_raw());
-    yolo3_core::fsio::write_atomic(file, &bytes, yolo3_core::fsio::Existing::Replace)
+    yolo3_io::fsio::write_atomic(file, &bytes, yolo3_io::fsio::Existing::Replace)
         .map_err(|e| DataError::io(file, "cannot write the image cache", e))
 }
 

@@ -89,7 +89,7 @@ pub fn read_coco(
     image_dir: Option<&Path>,
     options: &ReadOptions,
 ) -> Result<Dataset> {
-    let text = yolo3_core::fsio::read_text(json_path)
+    let text = yolo3_io::fsio::read_text(json_path)
         .map_err(|e| DataError::io(json_path, "cannot read annotations", e))?;
     let file: CocoFile = serde_json::from_str(&text).map_err(|e| DataError::json(json_path, e))?;
     let at = Location::file(json_path);

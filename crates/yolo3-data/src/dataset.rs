@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use yolo3_core::fsio::Existing;
+use yolo3_io::fsio::Existing;
 
 use yolo3_core::LabeledBox;
 
@@ -145,7 +145,7 @@ impl Default for ReadOptions {
 /// Reads a class-name file: one name per line, surrounding whitespace trimmed, blank lines
 /// ignored (keras-yolo3 `classes.txt`, darknet `.names`). Duplicates are an error.
 pub fn read_class_names(path: &Path) -> Result<Vec<String>> {
-    let text = yolo3_core::fsio::read_text(path)
+    let text = yolo3_io::fsio::read_text(path)
         .map_err(|e| DataError::io(path, "cannot read class names", e))?;
     let mut names: Vec<String> = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -175,7 +175,7 @@ pub fn read_class_names(path: &Path) -> Result<Vec<String>> {
 pub fn write_class_names(path: &Path, names: &[String], existing: Existing) -> Result<()> {
     let mut text = names.join("\n");
     text.push('\n');
-    yolo3_core::fsio::write_atomic(path, text.as_bytes(), existing)
+    yolo3_io::fsio::write_atomic(path, text.as_bytes(), existing)
         .map_err(|e| DataError::io(path, "cannot write class names", e))
 }
 

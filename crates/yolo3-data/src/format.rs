@@ -22,7 +22,7 @@ use crate::error::{DataError, Location, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DatasetFormat {
     /// keras-yolo3 `train.txt` + `classes.txt`.
-    Keras,
+    TrainTxt,
     /// Pascal VOC XML.
     Voc,
     /// COCO instances JSON.
@@ -34,7 +34,7 @@ pub enum DatasetFormat {
 impl fmt::Display for DatasetFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::Keras => "keras",
+            Self::TrainTxt => "keras",
             Self::Voc => "voc",
             Self::Coco => "coco",
             Self::Yolo => "yolo",
@@ -46,7 +46,7 @@ impl std::str::FromStr for DatasetFormat {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s.to_ascii_lowercase().as_str() {
-            "keras" | "keras-yolo3" | "txt" => Ok(Self::Keras),
+            "keras" | "keras-yolo3" | "txt" => Ok(Self::TrainTxt),
             "voc" | "pascal" | "pascal-voc" => Ok(Self::Voc),
             "coco" | "json" => Ok(Self::Coco),
             "yolo" | "ultralytics" | "darknet" => Ok(Self::Yolo),
@@ -79,11 +79,11 @@ pub fn detect_format(path: &Path) -> Result<DatasetFormat> {
         "json" => Ok(DatasetFormat::Coco),
         "xml" => Ok(DatasetFormat::Voc),
         "txt" => {
-            let text = yolo3_core::fsio::read_text(path)
+            let text = yolo3_io::fsio::read_text(path)
                 .map_err(|e| DataError::io(path, "cannot read", e))?;
             let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty()).take(100);
             Ok(if lines.any(|l| l.contains(',')) {
-                DatasetFormat::Keras
+                DatasetFormat::TrainTxt
             } else {
                 DatasetFormat::Yolo
             })
@@ -154,8 +154,8 @@ pub fn read_dataset(path: &Path, options: &OpenOptions) -> Result<Dataset> {
     };
     tracing::debug!(path = %path.display(), %format, "reading dataset");
     match format {
-        DatasetFormat::Keras => {
-            crate::keras::read_keras(path, &class_file(path, options)?, &options.read)
+        DatasetFormat::TrainTxt => {
+            crate::train_txt::read_train_txt(path, &class_file(path, options)?, &options.read)
         }
         DatasetFormat::Coco => {
             crate::coco::read_coco(path, options.image_dir.as_deref(), &options.read)

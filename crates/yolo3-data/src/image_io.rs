@@ -59,7 +59,7 @@ pub fn image_size(path: &Path) -> Result<ImageSize> {
 fn open_decoder(
     path: &Path,
 ) -> Result<(impl ImageDecoder, Orientation, Option<image::ImageFormat>)> {
-    let file = yolo3_core::fsio::open_regular(path)
+    let file = yolo3_io::fsio::open_regular(path)
         .map_err(|e| DataError::io(path, "cannot read image", e))?;
     let mut reader = image::ImageReader::new(std::io::BufReader::new(file))
         .with_guessed_format()
@@ -91,7 +91,7 @@ fn open_decoder(
 /// magic numbers), for the message that it is not supported.
 fn other_format(path: &Path) -> Option<&'static str> {
     let mut head = [0u8; 12];
-    let mut file = yolo3_core::fsio::open_regular(path).ok()?;
+    let mut file = yolo3_io::fsio::open_regular(path).ok()?;
     let n = file.read(&mut head).ok()?;
     let head = &head[..n];
     let formats: [(&[u8], usize, &'static str); 9] = [
@@ -127,7 +127,7 @@ fn displayed(stored: (u32, u32), orientation: Orientation) -> (u32, u32) {
 /// the file after it, so the marker is looked for in the last 4 KB rather than at the very end.
 fn jpeg_has_end_marker(path: &Path) -> Result<bool> {
     let io_error = |e| DataError::io(path, "cannot read image", e);
-    let mut file = yolo3_core::fsio::open_regular(path).map_err(io_error)?;
+    let mut file = yolo3_io::fsio::open_regular(path).map_err(io_error)?;
     let len = file.seek(SeekFrom::End(0)).map_err(io_error)?;
     file.seek(SeekFrom::Start(len.saturating_sub(4096))).map_err(io_error)?;
     let mut tail = Vec::with_capacity(4096);

@@ -10,7 +10,7 @@
 //! * every error names its file, line (where the format has lines) and field ([`DataError`]);
 //!   nothing panics on bad input and nothing is printed (diagnostics go to `tracing`).
 //!
-//! Readers: [`read_keras`], [`read_voc_dir`] / [`read_voc_files`], [`read_coco`],
+//! Readers: [`read_train_txt`], [`read_voc_dir`] / [`read_voc_files`], [`read_coco`],
 //! [`read_yolo`], or [`read_dataset`] with format detection ([`detect_format`]).
 
 pub mod augment;
@@ -20,11 +20,11 @@ pub mod dataset;
 pub mod error;
 pub mod format;
 pub mod image_io;
-pub mod keras;
 pub mod letterbox;
 pub mod loader;
 pub mod mosaic;
 pub mod synthetic;
+pub mod train_txt;
 pub mod unique;
 mod validate;
 pub mod voc;
@@ -40,11 +40,11 @@ pub use dataset::{
 pub use error::{DataError, Location, Result};
 pub use format::{detect_format, read_dataset, DatasetFormat, OpenOptions};
 pub use image_io::{image_size, load_rgb, to_chw, MAX_PIXELS};
-pub use keras::{read_keras, read_keras_with_classes, write_keras};
 pub use letterbox::{letterbox, InputSize, Letterbox};
 pub use loader::{sample_rng, Batch, Loader, LoaderOptions, MultiScale, Prefetch, Shard};
 pub use mosaic::{mosaic, MosaicOptions};
 pub use synthetic::{generate, SyntheticDataset, SyntheticOptions};
+pub use train_txt::{read_train_txt, read_train_txt_with_classes, write_train_txt};
 pub use unique::UniqueNames;
 pub use voc::{read_voc_dir, read_voc_files};
 pub use yolo_txt::{push_yolo_line, read_yolo, write_yolo, ImagePlacement, YoloWritten};

@@ -152,7 +152,7 @@ pub fn generate(dir: &Path, options: &SyntheticOptions) -> Result<SyntheticDatas
     }
     let class_names: Vec<String> = CLASS_NAMES.iter().map(|s| (*s).to_string()).collect();
     let classes = dir.join("classes.txt");
-    crate::dataset::write_class_names(&classes, &class_names, yolo3_core::fsio::Existing::Replace)?;
+    crate::dataset::write_class_names(&classes, &class_names, yolo3_io::fsio::Existing::Replace)?;
     let val = annotation_files.pop().unwrap_or_default();
     let train = annotation_files.pop().unwrap_or_default();
     tracing::info!(root = %dir.display(), train = options.images_train, val = options.images_val, "synthetic dataset written");

@@ -51,7 +51,7 @@ pub fn read_voc_dir(
     let ann = root.join("Annotations");
     let files = if let Some(split) = split {
         let list = root.join("ImageSets").join("Main").join(format!("{split}.txt"));
-        let text = yolo3_core::fsio::read_text(&list)
+        let text = yolo3_io::fsio::read_text(&list)
             .map_err(|e| DataError::io(&list, "cannot read split list", e))?;
         text.split_whitespace().map(|id| ann.join(format!("{id}.xml"))).collect()
     } else {
@@ -150,7 +150,7 @@ fn text_of<'a>(node: Node<'a, '_>) -> &'a str {
 }
 
 fn parse_file(xml: &Path) -> Result<RawFile> {
-    let text = yolo3_core::fsio::read_text(xml)
+    let text = yolo3_io::fsio::read_text(xml)
         .map_err(|e| DataError::io(xml, "cannot read annotation", e))?;
     let doc = Document::parse(&text)
         .map_err(|source| DataError::Xml { path: xml.to_path_buf(), source })?;

@@ -112,7 +112,7 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Reads a list file of image paths (one per line, blank lines skipped).
 pub fn read_image_list(list: &Path) -> Result<Vec<PathBuf>> {
-    let text = yolo3_core::fsio::read_text(list)
+    let text = yolo3_io::fsio::read_text(list)
         .map_err(|e| DataError::io(list, "cannot read image list", e))?;
     let base = list.parent().unwrap_or(Path::new(""));
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| base.join(l)).collect())
@@ -182,7 +182,7 @@ fn read_one(
     let label = label_path_for(image);
     let mut sample = Sample::new(image.to_path_buf(), Vec::new());
     sample.image_size = Some(size);
-    let text = match yolo3_core::fsio::read_text(&label) {
+    let text = match yolo3_io::fsio::read_text(&label) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(sample)),
         Err(e) => return Err(DataError::io(&label, "cannot read labels", e)),
@@ -280,7 +280,7 @@ pub fn write_yolo(
     crate::dataset::write_class_names(
         &out_dir.join("classes.txt"),
         &dataset.class_names,
-        yolo3_core::fsio::Existing::Keep,
+        yolo3_io::fsio::Existing::Keep,
     )?;
     let mut names = UniqueNames::new();
     let mut written = YoloWritten::default();
@@ -348,8 +348,8 @@ fn place(src: &Path, dst: &Path, placement: ImagePlacement) -> Result<()> {
     if placement == ImagePlacement::LinkOrCopy && std::fs::hard_link(src, dst).is_ok() {
         return Ok(());
     }
-    let bytes = yolo3_core::fsio::read_bytes(src)
-        .map_err(|e| DataError::io(src, "cannot read image", e))?;
+    let bytes =
+        yolo3_io::fsio::read_bytes(src).map_err(|e| DataError::io(src, "cannot read image", e))?;
     write_new(dst, &bytes).map_err(|e| DataError::io(dst, "cannot write image", e))
 }
 

@@ -1,5 +1,5 @@
 //! Robustness of every annotation and image reader of yolo3-data: keras `train.txt`
-//! ([`read_keras`]), Pascal VOC XML ([`read_voc_dir`] / [`read_voc_files`]), COCO JSON
+//! ([`read_train_txt`]), Pascal VOC XML ([`read_voc_dir`] / [`read_voc_files`]), COCO JSON
 //! ([`read_coco`]), YOLO label files ([`read_yolo`] / [`read_yolo_images`]), class-name files
 //! ([`read_class_names`]), images ([`load_rgb`], [`image_size`]) and the files of the disk
 //! image cache ([`ImageCache::get`]: a damaged cache file is a miss, recomputed, never a
@@ -30,9 +30,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use yolo3_core::LabeledBox;
 use yolo3_data::{
-    image_size, load_rgb, read_class_names, read_coco, read_keras, read_voc_dir, read_voc_files,
-    read_yolo, DataError, Dataset, DifficultPolicy, IgnoreReason, ImageCache, ImageSize, InputSize,
-    ReadOptions, Stage,
+    image_size, load_rgb, read_class_names, read_coco, read_train_txt, read_voc_dir,
+    read_voc_files, read_yolo, DataError, Dataset, DifficultPolicy, IgnoreReason, ImageCache,
+    ImageSize, InputSize, ReadOptions, Stage,
 };
 
 use fuzz_support::{arbitrary, edit, fuzz, fuzz_long, next_id, text_input, Bytes, Check, Edit};
@@ -231,7 +231,7 @@ fn keras_check() -> Check<(Bytes, ReadOptions)> {
     Arc::new(move |(input, options): (Bytes, ReadOptions)| {
         let ann = fx.root().join(format!("train-{}.txt", next_id()));
         write(&ann, &input.0)?;
-        let result = read_keras(&ann, &fx.classes(), &options);
+        let result = read_train_txt(&ann, &fx.classes(), &options);
         let _ = std::fs::remove_file(&ann);
         match result {
             Ok(ds) => {
@@ -802,7 +802,7 @@ fn seeds_are_valid() {
     for seed in KERAS_SEEDS {
         let ann = fx.root().join("seed-train.txt");
         std::fs::write(&ann, seed).unwrap();
-        let ds = read_keras(&ann, &fx.classes(), &strict).unwrap();
+        let ds = read_train_txt(&ann, &fx.classes(), &strict).unwrap();
         assert!(ds.samples.iter().map(|s| s.boxes.len()).sum::<usize>() > 0);
         check_dataset(&ds, None).unwrap();
     }

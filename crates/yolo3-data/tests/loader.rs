@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use yolo3_data::{
-    generate, read_keras, AugmentOptions, Batch, Dataset, InputSize, Loader, LoaderOptions,
+    generate, read_train_txt, AugmentOptions, Batch, Dataset, InputSize, Loader, LoaderOptions,
     MosaicOptions, MultiScale, ReadOptions, Shard, SyntheticOptions,
 };
 
@@ -18,7 +18,7 @@ fn dataset() -> (tempfile::TempDir, Arc<Dataset>) {
         ..SyntheticOptions::default()
     };
     let s = generate(dir.path(), &opts).unwrap();
-    let ds = read_keras(&s.train, &s.classes, &ReadOptions::default()).unwrap();
+    let ds = read_train_txt(&s.train, &s.classes, &ReadOptions::default()).unwrap();
     (dir, Arc::new(ds))
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use image::Rgb;
-use yolo3_data::{image_size, load_rgb, read_keras_with_classes, DataError, ReadOptions};
+use yolo3_data::{image_size, load_rgb, read_train_txt_with_classes, DataError, ReadOptions};
 
 const W: u32 = 48;
 const H: u32 = 32;
@@ -91,7 +91,8 @@ fn exif_orientations_put_the_box_on_its_pixels() {
     let annotations = dir.path().join("train.txt");
     std::fs::write(&annotations, lines).unwrap();
     let dataset =
-        read_keras_with_classes(&annotations, vec!["red".into()], &ReadOptions::default()).unwrap();
+        read_train_txt_with_classes(&annotations, vec!["red".into()], &ReadOptions::default())
+            .unwrap();
     assert!(dataset.unreadable.is_empty(), "{:?}", dataset.unreadable);
     assert_eq!(dataset.samples.len(), 8);
     for (sample, path) in dataset.samples.iter().zip(&files) {
@@ -224,7 +225,8 @@ fn an_image_above_the_pixel_limit_is_refused_from_its_header() {
     let annotations = dir.path().join("train.txt");
     std::fs::write(&annotations, format!("{} 1,1,5,5,0\n", path.display())).unwrap();
     let dataset =
-        read_keras_with_classes(&annotations, vec!["a".into()], &ReadOptions::default()).unwrap();
+        read_train_txt_with_classes(&annotations, vec!["a".into()], &ReadOptions::default())
+            .unwrap();
     assert_eq!(dataset.unreadable.len(), 1);
     assert!(dataset.unreadable[0].reason.contains("megapixels"), "{:?}", dataset.unreadable);
 }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use image::{Rgb, RgbImage};
 use yolo3_core::{BoxXyxy, LabeledBox};
 use yolo3_data::{
-    detect_format, read_coco, read_dataset, read_keras, read_voc_dir, read_yolo, write_keras,
-    write_yolo, DataError, DatasetFormat, DifficultPolicy, IgnoreReason, ImagePlacement,
-    OpenOptions, ReadOptions,
+    detect_format, read_coco, read_dataset, read_train_txt, read_voc_dir, read_yolo,
+    write_train_txt, write_yolo, DataError, DatasetFormat, DifficultPolicy, IgnoreReason,
+    ImagePlacement, OpenOptions, ReadOptions,
 };
 
 fn write_png(path: &Path, w: u32, h: u32) {
@@ -44,7 +44,7 @@ fn keras_reads_integers_decimals_and_relative_paths() {
     let dir = tempfile::tempdir().unwrap();
     let (ann, classes) =
         keras_fixture(dir.path(), "img/a.png 1,2,30,40,0 10.5,4.25,64,48,2\n\nimg/b.png\n");
-    let ds = read_keras(&ann, &classes, &ReadOptions::default()).unwrap();
+    let ds = read_train_txt(&ann, &classes, &ReadOptions::default()).unwrap();
     assert_eq!(ds.class_names, ["cat", "dog", "bird"]);
     assert_eq!(ds.samples.len(), 2);
     assert_eq!(ds.samples[0].image_path, dir.path().join("img/a.png"));
@@ -79,7 +79,7 @@ fn keras_rejects_broken_lines() {
     for (text, kind, parts) in cases {
         let dir = tempfile::tempdir().unwrap();
         let (ann, classes) = keras_fixture(dir.path(), text);
-        let e = read_keras(&ann, &classes, &ReadOptions::default()).unwrap_err();
+        let e = read_train_txt(&ann, &classes, &ReadOptions::default()).unwrap_err();
         let ok = match kind {
             "number" => matches!(e, DataError::Number { .. }),
             "class" => matches!(e, DataError::ClassOutOfRange { class: 3, num_classes: 3, .. }),
@@ -106,8 +106,8 @@ fn keras_clip_option_and_unreadable_images() {
         "img/a.png 1,2,90,40,0\nimg/missing.png 1,1,5,5,0\nimg/bad.png 1,1,3,3,1\n",
     )
     .unwrap();
-    let ds =
-        read_keras(&ann, &classes, &ReadOptions { clip: true, ..ReadOptions::default() }).unwrap();
+    let ds = read_train_txt(&ann, &classes, &ReadOptions { clip: true, ..ReadOptions::default() })
+        .unwrap();
     assert_eq!(ds.samples.len(), 1);
     assert_eq!(ds.samples[0].boxes[0].bbox.x_max, 64.0);
     assert_eq!(ds.unreadable.len(), 2);
@@ -120,7 +120,7 @@ fn keras_bad_class_file_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (ann, classes) = keras_fixture(dir.path(), "img/a.png\n");
     std::fs::write(&classes, "cat\ndog\ncat\n").unwrap();
-    let e = read_keras(&ann, &classes, &ReadOptions::default()).unwrap_err();
+    let e = read_train_txt(&ann, &classes, &ReadOptions::default()).unwrap_err();
     assert!(matches!(e, DataError::Classes { .. }), "{e:?}");
     assert_mentions(&e, &["classes.txt:3", "duplicate"]);
 }
@@ -379,7 +379,7 @@ fn formats_are_detected_and_read_through_one_entry_point() {
     yolo_fixture(&y, "1 0.5 0.5 0.25 0.5\n");
     std::fs::write(y.join("list.txt"), "images/train/a.png\nimages/train/b.png\n").unwrap();
 
-    assert_eq!(detect_format(&ann).unwrap(), DatasetFormat::Keras);
+    assert_eq!(detect_format(&ann).unwrap(), DatasetFormat::TrainTxt);
     assert_eq!(detect_format(&v).unwrap(), DatasetFormat::Voc);
     assert_eq!(detect_format(&coco).unwrap(), DatasetFormat::Coco);
     assert_eq!(detect_format(&y).unwrap(), DatasetFormat::Yolo);
@@ -400,13 +400,13 @@ fn writers_round_trip_through_the_readers() {
     let dir = tempfile::tempdir().unwrap();
     let (ann, classes) =
         keras_fixture(dir.path(), "img/a.png 1,2,30,40,0 10.5,4.25,64,48,2\nimg/b.png 3,3,9,9,1\n");
-    let ds = read_keras(&ann, &classes, &ReadOptions::default()).unwrap();
+    let ds = read_train_txt(&ann, &classes, &ReadOptions::default()).unwrap();
 
     let out = dir.path().join("copy.txt");
-    write_keras(&ds, &out, yolo3_core::fsio::Existing::Keep).unwrap();
+    write_train_txt(&ds, &out, yolo3_io::fsio::Existing::Keep).unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.starts_with("img/a.png 1,2,30,40,0 10.5,4.25,64,48,2\n"), "{text}");
-    let back = read_keras(&out, &classes, &ReadOptions::default()).unwrap();
+    let back = read_train_txt(&out, &classes, &ReadOptions::default()).unwrap();
     assert_eq!(back.samples, ds.samples);
 
     let ydir = dir.path().join("as_yolo");

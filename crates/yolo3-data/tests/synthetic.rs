@@ -2,7 +2,7 @@
 //! back through the keras reader.
 
 use yolo3_data::synthetic::{render, Split, CLASS_COLOURS};
-use yolo3_data::{generate, read_keras, ReadOptions, SyntheticOptions};
+use yolo3_data::{generate, read_train_txt, ReadOptions, SyntheticOptions};
 
 fn small() -> SyntheticOptions {
     SyntheticOptions {
@@ -29,8 +29,8 @@ fn generation_is_deterministic_and_readable() {
         let rel = format!("images/train/{i:06}.png");
         assert_eq!(read(&d1.path().join(&rel)), read(&d2.path().join(&rel)));
     }
-    let train = read_keras(&a.train, &a.classes, &ReadOptions::default()).unwrap();
-    let val = read_keras(&a.val, &a.classes, &ReadOptions::default()).unwrap();
+    let train = read_train_txt(&a.train, &a.classes, &ReadOptions::default()).unwrap();
+    let val = read_train_txt(&a.val, &a.classes, &ReadOptions::default()).unwrap();
     assert_eq!(train.samples.len(), 24);
     assert_eq!(val.samples.len(), 8);
     assert_eq!(train.class_names, ["circle", "square", "triangle", "cross"]);

@@ -7,7 +7,8 @@
 //! and `extra` (a JSON object of caller strings such as the epoch). A checkpoint is written
 //! to a temporary file in the target folder and renamed over the target, so an existing
 //! finished checkpoint is never lost. Loading validates every name, dtype and shape before
-//! copying anything.
+//! copying anything. The same network and metadata always give the same bytes
+//! ([`serialize_reproducible`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -19,8 +20,8 @@ use tch::{Device, Kind, Tensor};
 use crate::cfg::Config;
 use crate::error::{ModelError, Result, TorchContext};
 use crate::network::Darknet;
-use crate::weights::write_atomically;
-use yolo3_core::fsio::Existing;
+use crate::weights::io_err;
+use yolo3_io::fsio::Existing;
 
 /// Value of the `format` metadata key.
 pub const CHECKPOINT_FORMAT: &str = "yolo3-darknet-checkpoint/1";
@@ -35,7 +36,7 @@ pub struct CheckpointInfo {
 }
 
 fn io_read(path: &Path) -> Result<Vec<u8>> {
-    yolo3_core::fsio::read_bytes(path).map_err(|source| ModelError::Io {
+    yolo3_io::fsio::read_bytes(path).map_err(|source| ModelError::Io {
         action: "reading",
         path: path.to_owned(),
         source,
@@ -120,6 +121,42 @@ fn check_cfg_fits_file(cfg: &Config, bytes: &[u8], path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// safetensors' bytes of `tensors` and `metadata` with the header's keys in sorted order, so
+/// that the same tensors and metadata always give the same file: safetensors writes its
+/// metadata map in hash order, which changes from one process to the next, and a checkpoint
+/// whose bytes change with nothing in it changed defeats checksums and reproducibility checks.
+pub fn serialize_reproducible<'a, V: safetensors::View + 'a>(
+    tensors: impl IntoIterator<Item = (&'a str, V)>,
+    metadata: BTreeMap<String, String>,
+) -> std::result::Result<Vec<u8>, safetensors::SafeTensorError> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Info {
+        dtype: String,
+        shape: Vec<usize>,
+        data_offsets: [usize; 2],
+    }
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__", default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<BTreeMap<String, String>>,
+        #[serde(flatten)]
+        tensors: BTreeMap<String, Info>,
+    }
+    let metadata = (!metadata.is_empty()).then(|| metadata.into_iter().collect());
+    let bytes = safetensors::serialize(tensors, metadata)?;
+    let length = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: Header =
+        serde_json::from_slice(&bytes[8..8 + length]).expect("safetensors writes a valid header");
+    let mut text = serde_json::to_vec(&header).expect("plain data serialises");
+    // The data starts 8-byte aligned, as safetensors pads it: with spaces.
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - length);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + length..]);
+    Ok(out)
+}
+
 impl Darknet {
     /// Saves every variable and buffer with the cfg text and `info` to `path` (over an
     /// existing file only with [`Existing::Replace`]).
@@ -159,16 +196,16 @@ impl Darknet {
         // String lists and string maps always serialise.
         let class_names = serde_json::to_string(&info.class_names).expect("strings serialise");
         let extra = serde_json::to_string(&info.extra).expect("strings serialise");
-        let metadata = HashMap::from([
+        let metadata = BTreeMap::from([
             ("format".to_owned(), CHECKPOINT_FORMAT.to_owned()),
             ("cfg".to_owned(), self.config().text().to_owned()),
             ("cfg_name".to_owned(), self.config().name().to_owned()),
             ("class_names".to_owned(), class_names),
             ("extra".to_owned(), extra),
         ]);
-        let bytes = safetensors::serialize(views, Some(metadata))
+        let bytes = serialize_reproducible(views, metadata)
             .map_err(|source| ModelError::CheckpointFormat { path: path.to_owned(), source })?;
-        write_atomically(path, &bytes, existing)
+        yolo3_io::fsio::write_atomic(path, &bytes, existing).map_err(io_err("writing", path))
     }
 
     /// Builds a network from a checkpoint's own cfg on `device` and loads its tensors.
@@ -281,5 +318,30 @@ impl Darknet {
         }
         skipped.sort_by_key(|h| h.layer);
         Ok(skipped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_tensors_and_metadata_give_the_same_bytes() {
+        let data: Vec<u8> = (0..24).collect();
+        let bytes: Vec<Vec<u8>> = (0..6)
+            .map(|_| {
+                let views = ["b", "a"]
+                    .map(|n| (n, TensorView::new(Dtype::F32, vec![2, 3], &data).unwrap()));
+                let metadata: BTreeMap<String, String> =
+                    (0..8).map(|k| (format!("key{k}"), format!("value {k}"))).collect();
+                serialize_reproducible(views, metadata).unwrap()
+            })
+            .collect();
+        assert!(bytes.windows(2).all(|w| w[0] == w[1]), "the bytes differ between calls");
+        let (_, meta) = SafeTensors::read_metadata(&bytes[0]).unwrap();
+        assert_eq!(meta.metadata().as_ref().unwrap()["key7"], "value 7");
+        let read = SafeTensors::deserialize(&bytes[0]).unwrap();
+        assert_eq!(read.tensor("a").unwrap().data(), &data[..]);
+        assert_eq!(read.tensor("b").unwrap().shape(), [2, 3]);
     }
 }

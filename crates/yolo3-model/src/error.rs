@@ -243,6 +243,12 @@ pub enum ModelError {
     /// A class-name file or image could not be read.
     #[error(transparent)]
     Data(#[from] yolo3_data::DataError),
+    /// The detections of an evaluation could not be scored.
+    #[error("evaluation")]
+    Metrics(#[from] yolo3_core::metrics::MetricsError),
+    /// A device name that cannot be used.
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
     /// Darknet weights that do not fill every conv, given for inference.
     #[error(
         "{}: holds {loaded} of the {total} convolutions of {cfg}; detection and evaluation need \
@@ -388,7 +394,7 @@ pub enum ModelError {
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 /// Attaches a context string to a libtorch error.
-pub(crate) trait TorchContext<T> {
+pub trait TorchContext<T> {
     /// Maps a [`tch::TchError`] into [`ModelError::Torch`] with `context`.
     fn torch(self, context: impl FnOnce() -> String) -> Result<T>;
 }

@@ -8,8 +8,10 @@
 //! * [`KerasWeights`] reads keras-yolo3's `.h5` weights into darknet's conventions.
 //! * [`Detector`] is the inference layer: `Detector::load(&files, None, device)?.predict(..)`
 //!   letterboxes, runs and decodes images. `yolo3 detect` predicts with it; `yolo3 eval` and
-//!   `yolo3 convert` load through it, and evaluation (`yolo3_train::evaluate`, also training's
-//!   validation) runs its network and [`Decoder`].
+//!   `yolo3 convert` load through it, and [`evaluate`] (`yolo3 eval` and training's
+//!   validation) runs its network and [`Decoder`] over a dataset, with the loss of [`YoloLoss`]
+//!   (keras-yolo3's, exact, from `yolo3-core`, entered into libtorch's autograd for training).
+//! * [`parse_device`] reads `--device` for every command.
 //! * [`Darknet`] builds the network on a `tch` device, runs it with darknet's exact
 //!   inference semantics (or batch statistics for training), loads and exports weights,
 //!   splits its variables into body and heads, and saves self-contained safetensors
@@ -33,8 +35,11 @@
 pub mod cfg;
 pub mod checkpoint;
 pub mod detector;
+pub mod device;
 pub mod error;
+pub mod evaluate;
 pub mod keras;
+pub mod loss;
 pub mod memory;
 pub mod network;
 pub mod onnx;
@@ -43,11 +48,14 @@ pub mod weights;
 pub use cfg::{Activation, Config, HeadSpec, Layer, NetParams, Shape};
 pub use checkpoint::{CheckpointInfo, CHECKPOINT_FORMAT};
 pub use detector::{
-    check_input_side, Decoder, DetectOptions, Detection, Detector, HostOutputs, InputBatch,
-    KerasNetwork, ModelFiles, MAX_INPUT,
+    check_input_side, DecodeOptions, Decoder, DetectedBox, Detector, HostOutputs, InputBatch,
+    KerasNetwork, ModelFiles, WeightsFormat, MAX_INPUT,
 };
-pub use error::{ModelError, Result};
+pub use device::{parse_device, DeviceError};
+pub use error::{ModelError, Result, TorchContext};
+pub use evaluate::{evaluate, EvalProgress, Evaluation};
 pub use keras::KerasWeights;
+pub use loss::{LossOutput, YoloLoss};
 pub use network::{
     ConvEngine, Darknet, InferenceNet, ParamGroups, ReinitialisedHead, ReplicaSum, Transfer,
     Winograd, WINOGRAD_GROUPED_MAX, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_PRODUCT,

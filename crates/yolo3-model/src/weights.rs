@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use yolo3_core::fsio::Existing;
+use yolo3_io::fsio::Existing;
 
 use crate::cfg::{Config, Layer};
 use crate::error::{ModelError, Result};
@@ -163,7 +163,8 @@ pub struct DarknetWeights {
     pub convs: Vec<ConvParams>,
 }
 
-fn io_err<'a>(
+/// The error of a file operation on `path`, for `map_err`.
+pub(crate) fn io_err<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> ModelError + 'a {
@@ -174,7 +175,7 @@ impl DarknetWeights {
     /// Reads a `.weights` file for `cfg`.
     pub fn read(path: impl AsRef<Path>, cfg: &Config) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = yolo3_core::fsio::read_bytes(path).map_err(io_err("reading", path))?;
+        let bytes = yolo3_io::fsio::read_bytes(path).map_err(io_err("reading", path))?;
         Self::from_bytes(&bytes, &ConvLayout::of_config(cfg), path)
     }
 
@@ -188,7 +189,7 @@ impl DarknetWeights {
     /// was read with (the cfg's, or the cfg's with heads of `F` filters).
     pub fn read_transfer(path: impl AsRef<Path>, cfg: &Config) -> Result<(Self, Vec<ConvLayout>)> {
         let path = path.as_ref();
-        let bytes = yolo3_core::fsio::read_bytes(path).map_err(io_err("reading", path))?;
+        let bytes = yolo3_io::fsio::read_bytes(path).map_err(io_err("reading", path))?;
         let layouts = ConvLayout::of_config(cfg);
         let error = match Self::from_bytes(&bytes, &layouts, path) {
             Ok(weights) => return Ok((weights, layouts)),
@@ -330,7 +331,9 @@ impl DarknetWeights {
     /// Writes the file through a temporary file in the same folder, renamed into place
     /// (over an existing file only with [`Existing::Replace`]).
     pub fn write(&self, path: impl AsRef<Path>, existing: Existing) -> Result<()> {
-        write_atomically(path.as_ref(), &self.to_bytes()?, existing)
+        let path = path.as_ref();
+        yolo3_io::fsio::write_atomic(path, &self.to_bytes()?, existing)
+            .map_err(io_err("writing", path))
     }
 }
 
@@ -404,11 +407,6 @@ fn check_values(params: &ConvParams, path: &Path, conv: usize, layer: usize) -> 
         }
     }
     Ok(())
-}
-
-/// Writes `bytes` to `path` atomically ([`yolo3_core::fsio::write_atomic`]).
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8], existing: Existing) -> Result<()> {
-    yolo3_core::fsio::write_atomic(path, bytes, existing).map_err(io_err("writing", path))
 }
 
 #[cfg(test)]

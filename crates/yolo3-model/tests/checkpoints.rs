@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use yolo3_core::fsio::Existing;
+use yolo3_io::fsio::Existing;
 
 use tch::{Device, Kind, Tensor};
 use yolo3_model::{CheckpointInfo, Config, Darknet, DarknetWeights, ModelError};

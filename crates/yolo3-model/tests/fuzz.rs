@@ -30,7 +30,7 @@ mod fuzz_support;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use yolo3_core::fsio::Existing;
+use yolo3_io::fsio::Existing;
 
 use proptest::prelude::*;
 use proptest::sample::Index;

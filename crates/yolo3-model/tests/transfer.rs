@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use yolo3_core::fsio::Existing;
+use yolo3_io::fsio::Existing;
 
 use tch::{Device, Tensor};
 use yolo3_model::{CheckpointInfo, Config, Darknet, DarknetWeights, WeightsHeader};

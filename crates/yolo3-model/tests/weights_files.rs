@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use yolo3_core::fsio::Existing;
+use yolo3_io::fsio::Existing;
 
 use tch::Device;
 use yolo3_model::{Config, ConvLayout, Darknet, DarknetWeights, ModelError, WeightsHeader};

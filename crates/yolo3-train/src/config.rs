@@ -10,8 +10,7 @@ use crate::error::TrainError;
 use crate::optim::OptimizerKind;
 use crate::schedule::Schedule;
 
-/// The input-side bounds a run accepts are the inference layer's.
-pub use yolo3_model::{check_input_side, MAX_INPUT};
+use yolo3_model::check_input_side;
 
 /// Where the images and boxes come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,6 +87,34 @@ pub enum CacheConfig {
         dir: PathBuf,
     },
 }
+
+/// The ranges of a run's settings, in one place: the command line's parsers and
+/// [`TrainConfig::check`] both read them. They are what the computation can use (upper bounds
+/// where a value sizes an allocation), not what is sensible.
+pub mod limits {
+    use std::ops::RangeInclusive;
+
+    /// Images per forward pass.
+    pub const BATCH: RangeInclusive<usize> = 1..=1024;
+    /// Images per optimizer step.
+    pub const NOMINAL_BATCH: RangeInclusive<usize> = 1..=65_536;
+    /// Epochs of a run.
+    pub const EPOCHS: RangeInclusive<usize> = 1..=100_000;
+    /// Epochs with the body frozen (keras schedule).
+    pub const FROZEN_EPOCHS: RangeInclusive<usize> = 0..=100_000;
+    /// Width divisor of the built-in tiny-YOLOv3 (1: the official widths; 16 leaves 1 filter
+    /// in its narrowest layer).
+    pub const WIDTH_DIVISOR: RangeInclusive<u32> = 1..=16;
+    /// Layers `0..N` of `--freeze N`.
+    pub const FREEZE_LAYERS: RangeInclusive<usize> = 1..=100_000;
+    /// Images of each synthetic split.
+    pub const SYNTHETIC_IMAGES: RangeInclusive<usize> = 1..=1_000_000;
+    /// Side of the synthetic images in pixels.
+    pub const SYNTHETIC_SIZE: RangeInclusive<u32> = 32..=4096;
+}
+
+/// Fraction of the training images held out for validation when no validation set is given.
+pub const DEFAULT_VAL_FRACTION: f64 = 0.1;
 
 /// Which layers train with no gradient and fixed batch-norm statistics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +243,19 @@ impl Default for TrainConfig {
     }
 }
 
+impl CacheConfig {
+    /// The folder of `--cache disk` when none is given: `$XDG_CACHE_HOME/yolo3/images`, else
+    /// `~/.cache/yolo3/images`, else `.yolo3-cache` here.
+    #[must_use]
+    pub fn default_dir() -> PathBuf {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+        base.map_or_else(|| PathBuf::from(".yolo3-cache"), |b| b.join("yolo3/images"))
+    }
+}
+
 impl TrainConfig {
     /// The TOML text of `args.toml`.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
@@ -229,19 +269,33 @@ impl TrainConfig {
 
     /// Checks every value against its range before anything is read or written, so a bad
     /// value is reported as itself (not as a missing checkpoint or a non-finite loss later).
-    pub fn validate(&self) -> Result<(), TrainError> {
+    pub fn check(&self) -> Result<(), TrainError> {
         let bad = |what: String| Err(TrainError::Config(what));
         if let Err(why) = check_input_side(self.input) {
             return bad(format!("input {why}"));
         }
-        if self.batch == 0 || self.nominal_batch < self.batch {
+        let outside = |what: &str, value: usize, range: &std::ops::RangeInclusive<usize>| {
+            (!range.contains(&value))
+                .then(|| format!("{what} {value}: not in {}..={}", range.start(), range.end()))
+        };
+        let counts = [
+            ("batch", self.batch, limits::BATCH),
+            ("nominal batch", self.nominal_batch, limits::NOMINAL_BATCH),
+            ("epochs", self.epochs, limits::EPOCHS),
+        ];
+        if let Some(why) = counts.iter().find_map(|(w, v, r)| outside(w, *v, r)) {
+            return bad(why);
+        }
+        if self.nominal_batch < self.batch {
             return bad(format!(
-                "batch {} and nominal batch {}: need 1 <= batch <= nominal batch",
+                "batch {} and nominal batch {}: need batch <= nominal batch",
                 self.batch, self.nominal_batch
             ));
         }
-        if self.epochs == 0 {
-            return bad("epochs 0: a run needs at least one epoch".into());
+        if let Some(Freeze::Layers(n)) = self.freeze {
+            if let Some(why) = outside("freeze", n, &limits::FREEZE_LAYERS) {
+                return bad(why);
+            }
         }
         if !(0.0..=1.0).contains(&self.ignore_thresh) {
             return bad(format!("ignore threshold {}: not in [0, 1]", self.ignore_thresh));
@@ -253,10 +307,19 @@ impl TrainConfig {
         }
         match &self.data {
             DataSource::Synthetic { train_images, val_images, size, .. } => {
-                if *train_images == 0 || *val_images == 0 || *size < 32 {
+                let images = &limits::SYNTHETIC_IMAGES;
+                if !(images.contains(train_images)
+                    && images.contains(val_images)
+                    && limits::SYNTHETIC_SIZE.contains(size))
+                {
                     return bad(format!(
                         "synthetic data of {train_images} training and {val_images} validation \
-                         images of {size} pixels: need at least 1 image per split and 32 pixels"
+                         images of {size} pixels: need {}..={} images per split and {}..={} \
+                         pixels",
+                        images.start(),
+                        images.end(),
+                        limits::SYNTHETIC_SIZE.start(),
+                        limits::SYNTHETIC_SIZE.end()
                     ));
                 }
             }
@@ -266,50 +329,14 @@ impl TrainConfig {
                 }
             }
         }
-        if let ModelSource::TinyPreset { width_divisor: 0 } = self.model {
-            return bad("width divisor 0: must be at least 1".into());
+        if let ModelSource::TinyPreset { width_divisor } = self.model {
+            if !limits::WIDTH_DIVISOR.contains(&width_divisor) {
+                let (lo, hi) = (limits::WIDTH_DIVISOR.start(), limits::WIDTH_DIVISOR.end());
+                return bad(format!("width divisor {width_divisor}: not in {lo}..={hi}"));
+            }
         }
-        crate::run_dir::check_run_name(&self.name)
+        Ok(yolo3_io::run_folder::check_name(&self.name)?)
     }
-}
-
-/// Parses a device name: `cpu`, `cuda` (the first GPU) or `cuda:N`.
-pub fn parse_device(name: &str) -> Result<tch::Device, DeviceError> {
-    let device = match name {
-        "cpu" => tch::Device::Cpu,
-        "cuda" => tch::Device::Cuda(0),
-        other => other
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .map(tch::Device::Cuda)
-            .ok_or_else(|| DeviceError::Unknown { name: other.to_owned() })?,
-    };
-    if let tch::Device::Cuda(n) = device {
-        let count = tch::Cuda::device_count();
-        if (n as i64) >= count {
-            return Err(DeviceError::Absent { name: name.to_owned(), count });
-        }
-    }
-    Ok(device)
-}
-
-/// A device that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum DeviceError {
-    /// Not a device name.
-    #[error("unknown device `{name}` (expected cpu, cuda or cuda:N)")]
-    Unknown {
-        /// The name given.
-        name: String,
-    },
-    /// A CUDA device beyond those libtorch sees.
-    #[error("device `{name}` requested but libtorch sees {count} CUDA device(s)")]
-    Absent {
-        /// The name given.
-        name: String,
-        /// CUDA devices libtorch sees.
-        count: i64,
-    },
 }
 
 #[cfg(test)]
@@ -317,15 +344,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn values_outside_the_limits_are_refused() {
+        TrainConfig::default().check().unwrap();
+        let d = TrainConfig::default;
+        let synthetic =
+            |size| DataSource::Synthetic { train_images: 4, val_images: 2, size, seed: 0 };
+        let cases = [
+            TrainConfig { batch: 0, ..d() },
+            TrainConfig { batch: 2048, nominal_batch: 2048, ..d() },
+            TrainConfig { nominal_batch: 70_000, ..d() },
+            TrainConfig { batch: 32, nominal_batch: 16, ..d() },
+            TrainConfig { epochs: 0, ..d() },
+            TrainConfig { model: ModelSource::TinyPreset { width_divisor: 0 }, ..d() },
+            TrainConfig { model: ModelSource::TinyPreset { width_divisor: 17 }, ..d() },
+            TrainConfig { freeze: Some(Freeze::Layers(0)), ..d() },
+            TrainConfig { data: synthetic(31), ..d() },
+            TrainConfig { input: 100, ..d() },
+            TrainConfig { name: "a/b".into(), ..d() },
+        ];
+        for c in cases {
+            assert!(c.check().is_err(), "accepted: {c:?}");
+        }
+        let edges = [
+            TrainConfig { batch: 1024, nominal_batch: 1024, ..d() },
+            TrainConfig { model: ModelSource::TinyPreset { width_divisor: 16 }, ..d() },
+            TrainConfig { data: synthetic(4096), ..d() },
+        ];
+        for c in edges {
+            c.check().unwrap();
+        }
+    }
+
+    #[test]
     fn default_config_round_trips_through_toml() {
         let c = TrainConfig::default();
         let text = c.to_toml().unwrap();
         assert_eq!(TrainConfig::from_toml(&text).unwrap(), c);
-    }
-
-    #[test]
-    fn devices_parse() {
-        assert_eq!(parse_device("cpu").unwrap(), tch::Device::Cpu);
-        assert!(parse_device("tpu").is_err());
     }
 }

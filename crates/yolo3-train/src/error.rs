@@ -23,18 +23,6 @@ pub enum TrainError {
         #[source]
         source: yolo3_core::CoreError,
     },
-    /// Computing mAP failed.
-    #[error("evaluation")]
-    Metrics(#[from] yolo3_core::metrics::MetricsError),
-    /// A libtorch operation failed.
-    #[error("{context}")]
-    Torch {
-        /// What was being done.
-        context: String,
-        /// The libtorch error.
-        #[source]
-        source: tch::TchError,
-    },
     /// The loss became NaN or infinite.
     #[error(
         "the loss is not finite at epoch {epoch}, batch {batch} (images: {images}); lower the \
@@ -71,16 +59,8 @@ pub enum TrainError {
     #[error("configuration: {0}")]
     Config(String),
     /// Reading or writing a run file failed.
-    #[error("{action} {}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] yolo3_io::fsio::FileError),
     /// A run file holds something it should not (its content parsed, but is inconsistent).
     #[error("{}: {message}", path.display())]
     RunFile {
@@ -105,13 +85,16 @@ pub enum TrainError {
     Viz(#[from] yolo3_viz::VizError),
     /// A device name that is not `cpu`, `cuda` or `cuda:N`, or a GPU that is not there.
     #[error(transparent)]
-    Device(#[from] crate::config::DeviceError),
+    RunFolder(#[from] yolo3_io::run_folder::RunFolderError),
+    /// A device name that cannot be used.
+    #[error(transparent)]
+    Device(#[from] yolo3_model::DeviceError),
     /// Anchor k-means on the training boxes failed.
     #[error("anchor k-means on the training boxes")]
     Anchors(#[source] yolo3_core::kmeans::KmeansError),
     /// Another process trains in the run folder.
     #[error(transparent)]
-    Locked(#[from] yolo3_core::lock::LockError),
+    Locked(#[from] yolo3_io::lock::LockError),
     /// Ctrl-C or SIGTERM: the run stopped before the next batch. `epochs_done` complete
     /// epochs are saved in `run_dir` (none: the folder was removed, when this call created it).
     #[error("{}", interrupted_message(run_dir, *epochs_done))]
@@ -150,14 +133,3 @@ impl TrainError {
 
 /// Result with [`TrainError`].
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
-
-/// Adds context to libtorch errors.
-pub(crate) trait TorchResult<T> {
-    fn torch(self, context: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T> TorchResult<T> for std::result::Result<T, tch::TchError> {
-    fn torch(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| TrainError::Torch { context: context(), source })
-    }
-}

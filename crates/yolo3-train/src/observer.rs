@@ -3,7 +3,7 @@
 
 use yolo3_core::LossTerms;
 
-use crate::run_dir::EpochRow;
+use crate::results::EpochRow;
 
 /// The state after one training batch.
 #[derive(Clone, Debug, PartialEq)]

@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use crate::error::{Result, TorchResult};
+use yolo3_model::TorchContext as _;
+
+use crate::error::Result;
 
 /// Which optimizer, with its hyper-parameters (the learning rate comes from the schedule).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -200,7 +202,10 @@ impl Optimizer {
             let get = |prefix: &str| -> Result<Option<Tensor>> {
                 tensors
                     .get(&format!("{prefix}/{name}"))
-                    .map(|t| t.f_to_device(device).torch(|| format!("restoring `{name}`")))
+                    .map(|t| {
+                        let t = t.f_to_device(device).torch(|| format!("restoring `{name}`"))?;
+                        Ok(t)
+                    })
                     .transpose()
             };
             let first = get("first")?.ok_or_else(|| {

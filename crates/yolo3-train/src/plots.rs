@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::Result;
-use crate::run_dir::EpochRow;
+use crate::results::EpochRow;
 
 /// Draws the training curves of `rows` into `path`.
 pub fn write_results_png(path: &Path, rows: &[EpochRow]) -> Result<()> {

@@ -24,7 +24,7 @@ use tch::Tensor;
 use yolo3_core::LossTerms;
 use yolo3_data::Shard;
 use yolo3_dist::ProcessGroup;
-use yolo3_model::{Darknet, ReplicaSum};
+use yolo3_model::{Darknet, ReplicaSum, TorchContext as _};
 
 use crate::error::{Result, TrainError};
 
@@ -39,7 +39,7 @@ pub struct Replicas {
 pub(crate) struct StepTotals {
     /// Ranks whose loss was not finite.
     pub non_finite: usize,
-    /// Ranks that were asked to stop ([`yolo3_core::interrupt`]).
+    /// Ranks that were asked to stop ([`yolo3_io::interrupt`]).
     pub interrupted: usize,
     /// Loss terms, each rank's means weighted by its images.
     pub terms: LossTerms,
@@ -138,7 +138,7 @@ impl Replicas {
         let n = images as f64;
         let local = StepTotals {
             non_finite: usize::from(!finite),
-            interrupted: usize::from(yolo3_core::interrupt::requested()),
+            interrupted: usize::from(yolo3_io::interrupt::requested()),
             terms: terms * n,
             images,
         };
@@ -154,10 +154,7 @@ impl Replicas {
             t.class,
         ]);
         group.all_reduce_sum(&packed, "sum of the step's loss")?;
-        let v: Vec<f64> = Vec::try_from(&packed).map_err(|source| TrainError::Torch {
-            context: "reading the step's loss".into(),
-            source,
-        })?;
+        let v: Vec<f64> = Vec::try_from(&packed).torch(|| "reading the step's loss".into())?;
         Ok(StepTotals {
             non_finite: v[0].round() as usize,
             interrupted: v[1].round() as usize,
@@ -202,7 +199,7 @@ impl Replicas {
     pub(crate) fn torch_error(&self, what: &str, source: tch::TchError) -> TrainError {
         match &self.group {
             Some(group) => group.failed(what, source.to_string()).into(),
-            None => TrainError::Torch { context: what.to_owned(), source },
+            None => yolo3_model::ModelError::Torch { context: what.to_owned(), source }.into(),
         }
     }
 

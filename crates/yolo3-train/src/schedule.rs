@@ -115,6 +115,16 @@ impl Schedule {
         }
     }
 
+    /// darknet's preset at a learning rate: burn-in over 100 steps, then x0.1 at 80% and
+    /// x0.1 at 90% of the run.
+    #[must_use]
+    pub fn darknet(lr: f64) -> Self {
+        Self::Darknet { lr, burn_in: 100, steps: vec![0.8, 0.9], scales: vec![0.1, 0.1] }
+    }
+
+    /// darknet's preset's learning rate (its cfgs' `learning_rate=0.001`).
+    pub const DARKNET_LR: f64 = 1e-3;
+
     /// Whether the body is frozen in `epoch`.
     #[must_use]
     pub fn body_frozen(&self, epoch: usize) -> bool {

@@ -1,14 +1,16 @@
 //! Named tensors to and from safetensors files with string metadata, for the optimizer and
 //! schedule state that rides along with each checkpoint.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors, View};
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{Result, TorchResult, TrainError};
-use crate::run_dir::write_atomic;
+use yolo3_io::fsio::FileError;
+use yolo3_model::TorchContext as _;
+
+use crate::error::{Result, TrainError};
 
 struct Bytes {
     shape: Vec<usize>,
@@ -34,7 +36,7 @@ impl View for &Bytes {
 pub(crate) fn save(
     path: &Path,
     tensors: &[(String, Tensor)],
-    metadata: HashMap<String, String>,
+    metadata: BTreeMap<String, String>,
 ) -> Result<()> {
     let mut data = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
@@ -52,9 +54,11 @@ pub(crate) fn save(
         ));
     }
     let views: Vec<(&str, &Bytes)> = data.iter().map(|(n, b)| (n.as_str(), b)).collect();
-    let bytes = safetensors::serialize(views, Some(metadata))
+    let bytes = yolo3_model::checkpoint::serialize_reproducible(views, metadata)
         .map_err(|e| TrainError::format(path, "encoding the tensors", e))?;
-    write_atomic(path, &bytes, yolo3_core::fsio::Existing::Replace)
+    yolo3_io::fsio::write_atomic(path, &bytes, yolo3_io::fsio::Existing::Replace)
+        .map_err(FileError::on("writing", path))?;
+    Ok(())
 }
 
 /// Named tensors and the metadata of a file.

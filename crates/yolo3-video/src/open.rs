@@ -3,7 +3,7 @@
 //!
 //! The callback, which FFmpeg polls during every blocking call on the context (opening,
 //! probing, each read), ends the call when:
-//! * the process was asked to stop ([`yolo3_core::interrupt`]: Ctrl-C while a stream waits
+//! * the process was asked to stop ([`yolo3_io::interrupt`]: Ctrl-C while a stream waits
 //!   for data);
 //! * a stream has sent [`BYTE_BUDGET`] bytes, or [`TIME_BUDGET`] has passed, without a decoded
 //!   frame. A server that streams endless garbage under a `.mp4` name otherwise keeps FFmpeg's
@@ -74,7 +74,7 @@ impl Watch {
     }
 
     fn decide(&self, bytes_read: i64) -> Option<Cut> {
-        if yolo3_core::interrupt::requested() {
+        if yolo3_io::interrupt::requested() {
             return Some(Cut::Interrupted);
         }
         if !self.budgets || self.first_frame.load(Ordering::Relaxed) {

@@ -182,11 +182,11 @@ impl VideoReader {
     }
 
     /// The next frame, `None` at the end of the source or once the process was asked to stop
-    /// ([`yolo3_core::interrupt`]; a stream waiting for data is cut short).
+    /// ([`yolo3_io::interrupt`]; a stream waiting for data is cut short).
     pub fn next_frame(&mut self) -> Result<Option<Frame>> {
         let mut decoded = frame::Video::empty();
         loop {
-            if yolo3_core::interrupt::requested() {
+            if yolo3_io::interrupt::requested() {
                 return Ok(None);
             }
             if self.decoder.receive_frame(&mut decoded).is_ok() {

@@ -1,5 +1,5 @@
 //! Writing pictures without ever leaving a half-written file: the image is encoded in memory,
-//! then written through [`yolo3_core::fsio::write_atomic`] (a temporary file in the destination
+//! then written through [`yolo3_io::fsio::write_atomic`] (a temporary file in the destination
 //! folder, synced and renamed over the destination). On failure the temporary file is removed
 //! and the destination is untouched.
 
@@ -32,7 +32,7 @@ fn save_as(image: &RgbImage, path: &Path, format: ImageFormat) -> Result<(), Viz
     image
         .write_to(&mut Cursor::new(&mut bytes), format)
         .map_err(|source| VizError::Encode { path: path.to_path_buf(), source })?;
-    yolo3_core::fsio::write_atomic(path, &bytes, yolo3_core::fsio::Existing::Replace)
+    yolo3_io::fsio::write_atomic(path, &bytes, yolo3_io::fsio::Existing::Replace)
         .map_err(|source| io_error(path, "cannot write", source))
 }
 

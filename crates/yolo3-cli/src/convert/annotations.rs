@@ -121,7 +121,7 @@ pub(super) fn annotations(args: &AnnotationsArgs, global: &Global) -> anyhow::Re
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            yolo3_data::write_keras(&dataset, &args.out, crate::guard::existing(args.force))
+            yolo3_data::write_train_txt(&dataset, &args.out, crate::guard::existing(args.force))
                 .with_context(|| format!("writing {}", args.out.display()))?;
             if write_classes {
                 yolo3_data::write_class_names(

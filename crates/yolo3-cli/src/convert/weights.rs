@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use yolo3_model::{CheckpointInfo, Darknet, DarknetWeights, WeightsHeader};
+use yolo3_model::{CheckpointInfo, Darknet, DarknetWeights, WeightsFormat, WeightsHeader};
 
 use super::say;
 use crate::args::Global;
 use crate::guard::{check_extension, check_output};
-use crate::model_load::{is_checkpoint, read_cfg, read_names};
+use crate::model_load::{read_cfg, read_names};
 
 /// `yolo3 convert weights`.
 #[derive(Debug, clap::Args)]
@@ -57,13 +57,14 @@ pub(super) struct PartialArgs {
 pub(super) fn weights(args: &WeightsArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let inputs = [Some(&args.weights), args.cfg.as_ref(), args.classes.as_ref()];
     let inputs = inputs.into_iter().flatten().map(PathBuf::as_path);
-    if is_checkpoint(&args.weights) {
+    let from_checkpoint = WeightsFormat::of(&args.weights) == WeightsFormat::Checkpoint;
+    if from_checkpoint {
         check_extension("--out", &args.out, &["weights"], "a checkpoint converted to darknet")?;
     } else {
         check_extension("--out", &args.out, &["safetensors"], "darknet weights converted")?;
     }
     check_output("--out", &args.out, inputs, args.force)?;
-    if is_checkpoint(&args.weights) {
+    if from_checkpoint {
         if args.cfg.is_some() || args.classes.is_some() {
             tracing::warn!("--cfg and --classes are ignored: the checkpoint carries its own");
         }
@@ -134,7 +135,7 @@ fn class_names(classes: Option<&Path>, net: &Darknet) -> anyhow::Result<Vec<Stri
 
 /// The network and darknet content of a `.weights` + cfg pair or of a checkpoint.
 fn read_darknet(weights: &Path, cfg: Option<&Path>) -> anyhow::Result<(Darknet, DarknetWeights)> {
-    if is_checkpoint(weights) {
+    if WeightsFormat::of(weights) == WeightsFormat::Checkpoint {
         let (net, info) = Darknet::from_checkpoint(weights, tch::Device::Cpu)
             .with_context(|| format!("loading checkpoint {}", weights.display()))?;
         let header = match info.extra.get(WeightsHeader::CHECKPOINT_KEY) {

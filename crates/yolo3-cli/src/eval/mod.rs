@@ -2,7 +2,7 @@
 //!
 //! Three modes, chosen by the flags:
 //! * `--weights W --data D`: the model runs over the dataset (any supported format) exactly as
-//!   validation during training does (`yolo3_train::evaluate`: letterbox, inference forward,
+//!   validation during training does (`yolo3_model::evaluate`: letterbox, inference forward,
 //!   decode), then the same detections are scored three ways: COCO (pycocotools' 12 numbers
 //!   and the per-class table), Pascal VOC (`voc_eval`'s 11-point and all-point AP per class)
 //!   and a confusion matrix at `--confusion-threshold`. `runs/eval/exp{,2,...}` receives

@@ -13,7 +13,7 @@ use yolo3_core::metrics::{
 };
 use yolo3_core::{DecodeOptions, LossOptions};
 use yolo3_data::{OpenOptions, ReadOptions};
-use yolo3_train::{Observer, YoloLoss};
+use yolo3_model::{EvalProgress, YoloLoss};
 use yolo3_viz::{
     pr_curve_chart, render_chart, render_confusion, ChartOptions, ConfusionMatrix,
     ConfusionOptions, Series,
@@ -24,17 +24,17 @@ use crate::args::Global;
 use crate::model_load::load_detector;
 
 /// Progress of the validation pass on a bar.
-struct BarObserver {
+struct BarProgress {
     bar: ProgressBar,
 }
 
-impl Observer for BarObserver {
-    fn validation_start(&mut self, batches: usize) {
+impl EvalProgress for BarProgress {
+    fn start(&mut self, batches: usize) {
         self.bar.set_length(batches as u64);
         self.bar.set_position(0);
     }
 
-    fn validation_batch(&mut self) {
+    fn batch(&mut self) {
         self.bar.inc(1);
     }
 }
@@ -74,8 +74,8 @@ pub(super) fn model_on_dataset(
     };
     let bar = crate::progress::bar(0, !global.chatty());
     bar.set_prefix("eval");
-    let mut observer = BarObserver { bar };
-    let evaluation = yolo3_train::evaluate(
+    let mut progress = BarProgress { bar };
+    let evaluation = yolo3_model::evaluate(
         detector.net(),
         &loss,
         &dataset,
@@ -83,10 +83,10 @@ pub(super) fn model_on_dataset(
         args.batch,
         &decode,
         &yolo3_data::ImageCache::none(),
-        &mut observer,
+        &mut progress,
     )
     .context("running the model over the dataset")?;
-    observer.bar.finish_and_clear();
+    progress.bar.finish_and_clear();
 
     let convention =
         if args.voc_continuous { VocBoxConvention::Continuous } else { VocBoxConvention::PlusOne };
@@ -108,16 +108,13 @@ pub(super) fn model_on_dataset(
     };
     let report = EvalReport::new(&input, &options).context("VOC evaluation")?;
 
-    let out_dir = yolo3_train::run_dir::next_run_dir(&args.project, &args.name)
+    let out_dir = yolo3_io::run_folder::create(&args.project, &args.name)
         .context("creating the run folder")?;
     write_pictures(&out_dir, &evaluation.map, &report.confusion_matrix)?;
     let text = serde_json::to_string_pretty(&report)?;
     let metrics_path = out_dir.join("metrics.json");
-    yolo3_train::run_dir::write_atomic(
-        &metrics_path,
-        text.as_bytes(),
-        yolo3_core::fsio::Existing::Replace,
-    )?;
+    yolo3_io::fsio::write_atomic(&metrics_path, text.as_bytes(), yolo3_io::fsio::Existing::Replace)
+        .with_context(|| format!("writing {}", metrics_path.display()))?;
     if args.json {
         stdout_text(&format!("{text}\n"))?;
     } else if global.chatty() {

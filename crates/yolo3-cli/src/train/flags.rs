@@ -4,8 +4,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use yolo3_train::config::{limits, DEFAULT_VAL_FRACTION};
 use yolo3_train::{
-    AnchorSource, CacheConfig, DataSource, ModelSource, OptimizerKind, Schedule, TrainConfig,
+    AnchorSource, CacheConfig, DataSource, Freeze, ModelSource, OptimizerKind, Schedule,
+    TrainConfig,
 };
 
 /// Optimizers.
@@ -63,23 +65,23 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     classes: Option<PathBuf>,
     /// Fraction of training images held out for validation when --val is absent, in [0, 1).
-    #[arg(long, default_value_t = 0.1, value_parser = crate::ranges::fraction_below_one)]
+    #[arg(long, default_value_t = DEFAULT_VAL_FRACTION, value_parser = crate::ranges::fraction_below_one)]
     val_fraction: f64,
     /// Images of the synthetic training split, 1-1000000 (with no --data).
-    #[arg(long, value_parser = crate::ranges::count(1, 1_000_000))]
+    #[arg(long, value_parser = crate::ranges::within(&limits::SYNTHETIC_IMAGES))]
     synthetic_images: Option<usize>,
     /// Images of the synthetic validation split, 1-1000000 (with no --data).
-    #[arg(long, value_parser = crate::ranges::count(1, 1_000_000))]
+    #[arg(long, value_parser = crate::ranges::within(&limits::SYNTHETIC_IMAGES))]
     synthetic_val_images: Option<usize>,
     /// Side of the synthetic images in pixels, 32-4096 (with no --data).
-    #[arg(long, value_parser = crate::ranges::count_u32(32, 4096))]
+    #[arg(long, value_parser = crate::ranges::within_u32(&limits::SYNTHETIC_SIZE))]
     synthetic_size: Option<u32>,
     /// Darknet cfg of the network (default: the built-in narrow tiny-YOLOv3). Its classes,
     /// head filters and (with --anchors kmeans) anchors are adapted to the dataset.
     #[arg(long)]
     cfg: Option<PathBuf>,
     /// Width divisor of the built-in tiny-YOLOv3 (1-16; 1 = official widths).
-    #[arg(long, value_parser = crate::ranges::count_u32(1, 16))]
+    #[arg(long, value_parser = crate::ranges::within_u32(&limits::WIDTH_DIVISOR))]
     width_divisor: Option<u32>,
     /// Initial weights: darknet .weights (full, or partial like darknet53.conv.74), a
     /// .safetensors checkpoint or keras-yolo3 .h5; loaded by shape (heads of another class
@@ -88,8 +90,8 @@ pub(crate) struct TrainArgs {
     weights: Option<PathBuf>,
     /// Freeze layers 0..N (darknet indices; 1-100000) or `backbone` (darknet53 in YOLOv3,
     /// the first 13 layers in tiny): no gradient, batch-norm statistics kept, for the whole run.
-    #[arg(long, value_name = "N|backbone", value_parser = crate::ranges::freeze)]
-    freeze: Option<yolo3_train::Freeze>,
+    #[arg(long, value_name = "N|backbone", value_parser = freeze)]
+    freeze: Option<Freeze>,
     /// Anchors: from the cfg or k-means on the training boxes (default: k-means).
     #[arg(long, value_enum)]
     anchors: Option<AnchorsArg>,
@@ -100,13 +102,13 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_parser = crate::ranges::input_side())]
     input: Option<u32>,
     /// Images per forward pass (1-1024).
-    #[arg(long, value_parser = crate::ranges::count(1, 1024))]
+    #[arg(long, value_parser = crate::ranges::within(&limits::BATCH))]
     batch: Option<usize>,
     /// Images per optimizer step (1-65536; gradients accumulate over nominal/batch passes).
-    #[arg(long, value_parser = crate::ranges::count(1, 65_536))]
+    #[arg(long, value_parser = crate::ranges::within(&limits::NOMINAL_BATCH))]
     nominal_batch: Option<usize>,
     /// Epochs (1-100000).
-    #[arg(long, value_parser = crate::ranges::count(1, 100_000))]
+    #[arg(long, value_parser = crate::ranges::within(&limits::EPOCHS))]
     epochs: Option<usize>,
     /// Optimizer.
     #[arg(long, value_enum)]
@@ -118,7 +120,7 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_parser = crate::ranges::positive)]
     lr: Option<f64>,
     /// Epochs with the body frozen (keras schedule; 0-100000).
-    #[arg(long, default_value_t = 0, value_parser = crate::ranges::count(0, 100_000))]
+    #[arg(long, default_value_t = 0, value_parser = crate::ranges::within(&limits::FROZEN_EPOCHS))]
     frozen_epochs: usize,
     /// Keep decoded images between epochs: letterboxed when nothing random follows, else as
     /// decoded. Results are the same as without.
@@ -229,12 +231,7 @@ impl TrainArgs {
                 c.schedule = s;
             }
             Some(ScheduleArg::Darknet) => {
-                c.schedule = Schedule::Darknet {
-                    lr: self.lr.unwrap_or(1e-3),
-                    burn_in: 100,
-                    steps: vec![0.8, 0.9],
-                    scales: vec![0.1, 0.1],
-                };
+                c.schedule = Schedule::darknet(self.lr.unwrap_or(Schedule::DARKNET_LR));
             }
             Some(ScheduleArg::Cosine) | None => {
                 if let (Some(v), Schedule::Cosine { lr, .. }) = (self.lr, &mut c.schedule) {
@@ -245,9 +242,9 @@ impl TrainArgs {
         c.cache = match self.cache {
             None => CacheConfig::None,
             Some(CacheArg::Ram) => CacheConfig::Ram,
-            Some(CacheArg::Disk) => {
-                CacheConfig::Disk { dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir) }
-            }
+            Some(CacheArg::Disk) => CacheConfig::Disk {
+                dir: self.cache_dir.clone().unwrap_or_else(CacheConfig::default_dir),
+            },
         };
         c.augment = !self.no_augment;
         c.mosaic = self.mosaic;
@@ -267,11 +264,18 @@ impl TrainArgs {
     }
 }
 
-/// `$XDG_CACHE_HOME/yolo3/images`, else `~/.cache/yolo3/images`, else `.yolo3-cache` here.
-fn default_cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-    base.map_or_else(|| PathBuf::from(".yolo3-cache"), |b| b.join("yolo3/images"))
+/// `--freeze`: `backbone` or a layer count `N` (layers `0..N`).
+fn freeze(text: &str) -> Result<Freeze, String> {
+    if text.trim().eq_ignore_ascii_case("backbone") {
+        return Ok(Freeze::Backbone);
+    }
+    let range = limits::FREEZE_LAYERS;
+    match text.trim().parse::<usize>() {
+        Ok(n) if range.contains(&n) => Ok(Freeze::Layers(n)),
+        _ => Err(format!(
+            "{text:?} is neither `backbone` nor a layer count in {}..={}",
+            range.start(),
+            range.end()
+        )),
+    }
 }

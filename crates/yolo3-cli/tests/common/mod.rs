@@ -3,6 +3,7 @@
 // Each test crate uses its own part of this module.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -98,4 +99,41 @@ pub(crate) fn train_one_epoch_from(
     let (cfg, weights) = (cfg.to_str().unwrap(), weights.to_str().unwrap());
     let args = ["--data", train, "--val", val, "--cfg", cfg, "--weights", weights];
     yolo3(dir, &[&["train", "--epochs", "1", "--input", "64"][..], &args].concat())
+}
+
+/// Runs `yolo3` and asserts that it failed cleanly: exit code 1 or 2, no panic or abort, and
+/// an error line containing `expected`.
+#[track_caller]
+pub(crate) fn assert_refused(out: &Output, expected: &str) {
+    let stderr = text(&out.stderr);
+    assert!(matches!(out.status.code(), Some(1 | 2)), "exit {:?}\n{stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains(expected), "expected {expected:?} in:\n{stderr}");
+}
+
+/// Every file under `root` with a hash of its bytes (FNV-1a; collisions do not matter here,
+/// a change of content or a missing file does).
+pub(crate) fn checksums(root: &Path) -> BTreeMap<PathBuf, u64> {
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<PathBuf, u64>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                });
+                out.insert(path.strip_prefix(root).unwrap().to_path_buf(), hash);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// A path as the `&str` an argument list takes.
+pub(crate) fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
 }

@@ -176,7 +176,7 @@ impl Ctx<'_> {
 
 /// Reads a file to a string, naming it in the error.
 pub(crate) fn read(path: &Path) -> Result<String, MetricsError> {
-    crate::fsio::read_text(path)
+    yolo3_io::fsio::read_text(path)
         .map_err(|source| MetricsError::Io { path: path.to_path_buf(), source })
 }
 

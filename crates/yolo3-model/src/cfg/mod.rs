@@ -108,7 +108,7 @@ impl Config {
     /// Reads and parses a cfg file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = yolo3_core::fsio::read_text(path).map_err(|source| ModelError::Io {
+        let text = yolo3_io::fsio::read_text(path).map_err(|source| ModelError::Io {
             action: "reading",
             path: path.to_owned(),
             source,

@@ -19,6 +19,32 @@ use super::Detector;
 use crate::error::{ModelError, Result};
 use crate::{Config, Darknet, DarknetWeights, KerasWeights};
 
+/// What a weights file holds, by its extension: the one place that decides it, for
+/// `detect`, `eval`, `convert` and training's `--weights`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightsFormat {
+    /// A yolo3 `.safetensors` checkpoint (carries its cfg and class names).
+    Checkpoint,
+    /// keras-yolo3 `.h5` / `.hdf5` weights.
+    Keras,
+    /// Anything else is read as darknet `.weights` (full, or partial like
+    /// `darknet53.conv.74`, whose extension is a number).
+    Darknet,
+}
+
+impl WeightsFormat {
+    /// The format of `path`, from its extension (any case).
+    #[must_use]
+    pub fn of(path: &Path) -> Self {
+        let extension = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match extension.as_deref() {
+            Some("safetensors") => Self::Checkpoint,
+            Some("h5" | "hdf5") => Self::Keras,
+            _ => Self::Darknet,
+        }
+    }
+}
+
 /// Which network keras-yolo3 weights are for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KerasNetwork {
@@ -117,6 +143,26 @@ impl Detector {
                 );
                 Self::new(Darknet::new(Config::from_file(cfg)?, device)?, names, None, name)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_extension_decides_the_format() {
+        for (path, format) in [
+            ("a/best.safetensors", WeightsFormat::Checkpoint),
+            ("B.SafeTensors", WeightsFormat::Checkpoint),
+            ("yolo.h5", WeightsFormat::Keras),
+            ("yolo.HDF5", WeightsFormat::Keras),
+            ("yolov3.weights", WeightsFormat::Darknet),
+            ("darknet53.conv.74", WeightsFormat::Darknet),
+            ("weights", WeightsFormat::Darknet),
+        ] {
+            assert_eq!(WeightsFormat::of(Path::new(path)), format, "{path}");
         }
     }
 }

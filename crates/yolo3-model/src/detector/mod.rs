@@ -3,7 +3,7 @@
 //!
 //! A [`Detector`] owns a [`Darknet`], its class names, its anchors and the input side it was
 //! trained at. [`Detector::predict`] takes decoded RGB images and returns, per image, its
-//! [`Detection`]s in image pixels: keras-yolo3's letterbox (bicubic, grey canvas) to a square
+//! [`DetectedBox`]es in image pixels: keras-yolo3's letterbox (bicubic, grey canvas) to a square
 //! input, an inference-mode forward in one batch, `yolo3-core`'s decode (keras' `yolo_eval`:
 //! letterbox correction, per-class NMS), boxes clipped to the image. Callers that letterbox
 //! themselves (the loader of validation) use [`InferenceNet::infer`] and [`Decoder::decode`],
@@ -12,14 +12,14 @@
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use yolo3_model::{DetectOptions, Detector, ModelFiles};
+//! use yolo3_model::{DecodeOptions, Detector, ModelFiles};
 //! # let models = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models");
 //! # let cfg = format!("{models}/cfg/yolov3-tiny-mini.cfg").into();
 //! # let weights = format!("{models}/weights/yolov3-tiny-mini.weights").into();
 //! let files = ModelFiles::Darknet { cfg, weights };
 //! let detector = Detector::load(&files, None, tch::Device::Cpu)?;
 //! let image = image::RgbImage::from_pixel(200, 120, image::Rgb([90, 140, 200]));
-//! let options = DetectOptions { score_threshold: 0.0, ..DetectOptions::default() };
+//! let options = DecodeOptions { score_threshold: 0.0, ..DecodeOptions::default() };
 //! let detections = detector.predict(&[image], detector.default_input(), &options)?;
 //! for d in &detections[0] {
 //!     assert!(d.bbox.x_max <= 200.0 && d.bbox.y_max <= 120.0, "clipped to the image");
@@ -38,11 +38,9 @@ use yolo3_core::{decode, Anchors, BoxXyxy, HeadConfig, Layout};
 use yolo3_data::{ImageSize, InputSize, Letterbox};
 
 pub use host::HostOutputs;
-pub use load::{KerasNetwork, ModelFiles};
-/// One detected box: in image pixels, its score (objectness x class probability) and class.
-pub use yolo3_core::metrics::DetectedBox as Detection;
-/// Thresholds of the decode.
-pub use yolo3_core::DecodeOptions as DetectOptions;
+pub use load::{KerasNetwork, ModelFiles, WeightsFormat};
+pub use yolo3_core::metrics::DetectedBox;
+pub use yolo3_core::DecodeOptions;
 
 use crate::error::{ModelError, Result};
 use crate::{Darknet, InferenceNet};
@@ -99,8 +97,8 @@ impl Decoder {
         outputs: &[Tensor],
         sizes: &[(f64, f64)],
         side: (usize, usize),
-        options: &DetectOptions,
-    ) -> Result<Vec<Vec<Detection>>> {
+        options: &DecodeOptions,
+    ) -> Result<Vec<Vec<DetectedBox>>> {
         let config = HeadConfig::new(side.0, side.1, self.classes, self.anchors.clone())
             .map_err(|source| ModelError::Core { context: "head configuration".into(), source })?;
         let host = HostOutputs::copy(outputs)?;
@@ -111,7 +109,7 @@ impl Decoder {
             .map(|per_image| {
                 per_image
                     .iter()
-                    .map(|d| Detection { bbox: d.bbox(), score: d.score, class: d.class })
+                    .map(|d| DetectedBox { bbox: d.bbox(), score: d.score, class: d.class })
                     .filter(|d| d.bbox.is_finite() && d.score.is_finite())
                     .collect()
             })
@@ -235,8 +233,8 @@ impl Detector {
         &self,
         images: &[RgbImage],
         side: u32,
-        options: &DetectOptions,
-    ) -> Result<Vec<Vec<Detection>>> {
+        options: &DecodeOptions,
+    ) -> Result<Vec<Vec<DetectedBox>>> {
         self.predict_batch(&InputBatch::letterbox(images, side), options)
     }
 
@@ -244,8 +242,8 @@ impl Detector {
     pub fn predict_batch(
         &self,
         batch: &InputBatch,
-        options: &DetectOptions,
-    ) -> Result<Vec<Vec<Detection>>> {
+        options: &DecodeOptions,
+    ) -> Result<Vec<Vec<DetectedBox>>> {
         if batch.sizes.is_empty() {
             return Ok(Vec::new());
         }
@@ -321,7 +319,7 @@ impl InputBatch {
 }
 
 /// Detections clipped to the image; boxes with no area left are dropped.
-fn clip(dets: Vec<Detection>, size: ImageSize) -> Vec<Detection> {
+fn clip(dets: Vec<DetectedBox>, size: ImageSize) -> Vec<DetectedBox> {
     let (w, h) = (size.width as f32, size.height as f32);
     dets.into_iter()
         .filter_map(|d| {
@@ -332,7 +330,7 @@ fn clip(dets: Vec<Detection>, size: ImageSize) -> Vec<Detection> {
                 b.x_max.clamp(0.0, w),
                 b.y_max.clamp(0.0, h),
             );
-            (c.width() > 0.0 && c.height() > 0.0).then_some(Detection { bbox: c, ..d })
+            (c.width() > 0.0 && c.height() > 0.0).then_some(DetectedBox { bbox: c, ..d })
         })
         .collect()
 }

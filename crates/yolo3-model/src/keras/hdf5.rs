@@ -101,7 +101,7 @@ fn string_list(group: &Group, name: &str) -> Option<Result<Vec<String>, HdfError
 /// Reads every layer that has weights from the Keras file at `path`. A file shorter than its
 /// HDF5 superblock says is reported as truncated, naming the first layer it cuts off.
 pub(super) fn read_layers(path: &Path) -> Result<Vec<Layer>> {
-    let bytes = yolo3_core::fsio::read_bytes(path).map_err(|source| ModelError::Io {
+    let bytes = yolo3_io::fsio::read_bytes(path).map_err(|source| ModelError::Io {
         action: "reading",
         path: path.to_owned(),
         source,

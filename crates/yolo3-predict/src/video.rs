@@ -1,4 +1,4 @@
-//! `detect` on a video file, a camera or a network stream: frames in batches through the same
+//! Detection on a video file, a camera or a network stream: frames in batches through the same
 //! detector as images, an annotated video at the source's frame rate (divided by
 //! `--vid-stride`) and a JSON lines file with one line per processed frame:
 //! `{"frame": i, "time": seconds, "boxes": [{"class", "name", "score", "bbox": [x, y, w, h]}]}`
@@ -10,20 +10,27 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use serde::Serialize;
-use yolo3_model::{DetectOptions, Detector};
+use yolo3_io::fsio::FileError;
+use yolo3_model::{DecodeOptions, Detector};
 use yolo3_video::{Source, VideoReader, VideoWriter};
 
-use super::outputs::{coco_box, drawn, Saving};
+use crate::error::{PredictError, Result};
+use crate::outputs::{coco_box, drawn, ImageOutputs};
 
 /// What detection on one video needs.
-pub(super) struct VideoJob<'a> {
+pub struct VideoJob<'a> {
+    /// The detector.
     pub detector: &'a Detector,
+    /// Its input side.
     pub side: u32,
-    pub options: &'a DetectOptions,
-    pub saving: &'a Saving,
+    /// Decode options.
+    pub options: &'a DecodeOptions,
+    /// Which outputs (`no_images` leaves the video out; `line_width` draws its boxes).
+    pub saving: &'a ImageOutputs,
+    /// Frames per forward pass.
     pub batch: usize,
+    /// Every `stride`-th frame is processed.
     pub stride: u64,
 }
 
@@ -45,27 +52,35 @@ struct Line<'a> {
 }
 
 /// What a video run did.
-pub(super) struct VideoSummary {
+#[derive(Clone, Copy, Debug)]
+pub struct VideoSummary {
+    /// Frames processed.
     pub frames: u64,
+    /// Boxes found.
     pub boxes: usize,
+    /// Wall time.
     pub seconds: f64,
 }
 
 /// Runs `job` over `source`, writing `<stem>.mp4` (unless `--no-images`) and `<stem>.jsonl`
 /// into `out_dir`. An error after some frames leaves their outputs complete; so does Ctrl-C,
 /// which ends the frames (the reader returns no more) and so closes the video properly.
-pub(super) fn detect_video(
+///
+/// # Errors
+/// [`PredictError::VideoStopped`] when the source failed after some frames (their outputs are
+/// complete); any other error before the first output.
+pub fn detect_video(
     source: &Source,
     stem: &str,
     out_dir: &Path,
     job: &VideoJob<'_>,
-) -> anyhow::Result<VideoSummary> {
+) -> Result<VideoSummary> {
     let mut reader = VideoReader::open(source)?;
     let fps = reader.frame_rate().unwrap_or(30.0) / job.stride as f64;
     let lines_path = out_dir.join(format!("{stem}.jsonl"));
     let video_path = out_dir.join(format!("{stem}.mp4"));
-    let mut lines = std::fs::File::create_new(&lines_path)
-        .with_context(|| format!("creating {}", lines_path.display()))?;
+    let mut lines =
+        std::fs::File::create_new(&lines_path).map_err(FileError::on("creating", &lines_path))?;
     let mut writer: Option<VideoWriter> = None;
     let started = Instant::now();
     let mut summary = VideoSummary { frames: 0, boxes: 0, seconds: 0.0 };
@@ -118,12 +133,13 @@ pub(super) fn detect_video(
                 })
                 .collect();
             let line = Line { frame: index, time: (time * 1e6).round() / 1e6, boxes };
-            serde_json::to_writer(&mut text, &line).context("serialising a JSON line")?;
+            serde_json::to_writer(&mut text, &line)
+                .map_err(|source| PredictError::Json { path: lines_path.clone(), source })?;
             text.push(b'\n');
             summary.frames += 1;
             summary.boxes += dets.len();
         }
-        lines.write_all(&text).with_context(|| format!("writing {}", lines_path.display()))?;
+        lines.write_all(&text).map_err(FileError::on("writing", &lines_path))?;
         if failure.is_some() {
             break;
         }
@@ -133,12 +149,12 @@ pub(super) fn detect_video(
     }
     summary.seconds = started.elapsed().as_secs_f64();
     match failure {
-        Some(e) => Err(anyhow::Error::new(e).context(format!(
-            "{} frames of {} were processed; their outputs are in {}",
-            summary.frames,
-            source.name(),
-            out_dir.display()
-        ))),
+        Some(source_error) => Err(PredictError::VideoStopped {
+            frames: summary.frames,
+            source_name: source.name(),
+            out_dir: out_dir.to_owned(),
+            source: source_error,
+        }),
         None => Ok(summary),
     }
 }

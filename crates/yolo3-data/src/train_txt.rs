@@ -29,22 +29,22 @@ struct RawLine {
 }
 
 /// Reads a keras-yolo3 annotation file with the class names of `classes_path`.
-pub fn read_keras(
+pub fn read_train_txt(
     annotation_path: &Path,
     classes_path: &Path,
     options: &ReadOptions,
 ) -> Result<Dataset> {
     let class_names = crate::dataset::read_class_names(classes_path)?;
-    read_keras_with_classes(annotation_path, class_names, options)
+    read_train_txt_with_classes(annotation_path, class_names, options)
 }
 
 /// Reads a keras-yolo3 annotation file with the given class names.
-pub fn read_keras_with_classes(
+pub fn read_train_txt_with_classes(
     annotation_path: &Path,
     class_names: Vec<String>,
     options: &ReadOptions,
 ) -> Result<Dataset> {
-    let text = yolo3_core::fsio::read_text(annotation_path)
+    let text = yolo3_io::fsio::read_text(annotation_path)
         .map_err(|e| DataError::io(annotation_path, "cannot read annotations", e))?;
     let base = annotation_path.parent().unwrap_or(Path::new(""));
     let num_classes = class_names.len();
@@ -113,10 +113,10 @@ pub fn read_keras_with_classes(
 /// file's folder are written relative to it; other relative paths are made absolute (a reader
 /// resolves relative paths against the annotation file's folder, not the current one); absolute
 /// paths are kept. Paths containing whitespace cannot be represented and are an error.
-pub fn write_keras(
+pub fn write_train_txt(
     dataset: &Dataset,
     annotation_path: &Path,
-    existing: yolo3_core::fsio::Existing,
+    existing: yolo3_io::fsio::Existing,
 ) -> Result<()> {
     let base = annotation_path.parent().unwrap_or(Path::new(""));
     let mut text = String::new();
@@ -141,7 +141,7 @@ pub fn write_keras(
         }
         text.push('\n');
     }
-    yolo3_core::fsio::write_atomic(annotation_path, text.as_bytes(), existing)
+    yolo3_io::fsio::write_atomic(annotation_path, text.as_bytes(), existing)
         .map_err(|e| DataError::io(annotation_path, "cannot write annotations", e))
 }
 

@@ -2,8 +2,10 @@
 //! what it found.
 //!
 //! Video files (by extension), `/dev/videoN` and `rtsp://` / `http://` ... URLs go through
-//! FFmpeg (`yolo3-video`; see `video.rs` for their outputs, `<stem>.mp4` and `<stem>.jsonl`);
-//! quoted glob patterns (`'photos/*.jpg'`) are expanded as a shell would.
+//! FFmpeg (`yolo3-video`; see `yolo3_predict::video` for their outputs, `<stem>.mp4` and
+//! `<stem>.jsonl`); quoted glob patterns (`'photos/*.jpg'`) are expanded as a shell would.
+//! The work is `yolo3_predict`'s; this command parses the flags, shows progress and prints
+//! what was skipped.
 //!
 //! Inputs are image files (JPEG, PNG; the content decides, not the extension) and folders,
 //! whose `.jpg`/`.jpeg`/`.png` files are taken in name order **without** descending into
@@ -28,25 +30,21 @@
 //! An image that cannot be read is reported and skipped; the rest are processed and the exit
 //! code is non-zero at the end.
 
-mod images;
-mod inputs;
-mod outputs;
-mod video;
-
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{bail, Context as _};
-use yolo3_model::DetectOptions;
+use yolo3_model::{DecodeOptions, Detector};
+use yolo3_predict::{
+    collect_inputs, crop_dirs, detect_images, detect_video, expand_globs, plan_jobs, write_json,
+    ImageEntry, ImageJob, ImageOutputs, ImageResult, Prediction, VideoJob,
+};
+use yolo3_video::Source;
 
 use crate::args::{DeviceArg, Global};
 use crate::model_load::{load_detector, ModelArgs};
-use images::detect_images;
-use inputs::{collect_inputs, expand_globs, join_paths, plan_jobs};
-use outputs::{crop_dirs, write_json, ImageEntry, Prediction, Saving};
-use video::{detect_video, VideoJob};
-use yolo3_video::Source;
 
 /// Runs of more batches than this warm the network up before the first (see
 /// `Detector::warm_up`); a single image is not made to pay for two forward passes.
@@ -129,20 +127,25 @@ pub(crate) fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode>
         .map(|(_, p)| p.clone())
         .collect();
     let videos: Vec<Source> = videos.into_iter().flatten().collect();
-    let (paths, mut failures) = collect_inputs(&image_inputs);
+    let (paths, skipped) = collect_inputs(&image_inputs);
+    for s in &skipped {
+        eprintln!("warning: skipping {}: {}", s.path.display(), s.reason);
+    }
+    let mut failures = skipped.len();
     if paths.is_empty() && videos.is_empty() {
-        bail!("no images or videos found in {}", join_paths(&args.inputs));
+        let given: Vec<String> = args.inputs.iter().map(|p| p.display().to_string()).collect();
+        bail!("no images or videos found in {}", given.join(", "));
     }
     let detector = load_detector(&args.model, device)?;
     let side = detector.input_side(args.input, args.batch)?;
-    let options = DetectOptions {
+    let options = DecodeOptions {
         score_threshold: args.score_threshold,
         iou_threshold: args.iou_threshold,
         max_boxes: args.max_boxes,
         agnostic: args.agnostic_nms,
         classes: class_filter(&args.class_filter, detector.class_names())?,
     };
-    let saving = Saving {
+    let saving = ImageOutputs {
         no_images: args.no_images,
         save_txt: args.save_txt,
         save_conf: args.save_conf,
@@ -150,11 +153,20 @@ pub(crate) fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode>
         crop_dirs: args.save_crop.then(|| crop_dirs(detector.class_names())),
     };
     let jobs = plan_jobs(paths);
+    for job in &jobs {
+        if let Some(taken) = &job.taken {
+            eprintln!(
+                "warning: the outputs of {} are named {} ({taken} is taken by another input)",
+                job.path.display(),
+                job.out_name
+            );
+        }
+    }
     if !videos.is_empty() || jobs.len() > WARM_UP_AFTER * args.batch {
         // What the first batch pays once is paid here, before the frames or the timing.
         detector.warm_up(side, args.batch).context("warming the network up")?;
     }
-    let out_dir = yolo3_train::run_dir::next_run_dir(&args.project, &args.name)
+    let out_dir = yolo3_io::run_folder::create(&args.project, &args.name)
         .context("creating the run folder")?;
     if args.save_txt {
         let labels = out_dir.join("labels");
@@ -167,17 +179,8 @@ pub(crate) fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode>
     let (results, seconds) = if jobs.is_empty() {
         (Vec::new(), 0.0)
     } else {
-        detect_images(
-            &jobs,
-            &detector,
-            side,
-            &options,
-            &saving,
-            &out_dir,
-            args.batch,
-            quiet,
-            &mut failures,
-        )?
+        let run = ImageRun { jobs: &jobs, detector: &detector, side, options: &options };
+        run.detect(&saving, &out_dir, args.batch, quiet, &mut failures)?
     };
     let video_job = VideoJob {
         detector: &detector,
@@ -189,7 +192,7 @@ pub(crate) fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode>
     };
     let mut stems = yolo3_data::UniqueNames::new();
     for source in &videos {
-        if yolo3_core::interrupt::requested() {
+        if yolo3_io::interrupt::requested() {
             break;
         }
         let stem = stems.claim(&source.stem());
@@ -241,6 +244,53 @@ pub(crate) fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The image part of a `detect` run.
+struct ImageRun<'a> {
+    jobs: &'a [ImageJob],
+    detector: &'a Detector,
+    side: u32,
+    options: &'a DecodeOptions,
+}
+
+impl ImageRun<'_> {
+    /// Detects on every job with a progress bar, writing each image's outputs: what was
+    /// written per image and the seconds it took (after Ctrl-C, of the batches done).
+    /// Unreadable images and failed writes are warned about and counted in `failures`.
+    fn detect(
+        &self,
+        saving: &ImageOutputs,
+        out_dir: &Path,
+        batch: usize,
+        quiet: bool,
+        failures: &mut usize,
+    ) -> anyhow::Result<(Vec<ImageResult>, f64)> {
+        let bar = crate::progress::bar(self.jobs.len() as u64, quiet);
+        bar.set_prefix("detect");
+        let started = Instant::now();
+        let mut results: Vec<ImageResult> = Vec::with_capacity(self.jobs.len());
+        let names = self.detector.class_names();
+        detect_images(self.jobs, self.detector, self.side, self.options, batch, |done| {
+            for (j, message) in &done.read.skipped {
+                bar.suspend(|| {
+                    eprintln!("warning: skipping {}: {message}", self.jobs[*j].path.display());
+                });
+                *failures += 1;
+            }
+            for r in done.write(self.jobs, names, out_dir, saving) {
+                if let Some(e) = &r.error {
+                    bar.suspend(|| eprintln!("warning: {e}"));
+                    *failures += 1;
+                }
+                results.push(r);
+            }
+            bar.inc((done.read.jobs.len() + done.read.skipped.len()) as u64);
+            Ok::<_, anyhow::Error>(())
+        })?;
+        bar.finish_and_clear();
+        Ok((results, started.elapsed().as_secs_f64()))
+    }
 }
 
 /// Removes the run folder when nothing was written into it (every video failed to open), so

@@ -22,6 +22,27 @@ use std::fs::File;
 use std::io::{self, Read as _, Write as _};
 use std::path::Path;
 
+/// A file operation that failed: what was being done, the file, and the system's reason.
+/// Crates above wrap it in their own errors (`#[from]`), so every file error reads the same.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}", path.display())]
+pub struct FileError {
+    /// What was being done ("reading", "writing", "creating", "removing").
+    pub action: &'static str,
+    /// The file or folder.
+    pub path: std::path::PathBuf,
+    /// The operating system's error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl FileError {
+    /// The error of `action` on `path`, for `map_err`.
+    pub fn on<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Self + 'a {
+        move |source| Self { action, path: path.to_owned(), source }
+    }
+}
+
 /// The UTF-8 byte-order mark.
 const BOM: &str = "\u{feff}";
 

@@ -1,17 +1,28 @@
-//! Validation: the loss and COCO-style mAP of a network on a letterboxed dataset, with no
-//! augmentation. Training calls it every epoch; `yolo3 eval` calls it on a checkpoint.
+//! Evaluation over a dataset: the loss and COCO-style mAP of a network on letterboxed images,
+//! with no augmentation. Training's validation calls it every epoch; `yolo3 eval` calls it on
+//! a model file. It sits here, below training, because it needs the network, its decoder and
+//! the loss, and nothing of an optimizer.
 
 use std::sync::Arc;
 
+use crate::error::{Result, TorchContext as _};
+use crate::loss::YoloLoss;
+use crate::{Darknet, Decoder, InferenceNet};
 use tch::Tensor;
 use yolo3_core::metrics::{evaluate_map, GroundTruthBox, ImageBoxes, MapSummary};
 use yolo3_core::{DecodeOptions, LossTerms};
 use yolo3_data::{Dataset, IgnoreReason, ImageCache, InputSize, Loader, LoaderOptions};
-use yolo3_model::{Darknet, Decoder, InferenceNet};
 
-use crate::error::{Result, TorchResult};
-use crate::loss_op::YoloLoss;
-use crate::observer::Observer;
+/// Progress of an evaluation, for a progress bar. Both methods have empty defaults.
+pub trait EvalProgress {
+    /// The evaluation starts, with this many batches.
+    fn start(&mut self, _batches: usize) {}
+    /// A batch is done.
+    fn batch(&mut self) {}
+}
+
+/// Progress that is not shown.
+impl EvalProgress for () {}
 
 /// What validation measured.
 #[derive(Debug)]
@@ -59,7 +70,7 @@ pub fn evaluate(
     batch_size: usize,
     decode_options: &DecodeOptions,
     cache: &Arc<ImageCache>,
-    observer: &mut dyn Observer,
+    progress: &mut dyn EvalProgress,
 ) -> Result<Evaluation> {
     let num_classes = dataset.class_names.len();
     let loader = Loader::all(
@@ -69,7 +80,7 @@ pub fn evaluate(
     .with_cache(Arc::clone(cache));
     let decoder = Decoder::of(net.config())?;
     let inference = InferenceNet::new(net)?;
-    observer.validation_start(loader.batches_per_epoch());
+    progress.start(loader.batches_per_epoch());
     let mut sums = LossTerms::default();
     let mut batches = 0usize;
     let mut images: Vec<ImageBoxes> = vec![ImageBoxes::default(); dataset.samples.len()];
@@ -97,7 +108,7 @@ pub fn evaluate(
         for (k, det) in dets.into_iter().enumerate() {
             images[batch.indices[k]].detections = det;
         }
-        observer.validation_batch();
+        progress.batch();
     }
     for (index, image) in images.iter_mut().enumerate() {
         image.ground_truth = ground_truth(dataset, index);

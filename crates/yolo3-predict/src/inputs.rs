@@ -1,5 +1,7 @@
-//! What `detect` reads: image files and folders (one level, name order) to a list of jobs,
-//! each with its image id and an output name no other input shares.
+//! What detection reads: image files and folders (one level, name order: recursion would
+//! silently pick up earlier outputs such as `runs/`) to a list of jobs, each with its image id
+//! and an output name no other input shares; and batches of them decoded and letterboxed.
+//! Image files are JPEG or PNG, the content deciding, not the extension.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -12,16 +14,33 @@ use yolo3_model::InputBatch;
 const FOLDER_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
 
 /// An input image and where its outputs go.
-pub(super) struct Job {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageJob {
+    /// The image file.
     pub path: PathBuf,
+    /// Its image id in `predictions.json` and `images.json`.
     pub id: i64,
-    /// Output file name (unique within the run).
+    /// Output file name (unique within the run; `.png` added to other extensions).
     pub out_name: String,
+    /// The name it would have had, when another input took it first (`c/x.png` and `b/x.png`,
+    /// or `a.png` and `a.jpg`, which would share `labels/a.txt`): `out_name` then has a `_2`,
+    /// `_3`, ... suffix.
+    pub taken: Option<String>,
+}
+
+/// An input that is not read, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// The path as given.
+    pub path: PathBuf,
+    /// Why, in one line.
+    pub reason: String,
 }
 
 /// Expands the inputs that are glob patterns (`*`, `?`, `[...]`) and no existing path, as a
 /// shell would (sorted); a pattern that matches nothing stays, to be reported as missing.
-pub(super) fn expand_globs(inputs: &[PathBuf]) -> Vec<PathBuf> {
+#[must_use]
+pub fn expand_globs(inputs: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::with_capacity(inputs.len());
     for input in inputs {
         let text = input.to_string_lossy();
@@ -42,11 +61,12 @@ pub(super) fn expand_globs(inputs: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Expands folders (non-recursive, sorted) and keeps files; a missing path is reported and
-/// counted as a failure.
-pub(super) fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, usize) {
+/// Expands folders (non-recursive, sorted, `.jpg`, `.jpeg` and `.png` files) and keeps files;
+/// a path that is missing, or not a regular file, is returned as skipped.
+#[must_use]
+pub fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Skipped>) {
     let mut out = Vec::new();
-    let mut failures = 0;
+    let mut skipped = Vec::new();
     for input in inputs {
         if input.is_dir() {
             match std::fs::read_dir(input) {
@@ -64,30 +84,24 @@ pub(super) fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, usize) {
                     files.sort();
                     out.extend(files);
                 }
-                Err(e) => {
-                    eprintln!("warning: skipping {}: cannot list the folder: {e}", input.display());
-                    failures += 1;
-                }
+                Err(e) => skipped.push(Skipped {
+                    path: input.clone(),
+                    reason: format!("cannot list the folder: {e}"),
+                }),
             }
         } else {
-            match yolo3_core::fsio::check_regular(input) {
+            match yolo3_io::fsio::check_regular(input) {
                 Ok(_) => out.push(input.clone()),
-                Err(e) => {
-                    eprintln!("warning: skipping {}: {e}", input.display());
-                    failures += 1;
-                }
+                Err(e) => skipped.push(Skipped { path: input.clone(), reason: e.to_string() }),
             }
         }
     }
-    (out, failures)
+    (out, skipped)
 }
 
-pub(super) fn join_paths(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-}
-
-/// Image ids and unique output names (see the module docs).
-pub(super) fn plan_jobs(paths: Vec<PathBuf>) -> Vec<Job> {
+/// Image ids and unique output names (see [`ImageJob`]).
+#[must_use]
+pub fn plan_jobs(paths: Vec<PathBuf>) -> Vec<ImageJob> {
     let stems: Vec<Option<i64>> = paths
         .iter()
         .map(|p| p.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<i64>().ok()))
@@ -109,20 +123,15 @@ pub(super) fn plan_jobs(paths: Vec<PathBuf>) -> Vec<Job> {
                 name.push_str(".png");
             }
             let out_name = names.claim(&name);
-            if out_name != name {
-                eprintln!(
-                    "warning: the outputs of {} are named {out_name} ({name} is taken by another input)",
-                    path.display()
-                );
-            }
-            Job { path, id, out_name }
+            let taken = (out_name != name).then_some(name);
+            ImageJob { path, id, out_name, taken }
         })
         .collect()
 }
 
 /// One batch of jobs read and letterboxed for the network.
-pub(super) struct ReadBatch {
-    /// The jobs whose images were read, in order.
+pub struct ReadBatch {
+    /// The jobs whose images were read, in order (indices into the job list).
     pub jobs: Vec<usize>,
     /// Their images.
     pub images: Vec<RgbImage>,
@@ -134,7 +143,7 @@ pub(super) struct ReadBatch {
 
 /// Decodes the images of `chunk` (indices into `jobs`, one image per worker thread) and
 /// letterboxes those that could be read to `side`.
-pub(super) fn read_batch(jobs: &[Job], chunk: &[usize], side: u32) -> ReadBatch {
+pub(crate) fn read_batch(jobs: &[ImageJob], chunk: &[usize], side: u32) -> ReadBatch {
     let decoded: Vec<Result<RgbImage, String>> =
         chunk.par_iter().map(|&j| load_image(&jobs[j].path)).collect();
     let mut read = Vec::with_capacity(chunk.len());
@@ -160,4 +169,49 @@ fn load_image(path: &Path) -> Result<RgbImage, String> {
         return Err("empty image".into());
     }
     Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(names: &[&str]) -> Vec<PathBuf> {
+        names.iter().map(PathBuf::from).collect()
+    }
+
+    #[test]
+    fn ids_are_the_stems_when_all_are_distinct_integers() {
+        let jobs = plan_jobs(paths(&["a/000000397133.jpg", "b/12.png"]));
+        assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [397_133, 12]);
+        let jobs = plan_jobs(paths(&["a/1.jpg", "b/1.png", "c/2.png"]));
+        assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [0, 1, 2]);
+        let jobs = plan_jobs(paths(&["a/1.jpg", "b/cat.png"]));
+        assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [0, 1]);
+    }
+
+    #[test]
+    fn output_names_are_unique_and_say_what_they_replace() {
+        let jobs = plan_jobs(paths(&["c/x.png", "b/x.png", "d/photo.bmp"]));
+        let names: Vec<&str> = jobs.iter().map(|j| j.out_name.as_str()).collect();
+        assert_eq!(names, ["x.png", "x_2.png", "photo.bmp.png"]);
+        assert_eq!(jobs[0].taken, None);
+        assert_eq!(jobs[1].taken.as_deref(), Some("x.png"));
+    }
+
+    #[test]
+    fn folders_give_their_images_in_name_order_and_missing_paths_are_skipped() {
+        let tmp = tempfile::tempdir().unwrap();
+        for name in ["b.png", "a.JPG", "notes.txt", "c.jpeg"] {
+            std::fs::write(tmp.path().join(name), b"x").unwrap();
+        }
+        std::fs::create_dir(tmp.path().join("sub")).unwrap();
+        std::fs::write(tmp.path().join("sub/d.png"), b"x").unwrap();
+        let missing = tmp.path().join("missing.png");
+        let (found, skipped) = collect_inputs(&[tmp.path().to_owned(), missing.clone()]);
+        let names: Vec<_> =
+            found.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["a.JPG", "b.png", "c.jpeg"]);
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].path, missing);
+    }
 }

@@ -1,42 +1,56 @@
-//! What `detect` writes per image (the annotated picture, YOLO txt labels, box crops) and for
-//! the run (`predictions.json`, `images.json`).
+//! What detection writes per image (the annotated picture, YOLO txt labels, box crops) and for
+//! the run (`predictions.json`: a COCO results list `{image_id, category_id, bbox: [x, y, w,
+//! h], score}` in original-image pixels, `category_id` the 0-based class index;
+//! `images.json`: `{id, file_name, width, height}` of every image read, to join the two).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Context as _;
 use image::RgbImage;
 use serde::Serialize;
 use yolo3_data::ImageSize;
-use yolo3_model::Detection;
+use yolo3_io::fsio::FileError;
+use yolo3_model::DetectedBox;
 use yolo3_viz::{annotate, palette, AnnotateOptions, Annotation};
 
-use super::inputs::Job;
+use crate::error::{one_line, PredictError, Result};
+use crate::inputs::ImageJob;
 
 /// One entry of `predictions.json`.
-#[derive(Debug, Serialize)]
-pub(super) struct Prediction {
-    image_id: i64,
-    category_id: usize,
-    bbox: [f64; 4],
-    score: f64,
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Prediction {
+    /// The image's id ([`ImageJob::id`]).
+    pub image_id: i64,
+    /// 0-based class index.
+    pub category_id: usize,
+    /// `[x, y, w, h]` in image pixels, rounded to 3 decimals.
+    pub bbox: [f64; 4],
+    /// Rounded to 5 decimals.
+    pub score: f64,
 }
 
 /// One entry of `images.json`.
-#[derive(Debug, Serialize)]
-pub(super) struct ImageEntry {
-    id: i64,
-    file_name: String,
-    width: u32,
-    height: u32,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageEntry {
+    /// The image's id.
+    pub id: i64,
+    /// Its output name.
+    pub file_name: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
 }
 
-/// Which per-image outputs to write (`--no-images`, `--save-txt`, `--save-conf`,
+/// Which per-image outputs to write (`detect`'s `--no-images`, `--save-txt`, `--save-conf`,
 /// `--line-width`, `--save-crop`).
-#[derive(Debug, Clone)]
-pub(super) struct Saving {
+#[derive(Debug, Clone, Default)]
+pub struct ImageOutputs {
+    /// No annotated image.
     pub no_images: bool,
+    /// `labels/<stem>.txt` in YOLO's format.
     pub save_txt: bool,
+    /// The score after each label line.
     pub save_conf: bool,
     /// Box outline width (`None`: from the image size).
     pub line_width: Option<u32>,
@@ -46,7 +60,8 @@ pub(super) struct Saving {
 
 /// One folder name per class for `crops/`: the class name with anything but letters, digits,
 /// `-` and `_` replaced by `_`, made distinct (`_2`, ...) where two names collide.
-pub(super) fn crop_dirs(names: &[String]) -> Vec<String> {
+#[must_use]
+pub fn crop_dirs(names: &[String]) -> Vec<String> {
     let mut unique = yolo3_data::UniqueNames::new();
     names
         .iter()
@@ -61,16 +76,19 @@ pub(super) fn crop_dirs(names: &[String]) -> Vec<String> {
 }
 
 /// What was written for one image.
-pub(super) struct ImageResult {
+#[derive(Clone, Debug)]
+pub struct ImageResult {
+    /// Its `images.json` entry.
     pub entry: ImageEntry,
+    /// Its `predictions.json` entries.
     pub predictions: Vec<Prediction>,
-    /// A write error (the image was detected, but its outputs failed).
+    /// A write error in one line (the image was detected, but its outputs failed).
     pub error: Option<String>,
 }
 
 /// A detection as COCO's `[x, y, w, h]` and score, rounded to 3 and 5 decimals (what
 /// `predictions.json` and the video JSON lines hold).
-pub(super) fn coco_box(d: &Detection) -> ([f64; 4], f64) {
+pub(crate) fn coco_box(d: &DetectedBox) -> ([f64; 4], f64) {
     let round = |v: f32, digits: i32| {
         let f = 10f64.powi(digits);
         (f64::from(v) * f).round() / f
@@ -83,11 +101,11 @@ pub(super) fn coco_box(d: &Detection) -> ([f64; 4], f64) {
 }
 
 /// `image` with its detections drawn (labels `name score`, one colour per class).
-pub(super) fn drawn(
+pub(crate) fn drawn(
     image: &RgbImage,
-    dets: &[Detection],
+    dets: &[DetectedBox],
     names: &[String],
-    saving: &Saving,
+    saving: &ImageOutputs,
 ) -> RgbImage {
     let annotations: Vec<Annotation> = dets
         .iter()
@@ -103,14 +121,15 @@ pub(super) fn drawn(
     drawn
 }
 
-/// Writes the annotated image and labels of one image and returns its predictions.
-pub(super) fn write_outputs(
-    job: &Job,
+/// Writes the annotated image, labels and crops of one image and returns its predictions.
+#[must_use]
+pub fn write_outputs(
+    job: &ImageJob,
     image: &RgbImage,
-    dets: &[Detection],
+    dets: &[DetectedBox],
     names: &[String],
     out_dir: &Path,
-    saving: &Saving,
+    saving: &ImageOutputs,
 ) -> ImageResult {
     let (w, h) = image.dimensions();
     let predictions = dets
@@ -126,7 +145,7 @@ pub(super) fn write_outputs(
         let path = out_dir.join(&job.out_name);
         if let Err(e) = yolo3_viz::save_image(&drawn, &path) {
             // The error names the file; its chain says why ("No space left on device").
-            errors.push(format!("{:#}", anyhow::Error::new(e)));
+            errors.push(one_line(&e));
         }
     }
     if saving.save_txt {
@@ -164,9 +183,9 @@ pub(super) fn write_outputs(
 /// Writes `crops/<class>/<stem>_<k>.<ext>`: the pixels of detection `k`, its box rounded
 /// outwards to whole pixels (boxes are already clipped to the image).
 fn write_crops(
-    job: &Job,
+    job: &ImageJob,
     image: &RgbImage,
-    dets: &[Detection],
+    dets: &[DetectedBox],
     dirs: &[String],
     out_dir: &Path,
     errors: &mut Vec<String>,
@@ -185,21 +204,20 @@ fn write_crops(
         let path = dir.join(format!("{stem}_{k}.{ext}"));
         let written = std::fs::create_dir_all(&dir)
             .map_err(|e| format!("creating {}: {e}", dir.display()))
-            .and_then(|()| {
-                yolo3_viz::save_image(&crop, &path)
-                    .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
-            });
+            .and_then(|()| yolo3_viz::save_image(&crop, &path).map_err(|e| one_line(&e)));
         if let Err(e) = written {
             errors.push(e);
         }
     }
 }
 
-/// Writes pretty JSON atomically.
-pub(super) fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value).context("serialising JSON")?;
-    yolo3_train::run_dir::write_atomic(path, text.as_bytes(), yolo3_core::fsio::Existing::Replace)
-        .with_context(|| format!("writing {}", path.display()))
+/// Writes `value` as pretty JSON to `path`, atomically.
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|source| PredictError::Json { path: path.to_owned(), source })?;
+    yolo3_io::fsio::write_atomic(path, text.as_bytes(), yolo3_io::fsio::Existing::Replace)
+        .map_err(FileError::on("writing", path))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -214,14 +232,9 @@ mod tests {
         // The run folder's place taken by a file: every write into it fails.
         let out_dir = tmp.path().join("run");
         std::fs::write(&out_dir, b"not a folder").unwrap();
-        let job = Job { path: "photo.png".into(), id: 0, out_name: "photo.png".into() };
-        let saving = Saving {
-            no_images: false,
-            save_txt: false,
-            save_conf: false,
-            line_width: None,
-            crop_dirs: None,
-        };
+        let job =
+            ImageJob { path: "photo.png".into(), id: 0, out_name: "photo.png".into(), taken: None };
+        let saving = ImageOutputs::default();
         let image = RgbImage::new(8, 8);
         let result = write_outputs(&job, &image, &[], &[], &out_dir, &saving);
         let error = result.error.expect("the write failed");

@@ -1,74 +1,17 @@
-//! Run folders: `runs/<mode>/exp`, `exp2`, ... each holding the resolved configuration
-//! (`args.toml`), `results.csv`, `weights/` and plots, like ultralytics' run folders.
-//!
-//! Every file is written to a temporary name in the same folder and renamed into place, so a
-//! crash never leaves a half-written checkpoint or table behind.
+//! `results.csv`: one row per epoch of a run, its columns in a fixed order, written whole and
+//! atomically after every epoch and read back by `--resume`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use yolo3_core::fsio::Existing;
 use yolo3_core::LossTerms;
+use yolo3_io::fsio::Existing;
+use yolo3_io::fsio::FileError;
 
 use crate::error::{Result, TrainError};
 
 /// The header of `results.csv`; its columns never change order.
 pub const RESULTS_HEADER: &str = "epoch,train_xy,train_wh,train_conf,train_class,train_loss,\
 val_xy,val_wh,val_conf,val_class,val_loss,precision,recall,map50,map50_95,lr,seconds";
-
-/// Checks that a run name is one plain folder name, so the run folder stays inside its
-/// project folder (`""`, `.`, `..`, `a/b` and absolute paths are refused).
-pub fn check_run_name(name: &str) -> Result<()> {
-    let mut parts = Path::new(name).components();
-    match (parts.next(), parts.next()) {
-        (Some(std::path::Component::Normal(n)), None) if n == name => Ok(()),
-        _ => Err(TrainError::Config(format!(
-            "run name {name:?}: must be one folder name (no path separators, not empty, not . or ..)"
-        ))),
-    }
-}
-
-/// Creates `<root>/<name>`, or `<root>/<name>N` with the smallest `N >= 2` that is free.
-/// `name` must pass [`check_run_name`].
-pub fn next_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
-    check_run_name(name)?;
-    if std::fs::metadata(root).is_ok_and(|m| !m.is_dir()) {
-        return Err(TrainError::Config(format!(
-            "--project {}: is a file, not a folder (the run folders go inside it)",
-            root.display()
-        )));
-    }
-    std::fs::create_dir_all(root).map_err(|source| TrainError::Io {
-        action: "creating",
-        path: root.to_owned(),
-        source,
-    })?;
-    for n in 1.. {
-        let dir = if n == 1 { root.join(name) } else { root.join(format!("{name}{n}")) };
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(source) => return Err(TrainError::Io { action: "creating", path: dir, source }),
-        }
-    }
-    unreachable!("an unbounded range always yields a free name")
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename
-/// ([`yolo3_core::fsio::write_atomic`]), creating the folder if needed; over an existing
-/// file only with [`Existing::Replace`].
-pub fn write_atomic(path: &Path, bytes: &[u8], existing: Existing) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
-        action: "creating",
-        path: dir.to_owned(),
-        source,
-    })?;
-    yolo3_core::fsio::write_atomic(path, bytes, existing).map_err(|source| TrainError::Io {
-        action: "writing",
-        path: path.to_owned(),
-        source,
-    })
-}
 
 /// One row of `results.csv`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -179,12 +122,10 @@ impl std::fmt::Display for EpochRow {
 
 /// Reads `results.csv` (an absent file is an empty table).
 pub fn read_results(path: &Path) -> Result<Vec<EpochRow>> {
-    let text = match yolo3_core::fsio::read_text(path) {
+    let text = match yolo3_io::fsio::read_text(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(TrainError::Io { action: "reading", path: path.to_owned(), source })
-        }
+        Err(source) => return Err(FileError::on("reading", path)(source).into()),
     };
     text.lines()
         .enumerate()
@@ -202,21 +143,14 @@ pub fn write_results(path: &Path, rows: &[EpochRow]) -> Result<()> {
         text.push_str(&r.to_csv());
         text.push('\n');
     }
-    write_atomic(path, text.as_bytes(), Existing::Replace)
+    yolo3_io::fsio::write_atomic(path, text.as_bytes(), Existing::Replace)
+        .map_err(FileError::on("writing", path))?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn run_dirs_count_up() {
-        let tmp = tempfile::tempdir().unwrap();
-        let a = next_run_dir(tmp.path(), "exp").unwrap();
-        let b = next_run_dir(tmp.path(), "exp").unwrap();
-        assert_eq!(a.file_name().unwrap(), "exp");
-        assert_eq!(b.file_name().unwrap(), "exp2");
-    }
 
     #[test]
     fn results_round_trip() {
