@@ -59,3 +59,24 @@ impl DeviceArg {
         Ok(yolo3_model::parse_device(&self.device)?)
     }
 }
+
+/// Large images in tiles (`detect` and `eval`).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct TileArgs {
+    /// Cut each image larger than SIDE pixels into overlapping SIDE x SIDE tiles at full
+    /// resolution (each letterboxed to --input), plus one pass over the whole image, and merge
+    /// the boxes: for small objects in large photos (32-8192).
+    #[arg(long, value_name = "SIDE", value_parser = crate::ranges::count_u32(32, yolo3_model::MAX_INPUT))]
+    pub tile: Option<u32>,
+    /// Overlap of neighbouring tiles, a fraction of --tile in [0, 0.95]; more than the largest
+    /// object's size keeps every object whole in some tile.
+    #[arg(long, default_value_t = yolo3_predict::Tiling::DEFAULT_OVERLAP, requires = "tile", value_parser = crate::ranges::overlap)]
+    pub tile_overlap: f64,
+}
+
+impl TileArgs {
+    /// The tiling asked for, if any.
+    pub(crate) fn tiling(&self) -> Option<yolo3_predict::Tiling> {
+        self.tile.map(|side| yolo3_predict::Tiling { side, overlap: self.tile_overlap })
+    }
+}

@@ -39,7 +39,7 @@ use anyhow::{bail, Context as _};
 use yolo3_model::{DecodeOptions, Detector};
 use yolo3_predict::{
     collect_inputs, crop_dirs, detect_images, detect_video, expand_globs, plan_jobs, write_json,
-    ImageEntry, ImageJob, ImageOutputs, ImageResult, Prediction, VideoJob,
+    ImageEntry, ImageJob, ImageOutputs, ImageResult, Prediction, Tiling, VideoJob,
 };
 use yolo3_video::Source;
 
@@ -112,6 +112,8 @@ pub(crate) struct DetectArgs {
     /// rate divided by N.
     #[arg(long, default_value_t = 1, value_parser = crate::ranges::count(1, 1000))]
     vid_stride: usize,
+    #[command(flatten)]
+    tile: crate::args::TileArgs,
 }
 
 #[allow(clippy::needless_pass_by_value)]
@@ -179,7 +181,14 @@ pub(crate) fn run(args: DetectArgs, global: &Global) -> anyhow::Result<ExitCode>
     let (results, seconds) = if jobs.is_empty() {
         (Vec::new(), 0.0)
     } else {
-        let run = ImageRun { jobs: &jobs, detector: &detector, side, options: &options };
+        let tiling = args.tile.tiling();
+        let run = ImageRun {
+            jobs: &jobs,
+            detector: &detector,
+            side,
+            options: &options,
+            tiling: tiling.as_ref(),
+        };
         run.detect(&saving, &out_dir, args.batch, quiet, &mut failures)?
     };
     let video_job = VideoJob {
@@ -252,6 +261,7 @@ struct ImageRun<'a> {
     detector: &'a Detector,
     side: u32,
     options: &'a DecodeOptions,
+    tiling: Option<&'a Tiling>,
 }
 
 impl ImageRun<'_> {
@@ -271,7 +281,8 @@ impl ImageRun<'_> {
         let started = Instant::now();
         let mut results: Vec<ImageResult> = Vec::with_capacity(self.jobs.len());
         let names = self.detector.class_names();
-        detect_images(self.jobs, self.detector, self.side, self.options, batch, |done| {
+        let (jobs, detector, side, options) = (self.jobs, self.detector, self.side, self.options);
+        detect_images(jobs, detector, side, options, batch, self.tiling, |done| {
             for (j, message) in &done.read.skipped {
                 bar.suspend(|| {
                     eprintln!("warning: skipping {}: {message}", self.jobs[*j].path.display());

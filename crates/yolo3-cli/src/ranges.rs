@@ -74,6 +74,16 @@ pub(crate) fn fraction_below_one(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A tile overlap: a finite number in `[0, 0.95]` (at 1 the tiles would not advance).
+pub(crate) fn overlap(text: &str) -> Result<f64, String> {
+    let v = finite(text)?;
+    if (0.0..=0.95).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not in [0, 0.95]"))
+    }
+}
+
 /// `unit` as `f32`.
 pub(crate) fn unit_f32(text: &str) -> Result<f32, String> {
     unit(text).map(|v| v as f32)

@@ -1,6 +1,7 @@
 //! Framework-free heart of yolo3: box geometry, anchors, keras-yolo3's target assignment, the
 //! exact YOLOv3 loss with its analytic gradient in one fused pass, decoding with NMS, mAP
-//! (COCO and Pascal VOC) and anchor k-means.
+//! (COCO and Pascal VOC), anchor k-means, and the tiles of large images with the merge of
+//! their boxes.
 //!
 //! Everything here works on plain slices with an explicit [`Layout`], so any tensor engine can
 //! call it: `yolo3-train` wires the loss into libtorch's autograd, and `yolo3-model`'s decoder
@@ -37,6 +38,7 @@ pub mod nms;
 pub mod real;
 mod simd;
 pub mod targets;
+pub mod tiles;
 
 pub use anchors::{Anchors, TinyMask};
 pub use decode::{decode, DecodeOptions, DecodedBox};

@@ -38,7 +38,8 @@ pub struct Evaluation {
 
 /// The ground truth of a sample for evaluation: its boxes (difficult ones flagged) and its
 /// ignored crowd or difficult boxes.
-fn ground_truth(dataset: &Dataset, index: usize) -> Vec<GroundTruthBox> {
+#[must_use]
+pub fn ground_truth(dataset: &Dataset, index: usize) -> Vec<GroundTruthBox> {
     let s = &dataset.samples[index];
     let mut gt: Vec<GroundTruthBox> = s
         .boxes
@@ -61,7 +62,9 @@ fn ground_truth(dataset: &Dataset, index: usize) -> Vec<GroundTruthBox> {
 }
 
 /// Runs `net` in inference mode (prepared as an [`InferenceNet`]: batch norm folded, fused
-/// convolutions) over every image of `dataset`, letterboxed to `input`.
+/// convolutions) over every image of `dataset`, letterboxed to `input`. COCO counts up to
+/// `decode_options.max_boxes` detections per image and class, at least pycocotools' 100
+/// (see [`evaluate_map`]).
 pub fn evaluate(
     net: &Darknet,
     loss: &YoloLoss,
@@ -113,7 +116,7 @@ pub fn evaluate(
     for (index, image) in images.iter_mut().enumerate() {
         image.ground_truth = ground_truth(dataset, index);
     }
-    let map = evaluate_map(&images, num_classes)?;
+    let map = evaluate_map(&images, num_classes, decode_options.max_boxes)?;
     let n = batches.max(1) as f64;
     Ok(Evaluation { loss: sums / n, map, images })
 }

@@ -10,6 +10,9 @@ pub enum PredictError {
     /// The network or the decode.
     #[error(transparent)]
     Model(#[from] yolo3_model::ModelError),
+    /// Reading an image or a dataset.
+    #[error(transparent)]
+    Data(#[from] yolo3_data::DataError),
     /// Reading or writing a video.
     #[error(transparent)]
     Video(#[from] yolo3_video::VideoError),

@@ -10,6 +10,7 @@ use yolo3_model::{DecodeOptions, DetectedBox, Detector};
 use crate::error::PredictError;
 use crate::inputs::{read_batch, ImageJob, ReadBatch};
 use crate::outputs::{write_outputs, ImageOutputs, ImageResult};
+use crate::tiles::Tiling;
 
 /// A batch's images and what the detector found in them.
 pub struct BatchDetections {
@@ -78,7 +79,8 @@ fn idle_priority() {
 }
 
 /// Runs `detector` over `jobs` at input `side` in batches of `batch_size` (the next batch
-/// read while the network runs on this one) and hands each batch to `each`, in order. Stops
+/// read while the network runs on this one) and hands each batch to `each`, in order; with
+/// `tiling`, each image's boxes are those of its tiles merged with the whole image's. Stops
 /// between batches after Ctrl-C ([`yolo3_io::interrupt`]) or at the first error, the
 /// detector's or `each`'s.
 pub fn detect_images<E: From<PredictError>>(
@@ -87,6 +89,7 @@ pub fn detect_images<E: From<PredictError>>(
     side: u32,
     options: &DecodeOptions,
     batch_size: usize,
+    tiling: Option<&Tiling>,
     mut each: impl FnMut(BatchDetections) -> Result<(), E>,
 ) -> Result<(), E> {
     let job_indices: Vec<usize> = (0..jobs.len()).collect();
@@ -111,8 +114,14 @@ pub fn detect_images<E: From<PredictError>>(
                 // channel, which stops the reading thread.
                 break;
             }
-            let detections =
+            let mut detections =
                 detector.predict_batch(&read.input, options).map_err(PredictError::from)?;
+            if let Some(tiling) = tiling {
+                for (dets, image) in detections.iter_mut().zip(&read.images) {
+                    let whole = std::mem::take(dets);
+                    *dets = tiling.detect(detector, image, whole, side, batch_size, options)?;
+                }
+            }
             each(BatchDetections { read, detections })?;
         }
         Ok(())
@@ -167,7 +176,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut skipped = Vec::new();
         let mut written = Vec::new();
-        detect_images(&jobs, &detector, 64, &options, 2, |done| {
+        detect_images(&jobs, &detector, 64, &options, 2, None, |done| {
             skipped.extend(done.read.skipped.iter().map(|(j, _)| *j));
             // What the pipeline found is what the detector finds on the same images.
             let direct = detector.predict(&done.read.images, 64, &options)?;

@@ -13,6 +13,8 @@
 //! * [`outputs`]: per image the annotated picture, YOLO txt labels and box crops
 //!   ([`write_outputs`]), and for the run the COCO results list and image table
 //!   ([`Prediction`], [`ImageEntry`], [`write_json`]);
+//! * [`tiles`]: large images cut into overlapping tiles at full resolution, their boxes merged
+//!   with a pass over the whole image ([`Tiling`]), for small objects in large photos;
 //! * [`video`]: video files, cameras and streams through FFmpeg, to an annotated video and
 //!   JSON lines ([`detect_video`]).
 //!
@@ -23,6 +25,7 @@ pub mod error;
 pub mod images;
 pub mod inputs;
 pub mod outputs;
+pub mod tiles;
 pub mod video;
 
 pub use error::{PredictError, Result};
@@ -31,4 +34,5 @@ pub use inputs::{collect_inputs, expand_globs, plan_jobs, ImageJob, ReadBatch, S
 pub use outputs::{
     crop_dirs, write_json, write_outputs, ImageEntry, ImageOutputs, ImageResult, Prediction,
 };
+pub use tiles::{detect_dataset, Tiling};
 pub use video::{detect_video, VideoJob, VideoSummary};

@@ -57,6 +57,15 @@ impl OptimizerKind {
     pub fn sgd() -> Self {
         Self::Sgd { momentum: 0.9, weight_decay: 5e-4 }
     }
+
+    /// The optimizer's name as `--optimizer` takes it.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Adam { .. } => "adam",
+            Self::Sgd { .. } => "sgd",
+        }
+    }
 }
 
 /// An optimizer's saved state: named moment tensors and per-parameter step counts.

@@ -125,6 +125,16 @@ impl Schedule {
     /// darknet's preset's learning rate (its cfgs' `learning_rate=0.001`).
     pub const DARKNET_LR: f64 = 1e-3;
 
+    /// The schedule's name as `--schedule` takes it.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::KerasTwoStage { .. } => "keras",
+            Self::Darknet { .. } => "darknet",
+            Self::Cosine { .. } => "cosine",
+        }
+    }
+
     /// Whether the body is frozen in `epoch`.
     #[must_use]
     pub fn body_frozen(&self, epoch: usize) -> bool {

@@ -67,7 +67,9 @@ pub(crate) struct EvalArgs {
     /// NMS IoU threshold of the decode, in [0, 1].
     #[arg(long, visible_alias = "iou", default_value_t = 0.5, value_parser = crate::ranges::unit)]
     pub iou_threshold: f64,
-    /// Boxes kept per class and image by the decode (1-100000).
+    /// Boxes kept per class and image by the decode (1-100000); also the detections per image
+    /// and class COCO's mAP counts when above pycocotools' 100 (raise it for large photos that
+    /// hold hundreds of objects).
     #[arg(long, default_value_t = 100, value_parser = crate::ranges::count(1, 100_000))]
     pub max_boxes: usize,
     /// Score a detection needs to enter the confusion matrix, in [0, 1].
@@ -76,6 +78,8 @@ pub(crate) struct EvalArgs {
     /// VOC AP with continuous box widths (x_max - x_min) instead of voc_eval's "+1 pixel".
     #[arg(long)]
     pub voc_continuous: bool,
+    #[command(flatten)]
+    pub tile: crate::args::TileArgs,
     #[command(flatten)]
     pub device: DeviceArg,
     /// Parent folder of the run folders.

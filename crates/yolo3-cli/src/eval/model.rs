@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use indicatif::ProgressBar;
 use yolo3_core::metrics::{
-    ConfusionCounts, EvalReport, ReportInput, ReportOptions, VocBoxConvention,
+    evaluate_map, ConfusionCounts, EvalReport, ReportInput, ReportOptions, VocBoxConvention,
 };
 use yolo3_core::{DecodeOptions, LossOptions};
 use yolo3_data::{OpenOptions, ReadOptions};
@@ -75,17 +75,36 @@ pub(super) fn model_on_dataset(
     let bar = crate::progress::bar(0, !global.chatty());
     bar.set_prefix("eval");
     let mut progress = BarProgress { bar };
-    let evaluation = yolo3_model::evaluate(
-        detector.net(),
-        &loss,
-        &dataset,
-        side,
-        args.batch,
-        &decode,
-        &yolo3_data::ImageCache::none(),
-        &mut progress,
-    )
-    .context("running the model over the dataset")?;
+    let (images, map, loss) = match args.tile.tiling() {
+        None => {
+            let evaluation = yolo3_model::evaluate(
+                detector.net(),
+                &loss,
+                &dataset,
+                side,
+                args.batch,
+                &decode,
+                &yolo3_data::ImageCache::none(),
+                &mut progress,
+            )
+            .context("running the model over the dataset")?;
+            (evaluation.images, evaluation.map, Some(evaluation.loss))
+        }
+        Some(tiling) => {
+            let images = yolo3_predict::detect_dataset(
+                &detector,
+                &dataset,
+                &tiling,
+                side,
+                args.batch,
+                &decode,
+                &mut progress,
+            )
+            .context("running the model over the dataset in tiles")?;
+            let map = evaluate_map(&images, names.len(), args.max_boxes)?;
+            (images, map, None)
+        }
+    };
     progress.bar.finish_and_clear();
 
     let convention =
@@ -95,11 +114,11 @@ pub(super) fn model_on_dataset(
         data: &data_name,
         input: side,
         unreadable_images: unreadable,
-        loss: evaluation.loss,
+        loss,
         decode,
         class_names: &names,
-        images: &evaluation.images,
-        map: &evaluation.map,
+        images: &images,
+        map: &map,
     };
     let options = ReportOptions {
         voc_convention: convention,
@@ -110,7 +129,7 @@ pub(super) fn model_on_dataset(
 
     let out_dir = yolo3_io::run_folder::create(&args.project, &args.name)
         .context("creating the run folder")?;
-    write_pictures(&out_dir, &evaluation.map, &report.confusion_matrix)?;
+    write_pictures(&out_dir, &map, &report.confusion_matrix)?;
     let text = serde_json::to_string_pretty(&report)?;
     let metrics_path = out_dir.join("metrics.json");
     yolo3_io::fsio::write_atomic(&metrics_path, text.as_bytes(), yolo3_io::fsio::Existing::Replace)

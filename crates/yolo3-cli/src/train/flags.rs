@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+
+use super::defaults;
 use yolo3_train::config::{limits, DEFAULT_VAL_FRACTION};
 use yolo3_train::{
     AnchorSource, CacheConfig, DataSource, Freeze, ModelSource, OptimizerKind, Schedule,
@@ -68,20 +70,24 @@ pub(crate) struct TrainArgs {
     #[arg(long, default_value_t = DEFAULT_VAL_FRACTION, value_parser = crate::ranges::fraction_below_one)]
     val_fraction: f64,
     /// Images of the synthetic training split, 1-1000000 (with no --data).
-    #[arg(long, value_parser = crate::ranges::within(&limits::SYNTHETIC_IMAGES))]
+    #[arg(long, value_parser = crate::ranges::within(&limits::SYNTHETIC_IMAGES),
+          help = defaults::synthetic("Images of the synthetic training split, 1-1000000 (with no --data)", |d| d.0))]
     synthetic_images: Option<usize>,
     /// Images of the synthetic validation split, 1-1000000 (with no --data).
-    #[arg(long, value_parser = crate::ranges::within(&limits::SYNTHETIC_IMAGES))]
+    #[arg(long, value_parser = crate::ranges::within(&limits::SYNTHETIC_IMAGES),
+          help = defaults::synthetic("Images of the synthetic validation split, 1-1000000 (with no --data)", |d| d.1))]
     synthetic_val_images: Option<usize>,
     /// Side of the synthetic images in pixels, 32-4096 (with no --data).
-    #[arg(long, value_parser = crate::ranges::within_u32(&limits::SYNTHETIC_SIZE))]
+    #[arg(long, value_parser = crate::ranges::within_u32(&limits::SYNTHETIC_SIZE),
+          help = defaults::synthetic("Side of the synthetic images in pixels, 32-4096 (with no --data)", |d| d.2 as usize))]
     synthetic_size: Option<u32>,
     /// Darknet cfg of the network (default: the built-in narrow tiny-YOLOv3). Its classes,
     /// head filters and (with --anchors kmeans) anchors are adapted to the dataset.
     #[arg(long)]
     cfg: Option<PathBuf>,
     /// Width divisor of the built-in tiny-YOLOv3 (1-16; 1 = official widths).
-    #[arg(long, value_parser = crate::ranges::within_u32(&limits::WIDTH_DIVISOR))]
+    #[arg(long, value_parser = crate::ranges::within_u32(&limits::WIDTH_DIVISOR),
+          help = defaults::width_divisor("Width divisor of the built-in tiny-YOLOv3 (1-16; 1 = official widths)"))]
     width_divisor: Option<u32>,
     /// Initial weights: darknet .weights (full, or partial like darknet53.conv.74), a
     /// .safetensors checkpoint or keras-yolo3 .h5; loaded by shape (heads of another class
@@ -92,39 +98,51 @@ pub(crate) struct TrainArgs {
     /// the first 13 layers in tiny): no gradient, batch-norm statistics kept, for the whole run.
     #[arg(long, value_name = "N|backbone", value_parser = freeze)]
     freeze: Option<Freeze>,
-    /// Anchors: from the cfg or k-means on the training boxes (default: k-means).
-    #[arg(long, value_enum)]
+    /// Anchors: from the cfg or k-means on the training boxes.
+    #[arg(
+        long,
+        value_enum,
+        help = "Anchors: from the cfg or k-means on the training boxes [default: kmeans for the built-in network, cfg with --cfg]"
+    )]
     anchors: Option<AnchorsArg>,
     /// Anchors from a keras anchors.txt (overrides --anchors).
     #[arg(long)]
     anchors_file: Option<PathBuf>,
     /// Square input side in pixels, a multiple of 32 up to 8192.
-    #[arg(long, value_parser = crate::ranges::input_side())]
+    #[arg(long, value_parser = crate::ranges::input_side(),
+          help = defaults::of("Square input side in pixels, a multiple of 32 up to 8192", |c| c.input))]
     input: Option<u32>,
     /// Images per forward pass (1-1024).
-    #[arg(long, value_parser = crate::ranges::within(&limits::BATCH))]
+    #[arg(long, value_parser = crate::ranges::within(&limits::BATCH),
+          help = defaults::of("Images per forward pass (1-1024)", |c| c.batch))]
     batch: Option<usize>,
     /// Images per optimizer step (1-65536; gradients accumulate over nominal/batch passes).
-    #[arg(long, value_parser = crate::ranges::within(&limits::NOMINAL_BATCH))]
+    #[arg(long, value_parser = crate::ranges::within(&limits::NOMINAL_BATCH),
+          help = defaults::of("Images per optimizer step (1-65536; gradients accumulate over nominal/batch passes; at least --batch)", |c| c.nominal_batch))]
     nominal_batch: Option<usize>,
     /// Epochs (1-100000).
-    #[arg(long, value_parser = crate::ranges::within(&limits::EPOCHS))]
+    #[arg(long, value_parser = crate::ranges::within(&limits::EPOCHS),
+          help = defaults::of("Epochs (1-100000)", |c| c.epochs))]
     epochs: Option<usize>,
     /// Optimizer.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help = defaults::of("Optimizer", |c| c.optimizer.name()))]
     optimizer: Option<OptimizerArg>,
     /// Learning-rate schedule.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help = defaults::of("Learning-rate schedule", |c| c.schedule.name()))]
     schedule: Option<ScheduleArg>,
     /// Peak learning rate, > 0 (keras schedule: the frozen stage's; the unfrozen stage uses a tenth).
-    #[arg(long, value_parser = crate::ranges::positive)]
+    #[arg(long, value_parser = crate::ranges::positive, help = defaults::learning_rate())]
     lr: Option<f64>,
     /// Epochs with the body frozen (keras schedule; 0-100000).
     #[arg(long, default_value_t = 0, value_parser = crate::ranges::within(&limits::FROZEN_EPOCHS))]
     frozen_epochs: usize,
     /// Keep decoded images between epochs: letterboxed when nothing random follows, else as
     /// decoded. Results are the same as without.
-    #[arg(long, value_enum)]
+    #[arg(
+        long,
+        value_enum,
+        help = "Keep decoded images between epochs: letterboxed when nothing random follows, else as decoded; results are the same as without [default: none]"
+    )]
     cache: Option<CacheArg>,
     /// Folder of --cache disk (default: $XDG_CACHE_HOME/yolo3/images or
     /// ~/.cache/yolo3/images).
@@ -140,7 +158,8 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     multi_scale: bool,
     /// Ignore threshold of the loss, in [0, 1] (keras: 0.5).
-    #[arg(long, value_parser = crate::ranges::unit)]
+    #[arg(long, value_parser = crate::ranges::unit,
+          help = defaults::of("Ignore threshold of the loss, in [0, 1]", |c| c.ignore_thresh))]
     ignore_thresh: Option<f64>,
     /// Ignore mask against every box of the image (darknet) instead of the layer's (keras).
     #[arg(long)]
@@ -151,7 +170,7 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     local_bn: bool,
     /// Seed of data order, augmentation and initialisation.
-    #[arg(long)]
+    #[arg(long, help = defaults::of("Seed of data order, augmentation and initialisation", |c| c.seed))]
     seed: Option<u64>,
     #[command(flatten)]
     device: crate::args::DeviceArg,

@@ -1,6 +1,7 @@
 //! `yolo3 train`: flags to a [`TrainConfig`], progress bars as the observer, and the final
 //! per-class table.
 
+mod defaults;
 mod flags;
 mod launch;
 

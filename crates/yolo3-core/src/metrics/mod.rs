@@ -44,7 +44,7 @@ pub use report::{
     ReportOptions, VocClassAp, VocClassPair, VocComparison, VocMatching, VocReport, STAT_NAMES,
 };
 pub use summary::{
-    evaluate_map, ClassSummary, DetectedBox, GroundTruthBox, ImageBoxes, MapSummary,
+    evaluate_map, ClassSummary, DetectedBox, GroundTruthBox, ImageBoxes, MapSummary, COCO_MAX_DETS,
 };
 pub use table::{figure, Table};
 pub use voc::{

@@ -376,8 +376,9 @@ pub struct ReportInput<'a> {
     pub input: u32,
     /// Images of the dataset that could not be read (not evaluated).
     pub unreadable_images: usize,
-    /// Mean validation loss per batch.
-    pub loss: LossTerms,
+    /// Mean validation loss per batch (`None` when the detections are not those of one
+    /// letterboxed pass, as with tiles).
+    pub loss: Option<LossTerms>,
     /// Decode thresholds the detections were made with.
     pub decode: DecodeOptions,
     /// Class names, in class index order.
@@ -399,8 +400,8 @@ pub struct EvalReport {
     pub images: usize,
     /// Images that could not be read.
     pub unreadable_images: usize,
-    /// Mean validation loss per batch.
-    pub loss: LossTerms,
+    /// Mean validation loss per batch (`null` with tiles).
+    pub loss: Option<LossTerms>,
     /// Decode thresholds.
     pub decode: DecodeOptions,
     /// COCO's figures.

@@ -14,7 +14,7 @@
 //!   [`super::coco::CocoEvaluation::pr_curve`].)
 //!
 //! ```
-//! use yolo3_core::metrics::{evaluate_map, DetectedBox, GroundTruthBox, ImageBoxes};
+//! use yolo3_core::metrics::{evaluate_map, DetectedBox, GroundTruthBox, ImageBoxes, COCO_MAX_DETS};
 //! use yolo3_core::BoxXyxy;
 //!
 //! let bbox = BoxXyxy::new(10.0, 10.0, 60.0, 40.0);
@@ -22,7 +22,7 @@
 //!     ground_truth: vec![GroundTruthBox { bbox, class: 0, ..Default::default() }],
 //!     detections: vec![DetectedBox { bbox, score: 0.9, class: 0 }],
 //! }];
-//! let summary = evaluate_map(&images, 2).unwrap();
+//! let summary = evaluate_map(&images, 2, COCO_MAX_DETS).unwrap();
 //! assert!((summary.map50.unwrap() - 1.0).abs() < 1e-12);
 //! assert_eq!(summary.classes[1].ap50, None); // no ground truth: undefined, not 0
 //! ```
@@ -169,8 +169,18 @@ pub(crate) fn class_table(
     table.render()
 }
 
+/// pycocotools' detections per image and class (its `maxDets`' last value).
+pub const COCO_MAX_DETS: usize = 100;
+
 /// Evaluates per-image boxes for `num_classes` classes with COCO's rules; see the module docs.
-pub fn evaluate_map(images: &[ImageBoxes], num_classes: usize) -> Result<MapSummary, MetricsError> {
+/// COCO counts the `max_dets` best detections per image and class: pycocotools' 100
+/// ([`COCO_MAX_DETS`]) unless more is asked for (a large photo holds hundreds of objects; at
+/// 100 its recall could not pass 100 of them). The `ar100` figure is the recall at that count.
+pub fn evaluate_map(
+    images: &[ImageBoxes],
+    num_classes: usize,
+    max_dets: usize,
+) -> Result<MapSummary, MetricsError> {
     let mut dataset = CocoDataset {
         images: (0..images.len())
             .map(|i| CocoImage { id: i as i64, width: None, height: None, file_name: None })
@@ -228,7 +238,11 @@ pub fn evaluate_map(images: &[ImageBoxes], num_classes: usize) -> Result<MapSumm
         }
     }
 
-    let coco = evaluate_coco(&dataset, &detections, &CocoParams::default())?;
+    let mut params = CocoParams::default();
+    if max_dets > COCO_MAX_DETS {
+        *params.max_dets.last_mut().expect("pycocotools' three counts") = max_dets;
+    }
+    let coco = evaluate_coco(&dataset, &detections, &params)?;
     let defined = |v: f64| (v > -1.0).then_some(v);
     let classes = (0..num_classes)
         .map(|c| {
@@ -323,7 +337,7 @@ mod tests {
             },
             ImageBoxes { ground_truth: vec![gt(10.0, 0)], detections: vec![det(10.0, 0.7, 0)] },
         ];
-        let s = evaluate_map(&images, 3).unwrap();
+        let s = evaluate_map(&images, 3, COCO_MAX_DETS).unwrap();
         assert!((s.map50.unwrap() - 1.0).abs() < 1e-12);
         assert!((s.map50_95.unwrap() - 1.0).abs() < 1e-12);
         assert_eq!((s.classes[0].images, s.classes[0].instances), (2, 2));
@@ -344,7 +358,7 @@ mod tests {
                 det(300.0, 0.6, 0),
             ],
         }];
-        let s = evaluate_map(&images, 1).unwrap();
+        let s = evaluate_map(&images, 1, COCO_MAX_DETS).unwrap();
         assert!((s.classes[0].recall - 1.0).abs() < 1e-12);
         assert!((s.classes[0].precision - 1.0).abs() < 1e-12);
     }
@@ -352,7 +366,7 @@ mod tests {
     #[test]
     fn out_of_range_class_is_an_error() {
         let images = vec![ImageBoxes { ground_truth: vec![gt(0.0, 5)], detections: vec![] }];
-        let err = evaluate_map(&images, 2).unwrap_err();
+        let err = evaluate_map(&images, 2, COCO_MAX_DETS).unwrap_err();
         assert!(matches!(err, MetricsError::ClassOutOfRange { class: 5, num_classes: 2, .. }));
     }
 }

@@ -10,6 +10,8 @@
 //!   plan before the first step, each epoch's outcome after validation;
 //! * `setup`: a session from a new or resumed run folder (rank 0) or from the plan (the other
 //!   ranks), and the checks every rank makes on its parts;
+//! * `advice`: the objects' sizes in the input, and a warning with the remedy when they are
+//!   too small for the network's strides;
 //! * `init`: the cfg trained (classes and anchors adapted), head biases from the data's priors,
 //!   initial weights transferred by shape;
 //! * `cache`: the image cache shared by training and validation;
@@ -29,6 +31,7 @@
 //! set while the other ranks wait (the mAP needs every detection in one place, the result is
 //! that of a single process, and on one machine rank 0 borrows the waiting ranks' threads).
 
+mod advice;
 mod cache;
 mod epoch;
 mod init;

@@ -12,6 +12,7 @@ use yolo3_io::fsio::Existing;
 use yolo3_io::fsio::FileError;
 use yolo3_model::{parse_device, Config, Darknet, YoloLoss};
 
+use super::advice::{box_size_advice, BoxSides};
 use super::init::{init_head_biases, load_initial_weights, model_cfg_text};
 use super::protocol::{decode, encode, Plan};
 use super::run_state::{restore_state, RunFiles, RunState};
@@ -208,6 +209,16 @@ impl Session {
                 class_names.len(),
                 class_names
             )));
+        }
+        let stride = net.heads().iter().map(|h| h.stride).min();
+        if let (true, Some(stride), Some(sides)) = (
+            replicas.is_leader(),
+            stride,
+            BoxSides::of(&splits.train.letterboxed_box_sizes(config.input).0),
+        ) {
+            for line in box_size_advice(&sides, config.input, stride as u32) {
+                observer.message(&line);
+            }
         }
         let freeze_below = config.freeze.map_or(Ok(0), |f| f.layers(net.config()))?;
         if freeze_below > 0 {
