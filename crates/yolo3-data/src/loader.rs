@@ -9,7 +9,9 @@
 //!
 //! Layout: [`Batch::images`] is `(B, 3, H, W)` RGB `f32` in `[0, 1]`, boxes are in
 //! network-input pixels. Training samples use keras' random augmentation (optionally mosaic);
-//! without augmentation samples are letterboxed (validation).
+//! without augmentation samples are letterboxed (validation). With tiles ([`crate::tiles`]) a
+//! large image gives several items, each a tile at full resolution (mosaic is not used then);
+//! an item's randomness is keyed by its position in the item list instead of its dataset index.
 
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -27,8 +29,10 @@ use crate::cache::{ImageCache, Stage};
 use crate::dataset::{Dataset, ImageSize};
 use crate::error::{DataError, Result};
 use crate::image_io::extend_chw;
+use crate::letterbox::letterbox;
 use crate::letterbox::{InputSize, Letterbox};
 use crate::mosaic::{mosaic, MosaicOptions};
+use crate::tiles::{crop_boxes, entries, random_tile, Crop, Entry, TileOptions};
 
 /// Multi-scale training: a square input size from `min..=max` in steps of `step`, drawn anew
 /// every `every` batches (darknet / `YOLOv3` paper: 320..608 by 32 every 10 batches).
@@ -69,6 +73,8 @@ pub struct LoaderOptions {
     pub seed: u64,
     /// Drop a last incomplete batch.
     pub drop_last: bool,
+    /// Large images in tiles (`None`: every image whole).
+    pub tiles: Option<TileOptions>,
 }
 
 impl Default for LoaderOptions {
@@ -82,6 +88,7 @@ impl Default for LoaderOptions {
             multi_scale: None,
             seed: 0,
             drop_last: false,
+            tiles: None,
         }
     }
 }
@@ -99,6 +106,7 @@ impl LoaderOptions {
             multi_scale: None,
             seed: 0,
             drop_last: false,
+            tiles: None,
         }
     }
 }
@@ -112,6 +120,8 @@ pub struct Batch {
     pub boxes: Vec<Vec<LabeledBox>>,
     /// Per image, its index in the dataset.
     pub indices: Vec<usize>,
+    /// Per image, its position in the loader's items (its dataset index without tiles).
+    pub items: Vec<usize>,
     /// Per image, the letterbox transform (validation) or `None` (augmented).
     pub letterboxes: Vec<Option<Letterbox>>,
     /// The input size of every image of the batch.
@@ -155,7 +165,10 @@ fn keyed_rng(seed: u64, epoch: u64, index: u64, tag: [u8; 8]) -> ChaCha8Rng {
 #[derive(Clone, Debug)]
 pub struct Loader {
     dataset: Arc<Dataset>,
+    /// The items of an epoch: dataset indices, or with tiles positions in `entries`.
     indices: Arc<[usize]>,
+    /// With tiles, each item's sample and crop.
+    entries: Option<Arc<[Entry]>>,
     options: LoaderOptions,
     cache: Arc<ImageCache>,
     shard: Shard,
@@ -214,9 +227,17 @@ impl Loader {
                 message: "input size must be positive".into(),
             });
         }
+        let (indices, entries) = match options.tiles {
+            None => (indices, None),
+            Some(tiles) => {
+                let entries = entries(&dataset, &indices, tiles);
+                ((0..entries.len()).collect(), Some(entries.into()))
+            }
+        };
         Ok(Self {
             dataset,
             indices: indices.into(),
+            entries,
             options,
             cache: ImageCache::none(),
             shard: Shard::WHOLE,
@@ -241,7 +262,8 @@ impl Loader {
     /// nothing random follows (no augmentation, one input size), else the decoded one.
     #[must_use]
     pub fn cache_stage(&self) -> Stage {
-        if self.options.augment.is_none() && self.options.multi_scale.is_none() {
+        let whole = self.options.tiles.is_none();
+        if whole && self.options.augment.is_none() && self.options.multi_scale.is_none() {
             Stage::Letterboxed(self.options.input)
         } else {
             Stage::Decoded
@@ -266,7 +288,20 @@ impl Loader {
         &self.options
     }
 
-    /// Number of samples per epoch.
+    /// The dataset index and, for a validation tile, the tile of item `item` (a dataset index
+    /// without tiles).
+    #[must_use]
+    pub fn item(&self, item: usize) -> (usize, Option<yolo3_core::tiles::Tile>) {
+        match &self.entries {
+            None => (item, None),
+            Some(entries) => {
+                let e = entries[item];
+                (e.sample, e.crop.and_then(|c| if let Crop::At(t) = c { Some(t) } else { None }))
+            }
+        }
+    }
+
+    /// Number of items per epoch (samples, or with tiles their tiles).
     #[must_use]
     pub fn len(&self) -> usize {
         self.indices.len()
@@ -363,16 +398,22 @@ impl Loader {
             boxes.push(b);
             letterboxes.push(l);
         }
-        Ok(Batch { images, boxes, indices: indices.to_vec(), letterboxes, input, epoch, batch })
+        let items = indices.to_vec();
+        let indices = items.iter().map(|&i| self.item(i).0).collect();
+        Ok(Batch { images, boxes, indices, items, letterboxes, input, epoch, batch })
     }
 
-    /// Loads one sample: CHW image, boxes in input pixels, letterbox when not augmented.
+    /// Loads one item (a dataset index without tiles): CHW image, boxes in input pixels,
+    /// letterbox when not augmented.
     pub fn load_sample(
         &self,
         epoch: u64,
         index: usize,
         input: InputSize,
     ) -> Result<(Vec<f32>, Vec<LabeledBox>, Option<Letterbox>)> {
+        if let Some(entries) = &self.entries {
+            return self.load_tile(epoch, index, entries[index], input);
+        }
         let sample = &self.dataset.samples[index];
         let path = &sample.image_path;
         let Some(aug) = &self.options.augment else {
@@ -408,6 +449,47 @@ impl Loader {
         }
         let out = random_data(image, &sample.boxes, input, aug, &mut rng);
         Ok((out.image, out.boxes, None))
+    }
+
+    /// Loads item `item` of a tiled loader: its tile (or whole image), then augmentation or a
+    /// letterbox.
+    fn load_tile(
+        &self,
+        epoch: u64,
+        item: usize,
+        entry: Entry,
+        input: InputSize,
+    ) -> Result<(Vec<f32>, Vec<LabeledBox>, Option<Letterbox>)> {
+        let sample = &self.dataset.samples[entry.sample];
+        let decoded = self.cache.get(&sample.image_path, Stage::Decoded)?;
+        check_size(&sample.image_path, sample.image_size, decoded.source);
+        let side = self.options.tiles.map_or(u32::MAX, |t| t.side);
+        let tile = match entry.crop {
+            None => None,
+            Some(Crop::At(tile)) => Some(tile),
+            Some(Crop::Random) => {
+                let mut rng = keyed_rng(self.options.seed, epoch, item as u64, *b"yolo3til");
+                Some(random_tile(decoded.source, side, &mut rng))
+            }
+        };
+        let cropped;
+        let (image, boxes) = match tile {
+            None => (&decoded.image, sample.boxes.clone()),
+            Some(t) => {
+                cropped = image::imageops::crop_imm(&decoded.image, t.x, t.y, t.width, t.height)
+                    .to_image();
+                (&cropped, crop_boxes(&sample.boxes, &t))
+            }
+        };
+        if let Some(aug) = &self.options.augment {
+            let mut rng = sample_rng(self.options.seed, epoch, item as u64);
+            let out = random_data(image, &boxes, input, aug, &mut rng);
+            return Ok((out.image, out.boxes, None));
+        }
+        let (pasted, boxes, lb) = letterbox(image, &boxes, input);
+        let mut chw = Vec::with_capacity(3 * (input.width * input.height) as usize);
+        extend_chw(&pasted, &mut chw);
+        Ok((chw, boxes, Some(lb)))
     }
 
     /// Batches of `epoch` from `start_batch` on, each prepared on a background thread while the

@@ -180,3 +180,63 @@ fn bad_options_and_unreadable_images_are_errors() {
     assert!(it.next().unwrap().is_err());
     assert!(it.next().is_none());
 }
+
+/// Six 200-pixel images in tiles of 96: a grid of 3 x 3 per image (20% overlap).
+fn large_images() -> (tempfile::TempDir, Arc<Dataset>) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SyntheticOptions {
+        images_train: 6,
+        images_val: 0,
+        size: 200,
+        seed: 5,
+        ..SyntheticOptions::default()
+    };
+    let s = generate(dir.path(), &opts).unwrap();
+    (dir, Arc::new(read_train_txt(&s.train, &s.classes, &ReadOptions::default()).unwrap()))
+}
+
+#[test]
+fn large_images_give_their_grid_of_tiles_as_items() {
+    let (_dir, ds) = large_images();
+    let tiles = |random| yolo3_data::TileOptions { side: 96, random };
+    let options = LoaderOptions {
+        batch_size: 4,
+        input: InputSize::square(64),
+        tiles: Some(tiles(true)),
+        ..training_options()
+    };
+    let train = Loader::all(Arc::clone(&ds), options).unwrap();
+    assert_eq!(train.len(), 6 * 9);
+    let a = train.load_batch(2, 3).unwrap();
+    assert_eq!(a, train.load_batch(2, 3).unwrap(), "a tile's position is keyed, not drawn");
+    assert_ne!(a.images, train.load_batch(3, 3).unwrap().images, "positions change by epoch");
+    for (k, boxes) in a.boxes.iter().enumerate() {
+        assert_eq!(a.indices[k], train.item(a.items[k]).0);
+        for b in boxes {
+            assert!(b.bbox.x_min >= 0.0 && b.bbox.x_max <= 64.0, "{b:?}");
+        }
+    }
+
+    let val = Loader::all(
+        Arc::clone(&ds),
+        LoaderOptions {
+            tiles: Some(tiles(false)),
+            ..LoaderOptions::validation(5, InputSize::square(96))
+        },
+    )
+    .unwrap();
+    assert_eq!(val.len(), 6 * 9);
+    let batch = val.load_batch(0, 0).unwrap();
+    // Item 4 is the centre tile of image 0: (52, 52) to (148, 148), shown at full resolution.
+    let (sample, tile) = val.item(4);
+    let tile = tile.expect("a fixed tile");
+    assert_eq!((sample, tile.x, tile.y, tile.width), (0, 52, 52, 96));
+    let lb = batch.letterboxes[4].expect("validation letterboxes");
+    assert_eq!((lb.image.width, lb.image.height), (96, 96));
+    let inside: Vec<_> = ds.samples[0]
+        .boxes
+        .iter()
+        .filter_map(|b| yolo3_data::tiles::crop_box(&b.bbox, &tile))
+        .collect();
+    assert_eq!(batch.boxes[4].len(), inside.len());
+}

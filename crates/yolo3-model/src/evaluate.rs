@@ -11,7 +11,10 @@ use crate::{Darknet, Decoder, InferenceNet};
 use tch::Tensor;
 use yolo3_core::metrics::{evaluate_map, GroundTruthBox, ImageBoxes, MapSummary};
 use yolo3_core::{DecodeOptions, LossTerms};
-use yolo3_data::{Dataset, IgnoreReason, ImageCache, InputSize, Loader, LoaderOptions};
+use yolo3_data::tiles::crop_box;
+use yolo3_data::{
+    Dataset, IgnoreReason, ImageCache, InputSize, Loader, LoaderOptions, TileOptions,
+};
 
 /// Progress of an evaluation, for a progress bar. Both methods have empty defaults.
 pub trait EvalProgress {
@@ -62,7 +65,9 @@ pub fn ground_truth(dataset: &Dataset, index: usize) -> Vec<GroundTruthBox> {
 }
 
 /// Runs `net` in inference mode (prepared as an [`InferenceNet`]: batch norm folded, fused
-/// convolutions) over every image of `dataset`, letterboxed to `input`. COCO counts up to
+/// convolutions) over every image of `dataset`, letterboxed to `input`; with `tile`, over the
+/// fixed grid of tiles of each image larger than it, each tile an image of its own with the
+/// ground truth inside it ([`yolo3_data::tiles`]). COCO counts up to
 /// `decode_options.max_boxes` detections per image and class, at least pycocotools' 100
 /// (see [`evaluate_map`]).
 pub fn evaluate(
@@ -72,21 +77,22 @@ pub fn evaluate(
     input: u32,
     batch_size: usize,
     decode_options: &DecodeOptions,
+    tile: Option<u32>,
     cache: &Arc<ImageCache>,
     progress: &mut dyn EvalProgress,
 ) -> Result<Evaluation> {
     let num_classes = dataset.class_names.len();
-    let loader = Loader::all(
-        Arc::clone(dataset),
-        LoaderOptions::validation(batch_size, InputSize::square(input)),
-    )?
-    .with_cache(Arc::clone(cache));
+    let options = LoaderOptions {
+        tiles: tile.map(|side| TileOptions { side, random: false }),
+        ..LoaderOptions::validation(batch_size, InputSize::square(input))
+    };
+    let loader = Loader::all(Arc::clone(dataset), options)?.with_cache(Arc::clone(cache));
     let decoder = Decoder::of(net.config())?;
     let inference = InferenceNet::new(net)?;
     progress.start(loader.batches_per_epoch());
     let mut sums = LossTerms::default();
     let mut batches = 0usize;
-    let mut images: Vec<ImageBoxes> = vec![ImageBoxes::default(); dataset.samples.len()];
+    let mut images: Vec<ImageBoxes> = vec![ImageBoxes::default(); loader.len()];
     for batch in loader.prefetch(0, 0, 2) {
         let batch = batch?;
         let b = batch.len();
@@ -109,12 +115,20 @@ pub fn evaluate(
             .collect();
         let dets = decoder.decode(&outputs, &sizes, (h as usize, w as usize), decode_options)?;
         for (k, det) in dets.into_iter().enumerate() {
-            images[batch.indices[k]].detections = det;
+            images[batch.items[k]].detections = det;
         }
         progress.batch();
     }
-    for (index, image) in images.iter_mut().enumerate() {
-        image.ground_truth = ground_truth(dataset, index);
+    for (item, image) in images.iter_mut().enumerate() {
+        let (index, tile) = loader.item(item);
+        let truth = ground_truth(dataset, index);
+        image.ground_truth = match tile {
+            None => truth,
+            Some(tile) => truth
+                .into_iter()
+                .filter_map(|g| crop_box(&g.bbox, &tile).map(|bbox| GroundTruthBox { bbox, ..g }))
+                .collect(),
+        };
     }
     let map = evaluate_map(&images, num_classes, decode_options.max_boxes)?;
     let n = batches.max(1) as f64;

@@ -111,6 +111,8 @@ pub mod limits {
     pub const SYNTHETIC_IMAGES: RangeInclusive<usize> = 1..=1_000_000;
     /// Side of the synthetic images in pixels.
     pub const SYNTHETIC_SIZE: RangeInclusive<u32> = 32..=4096;
+    /// Tile side in image pixels.
+    pub const TILE: RangeInclusive<u32> = 32..=8192;
 }
 
 /// Fraction of the training images held out for validation when no validation set is given.
@@ -169,6 +171,11 @@ pub struct TrainConfig {
     pub anchors: AnchorSource,
     /// Square input side in pixels (a multiple of 32).
     pub input: u32,
+    /// Images larger than this many pixels train on random tiles of this side at full
+    /// resolution and validate on their grid of tiles (`yolo3_data::tiles`); `None`: whole
+    /// images, letterboxed.
+    #[serde(default)]
+    pub tile: Option<u32>,
     /// Images per forward pass.
     pub batch: usize,
     /// Images per optimizer step (gradients are accumulated over `nominal_batch / batch`
@@ -221,6 +228,7 @@ impl Default for TrainConfig {
             freeze: None,
             anchors: AnchorSource::Kmeans,
             input: 160,
+            tile: None,
             batch: 16,
             nominal_batch: 16,
             epochs: 30,
@@ -291,6 +299,10 @@ impl TrainConfig {
                 "batch {} and nominal batch {}: need batch <= nominal batch",
                 self.batch, self.nominal_batch
             ));
+        }
+        if let Some(side) = self.tile.filter(|s| !limits::TILE.contains(s)) {
+            let (lo, hi) = (limits::TILE.start(), limits::TILE.end());
+            return bad(format!("tile {side}: not in {lo}..={hi}"));
         }
         if let Some(Freeze::Layers(n)) = self.freeze {
             if let Some(why) = outside("freeze", n, &limits::FREEZE_LAYERS) {

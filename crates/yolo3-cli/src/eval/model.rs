@@ -84,6 +84,7 @@ pub(super) fn model_on_dataset(
                 side,
                 args.batch,
                 &decode,
+                None,
                 &yolo3_data::ImageCache::none(),
                 &mut progress,
             )

@@ -112,6 +112,11 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_parser = crate::ranges::input_side(),
           help = defaults::of("Square input side in pixels, a multiple of 32 up to 8192", |c| c.input))]
     input: Option<u32>,
+    /// Images larger than SIDE pixels train on random SIDE x SIDE tiles at full resolution
+    /// (as many per epoch as their grid of tiles at 20% overlap) and validate on that grid; for
+    /// small objects in large photos (32-8192). Mosaic is not used with tiles.
+    #[arg(long, value_name = "SIDE", value_parser = crate::ranges::within_u32(&limits::TILE))]
+    tile: Option<u32>,
     /// Images per forward pass (1-1024).
     #[arg(long, value_parser = crate::ranges::within(&limits::BATCH),
           help = defaults::of("Images per forward pass (1-1024)", |c| c.batch))]
@@ -223,6 +228,7 @@ impl TrainArgs {
         if let Some(v) = self.input {
             c.input = v;
         }
+        c.tile = self.tile;
         if let Some(v) = self.batch {
             c.batch = v;
             c.nominal_batch = c.nominal_batch.max(v);

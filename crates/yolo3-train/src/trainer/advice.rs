@@ -3,7 +3,32 @@
 //! one prediction per `s x s` cell; an object smaller than a cell (a 15-pixel tree crown of a
 //! 2300-pixel photo letterboxed to 416 is 3 pixels) is below what the finest head resolves,
 //! and training on it teaches little, silently. A larger input, or the images cut into tiles
-//! at full resolution, brings the objects back to a size the network can see.
+//! at full resolution (`--tile`), brings the objects back to a size the network can see.
+
+use yolo3_data::Dataset;
+
+/// Every box's `[w, h]` in input pixels: letterboxed from its image, or with `tile` from the
+/// tile it is seen in when its image is larger than a tile (tiles are letterboxed to `input`).
+pub(super) fn input_box_sizes(dataset: &Dataset, input: u32, tile: Option<u32>) -> Vec<[f64; 2]> {
+    let input = f64::from(input);
+    dataset
+        .samples
+        .iter()
+        .flat_map(|s| {
+            let scale = s.image_size.map_or(1.0, |z| {
+                let (w, h) = (f64::from(z.width.max(1)), f64::from(z.height.max(1)));
+                match tile.map(f64::from) {
+                    Some(side) if w > side || h > side => input / side,
+                    _ => (input / w).min(input / h),
+                }
+            });
+            s.boxes.iter().map(move |b| {
+                [f64::from(b.bbox.width()) * scale, f64::from(b.bbox.height()) * scale]
+            })
+        })
+        .filter(|[w, h]| *w > 0.0 && *h > 0.0)
+        .collect()
+}
 
 /// The distribution of box sides (`sqrt(w * h)`) in input pixels.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -40,8 +65,8 @@ pub(super) fn box_size_advice(sides: &BoxSides, input: u32, stride: u32) -> Vec<
         sides.median, sides.p10, sides.count
     )];
     let remedy = format!(
-        "train at a larger --input, or on the photos cut into tiles of about {} pixels at \
-         full resolution (detect and eval take --tile to run such a model on whole photos)",
+        "train on tiles at full resolution (--tile {}, and detect and eval with the same \
+         --tile) or at a larger --input",
         input.max(416)
     );
     if sides.median < stride_f {
@@ -79,10 +104,7 @@ mod tests {
         let small = BoxSides { median: 7.0, p10: 4.0, count: 574 };
         let lines = box_size_advice(&small, 416, 16);
         assert_eq!(lines.len(), 2);
-        assert!(
-            lines[1].starts_with("warning:") && lines[1].contains("tiles of about 416"),
-            "{lines:?}"
-        );
+        assert!(lines[1].starts_with("warning:") && lines[1].contains("--tile 416"), "{lines:?}");
         let some_small = BoxSides { median: 40.0, p10: 6.0, count: 100 };
         assert!(box_size_advice(&some_small, 160, 16)[1].starts_with("note:"));
         let fine = BoxSides { median: 40.0, p10: 20.0, count: 100 };

@@ -26,7 +26,10 @@ impl Session {
         loader: &Loader,
         observer: &mut dyn Observer,
     ) -> Result<Arc<ImageCache>> {
-        let val_stage = Stage::Letterboxed(InputSize::square(self.config.input));
+        let val_stage = match self.config.tile {
+            None => Stage::Letterboxed(InputSize::square(self.config.input)),
+            Some(_) => Stage::Decoded,
+        };
         let (train_stage, where_) = match &self.config.cache {
             CacheConfig::None => return Ok(ImageCache::none()),
             CacheConfig::Ram => (loader.cache_stage(), "in memory".to_owned()),

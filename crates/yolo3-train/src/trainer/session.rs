@@ -11,7 +11,7 @@ use tch::Tensor;
 use yolo3_core::DecodeOptions;
 use yolo3_data::{
     AugmentOptions, Dataset, ImageCache, InputSize, Loader, LoaderOptions, MosaicOptions,
-    MultiScale,
+    MultiScale, TileOptions,
 };
 use yolo3_io::fsio::Existing;
 use yolo3_model::{CheckpointInfo, Darknet, Evaluation, WeightsHeader, YoloLoss};
@@ -79,10 +79,11 @@ impl Session {
             input: InputSize::square(c.input),
             shuffle: true,
             augment: c.augment.then(AugmentOptions::default),
-            mosaic: (c.augment && c.mosaic).then(MosaicOptions::default),
+            mosaic: (c.augment && c.mosaic && c.tile.is_none()).then(MosaicOptions::default),
             multi_scale: c.multi_scale.then(MultiScale::default),
             seed: c.seed,
             drop_last: self.train.samples.len() > c.batch,
+            tiles: c.tile.map(|side| TileOptions { side, random: true }),
         };
         Ok(Loader::all(Arc::clone(&self.train), options)?.with_shard(self.replicas.shard()))
     }
@@ -115,6 +116,7 @@ impl Session {
             self.config.input,
             self.config.batch.max(8),
             &self.decode_options(),
+            self.config.tile,
             cache,
             &mut ValidationProgress(observer),
         );
@@ -298,5 +300,30 @@ mod tests {
         for ((name, a), (_, b)) in sorted_variables(&resumed.net).iter().zip(&params) {
             assert!(a.equal(b), "{name} differs after resuming");
         }
+    }
+
+    #[test]
+    fn a_tiled_run_trains_on_tiles_and_validates_on_their_grid() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run_dir = tmp.path().join("exp");
+        std::fs::create_dir(&run_dir).unwrap();
+        let config = TrainConfig {
+            data: DataSource::Synthetic { train_images: 4, val_images: 2, size: 128, seed: 0 },
+            tile: Some(64),
+            ..tiny(tmp.path())
+        };
+        let replicas = Replicas::default();
+        let mut session = Session::open(config, run_dir, false, &replicas, &mut Silent).unwrap();
+        let loader = session.loader().unwrap();
+        // 128-pixel images in 64-pixel tiles at 20% overlap: a grid of 3 x 3 each.
+        assert_eq!(loader.len(), 4 * 9);
+        let mut params = sorted_variables(&session.net);
+        let stats = session.train_epoch(0, &loader, &mut params, &mut Silent).unwrap();
+        // 36 tiles in batches of 4, accumulated to 8: 9 batches, 5 steps (the last one short).
+        assert_eq!(session.state.optimizer_steps_taken, 5);
+        assert!(stats.train.total().is_finite());
+        let eval = session.validate(&session.net, &ImageCache::none(), &mut Silent).unwrap();
+        assert_eq!(eval.images.len(), 2 * 9);
+        assert!(eval.loss.total().is_finite());
     }
 }
