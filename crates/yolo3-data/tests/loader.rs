@@ -8,18 +8,23 @@ use yolo3_data::{
     MosaicOptions, MultiScale, ReadOptions, Shard, SyntheticOptions,
 };
 
-fn dataset() -> (tempfile::TempDir, Arc<Dataset>) {
+/// `images` synthetic training images of `size` pixels.
+fn synthetic(images: usize, size: u32, seed: u64) -> (tempfile::TempDir, Arc<Dataset>) {
     let dir = tempfile::tempdir().unwrap();
     let opts = SyntheticOptions {
-        images_train: 20,
+        images_train: images,
         images_val: 0,
-        size: 64,
-        seed: 3,
+        size,
+        seed,
         ..SyntheticOptions::default()
     };
     let s = generate(dir.path(), &opts).unwrap();
     let ds = read_train_txt(&s.train, &s.classes, &ReadOptions::default()).unwrap();
     (dir, Arc::new(ds))
+}
+
+fn dataset() -> (tempfile::TempDir, Arc<Dataset>) {
+    synthetic(20, 64, 3)
 }
 
 fn pool(threads: usize) -> rayon::ThreadPool {
@@ -181,23 +186,10 @@ fn bad_options_and_unreadable_images_are_errors() {
     assert!(it.next().is_none());
 }
 
-/// Six 200-pixel images in tiles of 96: a grid of 3 x 3 per image (20% overlap).
-fn large_images() -> (tempfile::TempDir, Arc<Dataset>) {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = SyntheticOptions {
-        images_train: 6,
-        images_val: 0,
-        size: 200,
-        seed: 5,
-        ..SyntheticOptions::default()
-    };
-    let s = generate(dir.path(), &opts).unwrap();
-    (dir, Arc::new(read_train_txt(&s.train, &s.classes, &ReadOptions::default()).unwrap()))
-}
-
 #[test]
 fn large_images_give_their_grid_of_tiles_as_items() {
-    let (_dir, ds) = large_images();
+    // Six 200-pixel images in tiles of 96: a grid of 3 x 3 per image (20% overlap).
+    let (_dir, ds) = synthetic(6, 200, 5);
     let tiles = |random| yolo3_data::TileOptions { side: 96, random };
     let options = LoaderOptions {
         batch_size: 4,

@@ -129,3 +129,25 @@ fn the_network_can_move_to_another_thread() {
     let heads = std::thread::spawn(move || net.heads().len()).join().unwrap();
     assert_eq!(heads, 2);
 }
+
+/// `set_bn_momentum` sets how far one training pass moves the running statistics:
+/// `running = (1 - m) * running + m * batch`, here checked on the first conv's mean, whose
+/// batch statistics are those of its convolution of the input.
+#[test]
+fn batch_norm_momentum_sets_how_fast_the_running_statistics_follow() {
+    let x = Tensor::rand([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+    for m in [0.01, 0.3, 1.0] {
+        let mut net = net("yolov3-tiny-mini.cfg");
+        net.set_bn_momentum(m);
+        let v = net.var_store().variables();
+        let before = v["layers.0.bn.running_mean"].copy();
+        let weight = v["layers.0.conv.weight"].copy();
+        let conv = x.conv2d(&weight, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
+        let batch_mean = conv.mean_dim([0i64, 2, 3].as_slice(), false, Kind::Float);
+        tch::no_grad(|| net.forward_t(&x, true)).unwrap();
+        let after = net.var_store().variables()["layers.0.bn.running_mean"].copy();
+        let expected = &before * (1.0 - m) + &batch_mean * m;
+        let worst = (&after - &expected).abs().max().double_value(&[]);
+        assert!(worst < 1e-5, "momentum {m}: running mean off by {worst}");
+    }
+}

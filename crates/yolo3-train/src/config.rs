@@ -198,6 +198,10 @@ pub struct TrainConfig {
     pub multi_scale: bool,
     /// The loss' ignore threshold (keras: 0.5).
     pub ignore_thresh: f64,
+    /// Batch norm's running-statistics update rate (libtorch's convention; darknet's and
+    /// keras' 0.99 rolling average is 0.01).
+    #[serde(default = "default_bn_momentum")]
+    pub bn_momentum: f64,
     /// Ignore against every box of the image (darknet) instead of the layer's (keras).
     pub darknet_ignore: bool,
     /// In a data-parallel run, normalise each rank's slice by its own batch-norm statistics
@@ -239,6 +243,7 @@ impl Default for TrainConfig {
             mosaic: false,
             multi_scale: false,
             ignore_thresh: 0.5,
+            bn_momentum: default_bn_momentum(),
             darknet_ignore: false,
             local_bn: false,
             seed: 0,
@@ -249,6 +254,12 @@ impl Default for TrainConfig {
             val_max_boxes: 100,
         }
     }
+}
+
+/// Darknet's and keras' batch-norm momentum, the default (and that of runs saved before the
+/// setting existed).
+fn default_bn_momentum() -> f64 {
+    yolo3_model::network::BN_MOMENTUM
 }
 
 impl CacheConfig {
@@ -308,6 +319,9 @@ impl TrainConfig {
             if let Some(why) = outside("freeze", n, &limits::FREEZE_LAYERS) {
                 return bad(why);
             }
+        }
+        if !(self.bn_momentum > 0.0 && self.bn_momentum <= 1.0) {
+            return bad(format!("batch-norm momentum {}: not in (0, 1]", self.bn_momentum));
         }
         if !(0.0..=1.0).contains(&self.ignore_thresh) {
             return bad(format!("ignore threshold {}: not in [0, 1]", self.ignore_thresh));

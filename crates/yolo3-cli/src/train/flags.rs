@@ -166,6 +166,11 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_parser = crate::ranges::unit,
           help = defaults::of("Ignore threshold of the loss, in [0, 1]", |c| c.ignore_thresh))]
     ignore_thresh: Option<f64>,
+    /// Batch norm's running-statistics update rate, in (0, 1] (`running = (1 - m) * running +
+    /// m * batch`; 0.01 is darknet's and keras' 0.99 rolling average).
+    #[arg(long, value_parser = crate::ranges::unit,
+          help = defaults::of("Batch norm's running-statistics update rate, in (0, 1]: running = (1 - m) * running + m * batch", |c| c.bn_momentum))]
+    bn_momentum: Option<f64>,
     /// Ignore mask against every box of the image (darknet) instead of the layer's (keras).
     #[arg(long)]
     darknet_ignore: bool,
@@ -276,6 +281,9 @@ impl TrainArgs {
         c.multi_scale = self.multi_scale;
         if let Some(v) = self.ignore_thresh {
             c.ignore_thresh = v;
+        }
+        if let Some(v) = self.bn_momentum {
+            c.bn_momentum = v;
         }
         c.darknet_ignore = self.darknet_ignore;
         c.local_bn = self.local_bn;

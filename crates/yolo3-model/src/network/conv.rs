@@ -44,6 +44,7 @@ impl ConvBlock {
                 beta: b.f_zeros("bias", &n)?,
                 running_mean: b.f_zeros_no_train("running_mean", &n)?,
                 running_var: b.f_ones_no_train("running_var", &n)?,
+                momentum: super::ops::BN_MOMENTUM,
             };
             (None, Some(bn))
         } else {

@@ -129,6 +129,16 @@ impl Darknet {
         self.replicas = sum;
     }
 
+    /// Sets the running-statistics update rate of every batch norm (libtorch's convention,
+    /// `running = (1 - m) * running + m * batch`; [`BN_MOMENTUM`] by default). Fine-tuning
+    /// pretrained weights on other images needs the statistics to follow the new data within
+    /// the run's few hundred steps: at 0.01 they keep 0.99^n of the old ones after n steps.
+    pub fn set_bn_momentum(&mut self, momentum: f64) {
+        for bn in self.convs.iter_mut().flatten().filter_map(|c| c.bn.as_mut()) {
+            bn.momentum = momentum;
+        }
+    }
+
     pub(crate) fn conv_blocks(&self) -> impl Iterator<Item = (usize, &ConvBlock)> {
         self.convs.iter().enumerate().filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
     }

@@ -61,6 +61,8 @@ pub(crate) struct BatchNorm {
     pub beta: Tensor,
     pub running_mean: Tensor,
     pub running_var: Tensor,
+    /// Running-statistics update rate ([`BN_MOMENTUM`] unless the run sets another).
+    pub momentum: f64,
 }
 
 impl BatchNorm {
@@ -82,7 +84,7 @@ impl BatchNorm {
                 Some(&self.running_mean),
                 Some(&self.running_var),
                 true,
-                BN_MOMENTUM,
+                self.momentum,
                 BN_TRAIN_EPS,
                 true,
             );
@@ -134,7 +136,7 @@ impl BatchNorm {
         // libtorch's update: the unbiased variance, `running = (1 - m) * running + m * batch`.
         tch::no_grad(|| -> Result<(), tch::TchError> {
             let unbiased = var.f_mul_scalar(n / (n - 1.0).max(1.0))?;
-            let m = BN_MOMENTUM;
+            let m = self.momentum;
             let update = |running: &Tensor, batch: &Tensor| {
                 let next = running.f_mul_scalar(1.0 - m)?.f_add(&batch.f_mul_scalar(m)?)?;
                 running.shallow_clone().f_copy_(&next)
@@ -274,6 +276,7 @@ mod tests {
             beta: Tensor::from_slice(&[0.5f32]),
             running_mean: Tensor::from_slice(&[1f32]),
             running_var: Tensor::from_slice(&[4f32]),
+            momentum: BN_MOMENTUM,
         };
         let xs = Tensor::from_slice(&[3f32]).view([1, 1, 1, 1]);
         let y = bn.forward(&xs, false, None).unwrap().double_value(&[0, 0, 0, 0]);
@@ -294,6 +297,7 @@ mod tests {
                 beta: v(Tensor::randn([3], (tch::Kind::Float, tch::Device::Cpu))),
                 running_mean: Tensor::randn([3], (tch::Kind::Float, tch::Device::Cpu)),
                 running_var: Tensor::rand([3], (tch::Kind::Float, tch::Device::Cpu)) + 0.5,
+                momentum: BN_MOMENTUM,
             }
         };
         let native = make();
@@ -303,6 +307,7 @@ mod tests {
             beta: copy(&native.beta),
             running_mean: native.running_mean.copy(),
             running_var: native.running_var.copy(),
+            momentum: BN_MOMENTUM,
         };
         let xs = (Tensor::randn([4, 3, 5, 6], (tch::Kind::Float, tch::Device::Cpu)) * 3.0 + 2.0)
             .set_requires_grad(true);

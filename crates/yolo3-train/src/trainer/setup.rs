@@ -252,6 +252,7 @@ impl Session {
         if !config.local_bn {
             net.set_replica_sum(replicas.replica_sum());
         }
+        net.set_bn_momentum(config.bn_momentum);
         observer.message(&format!(
             "model: {} ({} parameters) on {:?}, input {}",
             net.config().name(),
