@@ -61,7 +61,7 @@ pub(crate) fn run(args: AnchorsArgs, global: &Global) -> anyhow::Result<ExitCode
     }
     let inputs = crate::guard::dataset_inputs(&args.dataset, args.classes.as_deref(), &dataset);
     crate::guard::check_output("--out", &args.out, inputs.iter().map(AsRef::as_ref), args.force)?;
-    let (sizes, unknown_size) = dataset.letterboxed_box_sizes(args.input);
+    let (sizes, unknown_size) = dataset.input_box_sizes(args.input, None);
     if unknown_size > 0 {
         eprintln!(
             "warning: {unknown_size} images have no known size; their boxes are used unscaled"

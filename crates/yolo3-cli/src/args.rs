@@ -70,7 +70,7 @@ pub(crate) struct TileArgs {
     pub tile: Option<u32>,
     /// Overlap of neighbouring tiles, a fraction of --tile in [0, 0.95]; more than the largest
     /// object's size keeps every object whole in some tile.
-    #[arg(long, default_value_t = yolo3_predict::Tiling::DEFAULT_OVERLAP, requires = "tile", value_parser = crate::ranges::overlap)]
+    #[arg(long, default_value_t = yolo3_core::tiles::DEFAULT_OVERLAP, requires = "tile", value_parser = crate::ranges::overlap)]
     pub tile_overlap: f64,
 }
 

@@ -84,6 +84,16 @@ pub(crate) fn overlap(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A rate in `(0, 1]`: the share of a new value in a running average.
+pub(crate) fn rate(text: &str) -> Result<f64, String> {
+    let v = finite(text)?;
+    if v > 0.0 && v <= 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not in (0, 1]"))
+    }
+}
+
 /// `unit` as `f32`.
 pub(crate) fn unit_f32(text: &str) -> Result<f32, String> {
     unit(text).map(|v| v as f32)
@@ -115,5 +125,9 @@ mod tests {
         assert_eq!(fraction_below_one("0"), Ok(0.0));
         assert!(fraction_below_one("1").is_err());
         assert!(fraction_below_one("5").is_err());
+        assert_eq!(rate("1"), Ok(1.0));
+        assert!(rate("0").is_err());
+        assert_eq!(overlap("0.95"), Ok(0.95));
+        assert!(overlap("0.96").is_err());
     }
 }

@@ -28,6 +28,10 @@ use crate::metrics::DetectedBox;
 /// their intersection.
 pub const CUT_CONTAINMENT: f32 = 0.5;
 
+/// The overlap of neighbouring tiles when none is asked for, a fraction of the side (SAHI's
+/// slicing default): `detect`/`eval --tile-overlap` and the grid of training's tiles.
+pub const DEFAULT_OVERLAP: f64 = 0.2;
+
 /// Pixels from an inner tile edge within which a box counts as cut by it.
 pub const CUT_MARGIN: f32 = 2.0;
 

@@ -207,19 +207,25 @@ impl Dataset {
         self.class_names.len()
     }
 
-    /// The width and height of every box with an area, in the pixels of its image letterboxed
-    /// into a `side` square (what anchors are clustered on), and how many images had no known
-    /// size (their boxes are taken unscaled).
+    /// The width and height of every box with an area, in the pixels of the network's `input`
+    /// square (what anchors are clustered on and what a run's advice measures): its image
+    /// letterboxed into it, or with `tile` the tile it is seen in when its image is larger than
+    /// a tile (tiles are letterboxed to `input`, see [`crate::tiles`]); and how many images had
+    /// no known size (their boxes are taken unscaled).
     #[must_use]
-    pub fn letterboxed_box_sizes(&self, side: u32) -> (Vec<[f64; 2]>, usize) {
-        let side = f64::from(side);
+    pub fn input_box_sizes(&self, input: u32, tile: Option<u32>) -> (Vec<[f64; 2]>, usize) {
+        let input = f64::from(input);
         let unknown = self.samples.iter().filter(|s| s.image_size.is_none()).count();
         let sizes = self
             .samples
             .iter()
             .flat_map(|s| {
                 let scale = s.image_size.map_or(1.0, |sz| {
-                    (side / f64::from(sz.width.max(1))).min(side / f64::from(sz.height.max(1)))
+                    let (w, h) = (f64::from(sz.width.max(1)), f64::from(sz.height.max(1)));
+                    match tile.map(f64::from) {
+                        Some(side) if w > side || h > side => input / side,
+                        _ => (input / w).min(input / h),
+                    }
                 });
                 s.boxes.iter().map(move |b| {
                     [f64::from(b.bbox.width()) * scale, f64::from(b.bbox.height()) * scale]
@@ -327,5 +333,38 @@ impl fmt::Display for DatasetSummary {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use yolo3_core::BoxXyxy;
+
+    use super::*;
+
+    #[test]
+    fn box_sizes_are_those_of_the_input_letterboxed_or_of_the_tile() {
+        let sample = |w: u32, h: u32| Sample {
+            image_size: Some(ImageSize { width: w, height: h }),
+            ..Sample::new(
+                PathBuf::from("x.png"),
+                vec![LabeledBox { bbox: BoxXyxy::new(0.0, 0.0, 20.0, 10.0), class: 0 }],
+            )
+        };
+        let dataset = Dataset {
+            class_names: vec!["a".into()],
+            samples: vec![sample(2000, 1000), sample(300, 200)],
+            unreadable: Vec::new(),
+        };
+        let close =
+            |a: [f64; 2], b: [f64; 2]| (a[0] - b[0]).abs() < 1e-9 && (a[1] - b[1]).abs() < 1e-9;
+        let (whole, unknown) = dataset.input_box_sizes(416, None);
+        assert_eq!(unknown, 0);
+        assert!(close(whole[0], [20.0 * 0.208, 10.0 * 0.208]), "{whole:?}");
+        // In tiles of 400: the large image's box at 416/400; the small one letterboxed whole.
+        let (tiled, _) = dataset.input_box_sizes(416, Some(400));
+        assert!(close(tiled[0], [20.8, 10.4]), "{tiled:?}");
+        assert!(close(tiled[1], [20.0 * 416.0 / 300.0, 10.0 * 416.0 / 300.0]), "{tiled:?}");
+        assert!(close(whole[1], tiled[1]));
     }
 }

@@ -3,7 +3,8 @@
 //! resolution, each object keeps its size.
 //!
 //! With [`TileOptions`], each image larger than the tile side contributes as many items per
-//! epoch as the overlapping grid of `yolo3_core::tiles::grid` has tiles (at [`GRID_OVERLAP`]),
+//! epoch as the overlapping grid of `yolo3_core::tiles::grid` has tiles (at its
+//! `DEFAULT_OVERLAP`),
 //! so an epoch covers about the whole image:
 //! * training (`random`): each item is a tile at a random position drawn anew every epoch
 //!   (keyed by `(seed, epoch, item)`), followed by the usual augmentation;
@@ -14,17 +15,13 @@
 //! out of the tile's boxes (and its visible sliver is not a positive example).
 
 use rand::Rng;
-use yolo3_core::tiles::{grid, Tile};
+use yolo3_core::tiles::{grid, Tile, DEFAULT_OVERLAP};
 use yolo3_core::{BoxXyxy, LabeledBox};
 
 use crate::dataset::{Dataset, ImageSize};
 
 /// A box is kept in a tile when this fraction of its area is inside the tile.
 pub const MIN_VISIBLE: f32 = 0.5;
-
-/// Overlap of the grid that counts a large image's items per epoch and places the validation
-/// tiles, a fraction of the side.
-pub const GRID_OVERLAP: f64 = 0.2;
 
 /// Large images in tiles of `side` pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +61,7 @@ pub(crate) fn entries(dataset: &Dataset, indices: &[usize], options: TileOptions
             out.push(Entry { sample, crop: None });
             continue;
         };
-        for tile in grid(size.width, size.height, options.side, GRID_OVERLAP) {
+        for tile in grid(size.width, size.height, options.side, DEFAULT_OVERLAP) {
             let crop = if options.random { Crop::Random } else { Crop::At(tile) };
             out.push(Entry { sample, crop: Some(crop) });
         }

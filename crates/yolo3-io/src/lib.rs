@@ -13,3 +13,18 @@ pub mod fsio;
 pub mod interrupt;
 pub mod lock;
 pub mod run_folder;
+
+/// An error and its causes on one line, `error: cause: cause` (what anyhow's `{:#}` prints),
+/// for messages a library hands on as text: a per-image write failure, the reason one rank
+/// of a distributed run gives the others.
+#[must_use]
+pub fn one_line(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

@@ -48,16 +48,3 @@ pub enum PredictError {
 
 /// Result with [`PredictError`].
 pub type Result<T, E = PredictError> = std::result::Result<T, E>;
-
-/// An error and its causes on one line, `error: cause: cause`, as the per-image messages
-/// give them.
-pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}

@@ -10,10 +10,11 @@ use image::RgbImage;
 use serde::Serialize;
 use yolo3_data::ImageSize;
 use yolo3_io::fsio::FileError;
+use yolo3_io::one_line;
 use yolo3_model::DetectedBox;
 use yolo3_viz::{annotate, palette, AnnotateOptions, Annotation};
 
-use crate::error::{one_line, PredictError, Result};
+use crate::error::{PredictError, Result};
 use crate::inputs::ImageJob;
 
 /// One entry of `predictions.json`.

@@ -21,9 +21,6 @@ pub struct Tiling {
 }
 
 impl Tiling {
-    /// The overlap `--tile-overlap` takes when not given (SAHI's slicing default).
-    pub const DEFAULT_OVERLAP: f64 = 0.2;
-
     /// The boxes of `image` from its tiles (each letterboxed to `input`, `batch` at a time)
     /// merged with `whole`, the boxes of the pass over the whole image, in image pixels.
     pub fn detect(

@@ -183,14 +183,7 @@ impl Replicas {
     /// Tells the other ranks why this one stops (see [`ProcessGroup::report_failure`]).
     pub(crate) fn report(&self, error: &TrainError) {
         if let Some(group) = &self.group {
-            let mut text = error.to_string();
-            let mut source = std::error::Error::source(error);
-            while let Some(e) = source {
-                text.push_str(": ");
-                text.push_str(&e.to_string());
-                source = e.source();
-            }
-            group.report_failure(&text);
+            group.report_failure(&yolo3_io::one_line(error));
         }
     }
 

@@ -168,7 +168,7 @@ pub(crate) struct TrainArgs {
     ignore_thresh: Option<f64>,
     /// Batch norm's running-statistics update rate, in (0, 1] (`running = (1 - m) * running +
     /// m * batch`; 0.01 is darknet's and keras' 0.99 rolling average).
-    #[arg(long, value_parser = crate::ranges::unit,
+    #[arg(long, value_parser = crate::ranges::rate,
           help = defaults::of("Batch norm's running-statistics update rate, in (0, 1]: running = (1 - m) * running + m * batch", |c| c.bn_momentum))]
     bn_momentum: Option<f64>,
     /// Ignore mask against every box of the image (darknet) instead of the layer's (keras).

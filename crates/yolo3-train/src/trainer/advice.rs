@@ -5,31 +5,6 @@
 //! and training on it teaches little, silently. A larger input, or the images cut into tiles
 //! at full resolution (`--tile`), brings the objects back to a size the network can see.
 
-use yolo3_data::Dataset;
-
-/// Every box's `[w, h]` in input pixels: letterboxed from its image, or with `tile` from the
-/// tile it is seen in when its image is larger than a tile (tiles are letterboxed to `input`).
-pub(super) fn input_box_sizes(dataset: &Dataset, input: u32, tile: Option<u32>) -> Vec<[f64; 2]> {
-    let input = f64::from(input);
-    dataset
-        .samples
-        .iter()
-        .flat_map(|s| {
-            let scale = s.image_size.map_or(1.0, |z| {
-                let (w, h) = (f64::from(z.width.max(1)), f64::from(z.height.max(1)));
-                match tile.map(f64::from) {
-                    Some(side) if w > side || h > side => input / side,
-                    _ => (input / w).min(input / h),
-                }
-            });
-            s.boxes.iter().map(move |b| {
-                [f64::from(b.bbox.width()) * scale, f64::from(b.bbox.height()) * scale]
-            })
-        })
-        .filter(|[w, h]| *w > 0.0 && *h > 0.0)
-        .collect()
-}
-
 /// The distribution of box sides (`sqrt(w * h)`) in input pixels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct BoxSides {

@@ -61,14 +61,23 @@ pub(super) fn model_cfg_text(config: &TrainConfig, train: &Dataset) -> Result<St
             }
             Some(sizes)
         }
-        AnchorSource::Kmeans => Some(kmeans_anchors(train, n_anchors, config.input, config.seed)?),
+        AnchorSource::Kmeans => {
+            Some(kmeans_anchors(train, n_anchors, config.input, config.tile, config.seed)?)
+        }
     };
     Ok(base.adapted(classes, anchors.as_deref())?.text().to_owned())
 }
 
-/// k-means anchors of the training boxes, letterboxed to a square `input`.
-pub fn kmeans_anchors(train: &Dataset, k: usize, input: u32, seed: u64) -> Result<Vec<[f32; 2]>> {
-    let (sizes, _) = train.letterboxed_box_sizes(input);
+/// k-means anchors of the training boxes in a square `input` (in their tiles with `tile`:
+/// [`Dataset::input_box_sizes`]).
+pub fn kmeans_anchors(
+    train: &Dataset,
+    k: usize,
+    input: u32,
+    tile: Option<u32>,
+    seed: u64,
+) -> Result<Vec<[f32; 2]>> {
+    let (sizes, _) = train.input_box_sizes(input, tile);
     let clusters = cluster_anchors(&sizes, k, &KmeansOptions { seed, ..KmeansOptions::default() })
         .map_err(TrainError::Anchors)?;
     Ok(clusters.anchors.iter().map(|[w, h]| [(*w as f32).max(1.0), (*h as f32).max(1.0)]).collect())

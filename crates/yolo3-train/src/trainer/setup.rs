@@ -12,7 +12,7 @@ use yolo3_io::fsio::Existing;
 use yolo3_io::fsio::FileError;
 use yolo3_model::{parse_device, Config, Darknet, YoloLoss};
 
-use super::advice::{box_size_advice, input_box_sizes, BoxSides};
+use super::advice::{box_size_advice, BoxSides};
 use super::init::{init_head_biases, load_initial_weights, model_cfg_text};
 use super::protocol::{decode, encode, Plan};
 use super::run_state::{restore_state, RunFiles, RunState};
@@ -214,7 +214,7 @@ impl Session {
         if let (true, Some(stride), Some(sides)) = (
             replicas.is_leader(),
             stride,
-            BoxSides::of(&input_box_sizes(&splits.train, config.input, config.tile)),
+            BoxSides::of(&splits.train.input_box_sizes(config.input, config.tile).0),
         ) {
             for line in box_size_advice(&sides, config.input, stride as u32) {
                 observer.message(&line);
